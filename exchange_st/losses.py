@@ -1,0 +1,151 @@
+"""Training objective of Sec. 3.4: perceptual (Eq. 3-4), reconstruction (Eq. 5), exchange (Eq. 6), total (Eq. 7)."""
+
+import dataclasses
+
+import tensorflow as tf
+
+from exchange_st import ops
+from exchange_st.vgg import FEATURE_NAMES
+
+ORTHOGONALITY_MODES = ("abs", "square", "raw")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """Weights and choices of the objective.
+
+    Attributes:
+      content_weight, style_weight, rec_weight, com_weight: the lambdas of
+        Eq. 7, "respectively set as 1, 2, 5, and 7". Setting a weight to 0
+        gives the loss ablations of Fig. 7 (`Lp` only, `Lp + Lrec`).
+      orthogonality: how the `f_com . f_uni` terms of Eq. 6 are kept from
+        running to minus infinity: `"abs"` (|dot|, default), `"square"`
+        (dot squared, the soft orthogonality of [2]) or `"raw"` (as printed;
+        unbounded below, for the record only).
+    """
+
+    content_weight: float = 1.0
+    style_weight: float = 2.0
+    rec_weight: float = 5.0
+    com_weight: float = 7.0
+    orthogonality: str = "abs"
+
+    def __post_init__(self):
+        if self.orthogonality not in ORTHOGONALITY_MODES:
+            raise ValueError(
+                f"orthogonality must be one of {ORTHOGONALITY_MODES}, got {self.orthogonality!r}"
+            )
+
+
+def content_loss(features, target):
+    """One term of Eq. 3: mean squared error of relu4_1 maps `[B, h, w, 512]`.
+
+    The paper's `||.||_2` follows [11, 29], whose code averages the squared
+    difference over all elements; the mean keeps the value independent of
+    the image size.
+    """
+    diff = tf.cast(features, tf.float32) - tf.cast(target, tf.float32)
+    return tf.reduce_mean(tf.square(diff))
+
+
+def gram_matrix(features):
+    """Gram matrix `[B, C, C]` of `[B, h, w, C]`, divided by the pixel count h*w."""
+    f = tf.cast(features, tf.float32)
+    shape = tf.shape(f)
+    f = tf.reshape(f, [shape[0], -1, shape[3]])
+    return tf.matmul(f, f, transpose_a=True) / tf.cast(tf.shape(f)[1], tf.float32)
+
+
+def style_loss(features, targets):
+    """One term of Eq. 4 per layer: mean squared error of Gram matrices.
+
+    Args:
+      features, targets: lists of maps relu1_1..relu4_1 (the set L).
+
+    Returns:
+      Dict `{layer name: loss}`.
+    """
+    return {
+        name: tf.reduce_mean(tf.square(gram_matrix(f) - gram_matrix(t)))
+        for name, f, t in zip(FEATURE_NAMES, features, targets)
+    }
+
+
+def reconstruction_loss(images, target):
+    """One term of Eq. 5: L1 distance of images, averaged over pixels."""
+    return tf.reduce_mean(tf.abs(tf.cast(images, tf.float32) - tf.cast(target, tf.float32)))
+
+
+def exchange_loss(outputs, orthogonality="abs"):
+    """Eq. 6 over the last Feature Exchange block's outputs.
+
+    `L_com = f_com . f_uni_c + f_com . f_uni_s + ||f_c - f*_c||_1 + ||f_s - f*_s||_1`
+    with dot products and L1 norms over the 256 code dimensions as written,
+    averaged over the batch.
+
+    Returns:
+      Dict with `orthogonality`, `reconstruction` and their sum `total`.
+    """
+    f_com = tf.cast(outputs["f_com"], tf.float32)
+
+    def orth(f_uni):
+        dot = tf.reduce_sum(f_com * tf.cast(f_uni, tf.float32), axis=-1)
+        if orthogonality == "abs":
+            dot = tf.abs(dot)
+        elif orthogonality == "square":
+            dot = tf.square(dot)
+        return tf.reduce_mean(dot)
+
+    def l1(f, f_star):
+        diff = tf.cast(f, tf.float32) - tf.cast(f_star, tf.float32)
+        return tf.reduce_mean(tf.reduce_sum(tf.abs(diff), axis=-1))
+
+    orth_term = orth(outputs["f_uni_c"]) + orth(outputs["f_uni_s"])
+    rec_term = l1(outputs["f_c"], outputs["f_c_rec"]) + l1(outputs["f_s"], outputs["f_s_rec"])
+    return {"orthogonality": orth_term, "reconstruction": rec_term, "total": orth_term + rec_term}
+
+
+def compute_losses(outputs, content, style, encoder, config=LossConfig()):
+    """All terms of Eq. 7 for one batch of pairs.
+
+    Args:
+      outputs: the model's output dict (four images, codes, input features).
+      content: `[B, H, W, 3]` `I_c`; style: `[B, H2, W2, 3]` `I_s`.
+      encoder: the model's fixed `VGGEncoder` (E of Eq. 3, G of Eq. 4).
+      config: `LossConfig`.
+
+    Returns:
+      Dict of scalars: `content`, `style`, `style/relu1_1` .. `style/relu4_1`,
+      `rec`, `com`, `com/orthogonality`, `com/reconstruction` and `total`
+      (Eq. 7). Every term is a per-example mean, so under `tf.distribute` the
+      caller divides by the number of replicas only.
+    """
+    feats_c, feats_s = outputs["feats_c"], outputs["feats_s"]
+    # The outputs have the inputs' sizes; pad them like the inputs were so
+    # their features align with `feats_c` / `feats_s`.
+    e_s2c = encoder(ops.pad_to_multiple(outputs["s2c"]))
+    e_c2s = encoder(ops.pad_to_multiple(outputs["c2s"]))
+
+    losses = {}
+    losses["content"] = content_loss(e_s2c[-1], feats_c[-1]) + content_loss(
+        e_c2s[-1], feats_s[-1]
+    )  # Eq. 3
+    style_s2c = style_loss(e_s2c, feats_s)
+    style_c2s = style_loss(e_c2s, feats_c)
+    for name in FEATURE_NAMES:
+        losses[f"style/{name}"] = style_s2c[name] + style_c2s[name]
+    losses["style"] = tf.add_n([losses[f"style/{name}"] for name in FEATURE_NAMES])  # Eq. 4
+    losses["rec"] = reconstruction_loss(outputs["c2c"], content) + reconstruction_loss(
+        outputs["s2s"], style
+    )  # Eq. 5
+    com = exchange_loss(outputs, config.orthogonality)  # Eq. 6
+    losses["com"] = com["total"]
+    losses["com/orthogonality"] = com["orthogonality"]
+    losses["com/reconstruction"] = com["reconstruction"]
+    losses["total"] = (
+        config.content_weight * losses["content"]
+        + config.style_weight * losses["style"]
+        + config.rec_weight * losses["rec"]
+        + config.com_weight * losses["com"]
+    )  # Eq. 7
+    return losses

@@ -1,0 +1,315 @@
+"""The full network of Fig. 3: encoder, joint analysis, two decoders, four outputs."""
+
+import keras
+import tensorflow as tf
+
+from exchange_st import layers
+from exchange_st import ops
+from exchange_st.vgg import VGGEncoder
+
+VGG_CHANNELS = 512
+
+
+@keras.saving.register_keras_serializable(package="exchange_st")
+class ExchangeStyleTransfer(keras.Model):
+    """Pair-wise exchangeable feature extraction for arbitrary style transfer.
+
+    Every hyperparameter the paper fixes has its paper value as the default;
+    the others are documented choices (BUILD_NOTES.md).
+
+    Args:
+      vgg_weights: `"imagenet"`, a Keras notop h5 path, or `None` (random).
+      code_dim: size of `f_c`, `f_s`, `f_com`, `f_uni` (256, Sec. 3.1).
+      num_exchange_blocks: chained Feature Exchange blocks (3, Sec. 3.5);
+        0 disables them (ablation, Fig. 13).
+      share_exchange_block: iterate one shared block `num_exchange_blocks`
+        times instead of chaining distinct ones (ablation, Fig. 13).
+      compressor_filters: conv widths of the covariance compressor.
+      fusion_mode: `"ours"` (Eq. 1-2), `"adain"` or `"concat"` (Fig. 8).
+      gate_bias_init: initial gate bias of the message passing units.
+      num_pre_fusion_blocks: residual blocks before fusion (3, Sec. 3.5).
+      num_post_fusion_blocks: residual blocks after fusion (2, Sec. 3.5).
+      upsample_filters: widths of the decoders' three upsampling stages.
+
+    Call arguments:
+      content: `[B, H, W, 3]` float32 in [0, 1] (`I_c`).
+      style: `[B, H2, W2, 3]` float32 in [0, 1] (`I_s`).
+      content_mask, style_mask: optional `[B, H, W]`/`[B, H2, W2]` weights
+        restricting the pairwise analysis to the masked pixels.
+
+    Returns:
+      Dict with the four images `s2c` (`I_s->c`), `c2c` (`I_c->c`), each
+      `[B, H, W, 3]`, and `c2s` (`I_c->s`), `s2s` (`I_s->s`), each
+      `[B, H2, W2, 3]` (linear decoder output, not clipped); the codes
+      `f_c`, `f_s`, `f_com`, `f_uni_c`, `f_uni_s` (last block's output) and
+      `f_c_rec`, `f_s_rec` (`f*` of Eq. 6), each `[B, 256]`; and the encoder
+      features `feats_c`, `feats_s` of the (padded) inputs, lists of four
+      maps relu1_1..relu4_1, which the losses reuse.
+    """
+
+    def __init__(
+        self,
+        vgg_weights="imagenet",
+        code_dim=256,
+        num_exchange_blocks=3,
+        share_exchange_block=False,
+        compressor_filters=(32, 64, 128, 128, 64),
+        fusion_mode="ours",
+        gate_bias_init=-5.0,
+        num_pre_fusion_blocks=3,
+        num_post_fusion_blocks=2,
+        upsample_filters=(256, 128, 64),
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if fusion_mode not in layers.FUSION_MODES:
+            raise ValueError(
+                f"fusion_mode must be one of {layers.FUSION_MODES}, got {fusion_mode!r}"
+            )
+        if num_exchange_blocks < 0:
+            raise ValueError(f"num_exchange_blocks must be >= 0, got {num_exchange_blocks}")
+        self.vgg_weights = vgg_weights
+        self.code_dim = code_dim
+        self.num_exchange_blocks = num_exchange_blocks
+        self.share_exchange_block = share_exchange_block
+        self.compressor_filters = tuple(compressor_filters)
+        self.fusion_mode = fusion_mode
+        self.gate_bias_init = gate_bias_init
+        self.num_pre_fusion_blocks = num_pre_fusion_blocks
+        self.num_post_fusion_blocks = num_post_fusion_blocks
+        self.upsample_filters = tuple(upsample_filters)
+
+        policy = self.dtype_policy
+        self.encoder = VGGEncoder(vgg_weights, name="vgg_encoder", dtype=policy)
+        # One compressor and one set of style heads serve both images: either
+        # image plays either role (I_s is the content of I_c->s).
+        self.compressor = layers.CovarianceCompressor(
+            code_dim, self.compressor_filters, name="compressor", dtype=policy
+        )
+        self.fc_uni_c = keras.layers.Dense(code_dim, name="fc_uni_c", dtype=policy)
+        self.fc_uni_s = keras.layers.Dense(code_dim, name="fc_uni_s", dtype=policy)
+        self.fc_com = keras.layers.Dense(code_dim, name="fc_com", dtype=policy)
+        n_distinct = min(num_exchange_blocks, 1) if share_exchange_block else num_exchange_blocks
+        self.exchange_blocks = [
+            layers.FeatureExchangeBlock(
+                code_dim, gate_bias_init, name=f"exchange_block{i}", dtype=policy
+            )
+            for i in range(n_distinct)
+        ]
+        self.style_heads = layers.StyleHeads(VGG_CHANNELS, name="style_heads", dtype=policy)
+        # f* of Eq. 6: used by L_com during training only.
+        self.fc_rec = keras.layers.Dense(code_dim, name="fc_rec", dtype=policy)
+        decoder = dict(
+            channels=VGG_CHANNELS,
+            num_pre_blocks=num_pre_fusion_blocks,
+            num_post_blocks=num_post_fusion_blocks,
+            fusion_mode=fusion_mode,
+            upsample_filters=self.upsample_filters,
+            dtype=policy,
+        )
+        # Sec. 3.1: I_c->c and I_s->c share one decoder, I_c->s and I_s->s the
+        # other, i.e. decoders are keyed by the image the content comes from.
+        self.decoder_c = layers.Decoder(name="decoder_c", **decoder)
+        self.decoder_s = layers.Decoder(name="decoder_s", **decoder)
+
+    def build(self, content_shape=None, style_shape=None):
+        if self.built:
+            return
+        # Building by tracing a tiny pair creates every variable with the
+        # shapes the layers infer, including those only the call path knows.
+        self.built = True
+        image = tf.zeros([1, 32, 32, 3])
+        self(image, image)
+
+    def _exchange_blocks_sequence(self):
+        if self.share_exchange_block:
+            return self.exchange_blocks * self.num_exchange_blocks
+        return self.exchange_blocks
+
+    def analyze(self, f_vgg_c, f_vgg_s, mask_c=None, mask_s=None):
+        """Joint analysis of a pair (Sec. 3.1-3.2): codes and style vectors.
+
+        Args:
+          f_vgg_c, f_vgg_s: relu4_1 maps `[B, h, w, 512]`, `[B', h', w', 512]`;
+            `B'` may be 1 to share one style across a content batch.
+          mask_c, mask_s: optional feature-resolution pixel weights.
+
+        Returns:
+          Dict with `f_c`, `f_s` (compressed covariances), refined `f_com`,
+          `f_uni_c`, `f_uni_s`, and for each image `x` in (`c`, `s`) its
+          `v_w_x`, `v_c_x`, `v_r_x`, each `[B, 512]`.
+        """
+        f_c = self.compressor(f_vgg_c, mask_c)
+        f_s = self.compressor(f_vgg_s, mask_s)
+        f_s = tf.broadcast_to(f_s, tf.shape(f_c))
+        f_uni_c = self.fc_uni_c(f_c)
+        f_uni_s = self.fc_uni_s(f_s)
+        f_com = self.fc_com(tf.concat([f_c, f_s], axis=-1))
+        for block in self._exchange_blocks_sequence():
+            f_com, f_uni_c, f_uni_s = block((f_com, f_uni_c, f_uni_s))
+        codes = {"f_c": f_c, "f_s": f_s, "f_com": f_com, "f_uni_c": f_uni_c, "f_uni_s": f_uni_s}
+        for x, f_x in (("c", f_c), ("s", f_s)):
+            for name, v in self.style_heads((f_com, f_x)).items():
+                codes[f"{name}_{x}"] = v
+        return codes
+
+    def _encode(self, images, mask, name):
+        """Validates and pads images; returns padded images, VGG features, feature mask."""
+        images = ops.validate_images(images, name)
+        padded = ops.pad_to_multiple(images)
+        feats = self.encoder(padded)
+        feat_mask = None
+        if mask is not None:
+            feat_mask = ops.mask_to_features(ops.validate_mask(mask, images, f"{name}_mask"))
+        return images, feats, feat_mask
+
+    def call(self, content, style, training=None, content_mask=None, style_mask=None):
+        content, feats_c, mask_c = self._encode(content, content_mask, "content")
+        style, feats_s, mask_s = self._encode(style, style_mask, "style")
+        static_b = (content.shape[0], style.shape[0])
+        if None not in static_b and static_b[0] != static_b[1]:
+            raise ValueError(
+                f"content and style batches must pair up, got {static_b[0]} and "
+                f"{static_b[1]} images; use stylize() to apply one style to many images."
+            )
+        f_vgg_c, f_vgg_s = feats_c[-1], feats_s[-1]
+        codes = self.analyze(f_vgg_c, f_vgg_s, mask_c, mask_s)
+        f_pur_c = layers.purify(f_vgg_c, codes["v_w_c"])
+        f_pur_s = layers.purify(f_vgg_s, codes["v_w_s"])
+        code_c = self.decoder_c.content_code(f_pur_c)
+        code_s = self.decoder_s.content_code(f_pur_s)
+        out = {}
+        for key, decoder, code, like, style_of in (
+            ("s2c", self.decoder_c, code_c, content, "s"),
+            ("c2c", self.decoder_c, code_c, content, "c"),
+            ("c2s", self.decoder_s, code_s, style, "c"),
+            ("s2s", self.decoder_s, code_s, style, "s"),
+        ):
+            r_fusion = decoder.fuse(code, codes[f"v_c_{style_of}"], codes[f"v_r_{style_of}"])
+            out[key] = tf.cast(ops.crop_to(decoder.render(r_fusion), like), tf.float32)
+        out.update(codes)
+        out["f_c_rec"] = self.fc_rec(codes["f_com"] + codes["f_uni_c"])
+        out["f_s_rec"] = self.fc_rec(codes["f_com"] + codes["f_uni_s"])
+        out["feats_c"] = feats_c
+        out["feats_s"] = feats_s
+        return out
+
+    def stylize(self, content, style, alpha=1.0, content_mask=None, style_mask=None):
+        """Inference: `I_s->c` with the Eq. 8 trade-off and optional masks.
+
+        Eq. 8 blends in feature space, before the shared decoder renders:
+        `R_fusion = (1 - alpha) R_fusion_c->c + alpha R_fusion_s->c`.
+        With masks, the pairwise analysis only sees the masked pixels of each
+        image (Fig. 10), and the content outside `content_mask` keeps the
+        reconstruction path (`alpha = 0`) so that only the region is styled.
+
+        Args:
+          content: `[B, H, W, 3]` in [0, 1].
+          style: `[B, H2, W2, 3]` or `[1, H2, W2, 3]` (one style for all).
+          alpha: scalar in [0, 1] (Python float or tensor).
+          content_mask: optional `[B, H, W]` (or `[H, W]`, `[B, H, W, 1]`).
+          style_mask: optional `[B, H2, W2]` (or `[H2, W2]`, `[B, H2, W2, 1]`).
+
+        Returns:
+          `[B, H, W, 3]` float32 stylized images clipped to [0, 1].
+        """
+        r_fusion, content = self.fused_features(content, style, alpha, content_mask, style_mask)
+        return self.render_content(r_fusion, content)
+
+    def fused_features(self, content, style, alpha=1.0, content_mask=None, style_mask=None):
+        """`R_fusion` of Eq. 8 for `I_c` and its validated content image.
+
+        Split from `stylize` so that several regions (Fig. 10) can be blended
+        in feature space and rendered once (`stylize_regions`).
+        """
+        content = ops.validate_images(content, "content")
+        padded_c = ops.pad_to_multiple(content)
+        f_vgg_c = self.encoder(padded_c, output_all=False)
+        mask_c = None
+        if content_mask is not None:
+            content_mask = ops.validate_mask(content_mask, content, "content_mask")
+            mask_c = ops.mask_to_features(content_mask)
+        _, f_vgg_s, mask_s = self._encode_last(style, style_mask)
+        codes = self.analyze(f_vgg_c, f_vgg_s, mask_c, mask_s)
+        code = self.decoder_c.content_code(layers.purify(f_vgg_c, codes["v_w_c"]))
+        r_s2c = self.decoder_c.fuse(code, codes["v_c_s"], codes["v_r_s"])
+        if isinstance(alpha, (int, float)) and alpha == 1.0 and mask_c is None:
+            return r_s2c, content
+        alpha = tf.cast(alpha, r_s2c.dtype)
+        r_c2c = self.decoder_c.fuse(code, codes["v_c_c"], codes["v_r_c"])
+        r_fusion = r_c2c + alpha * (r_s2c - r_c2c)  # Eq. 8
+        if mask_c is not None:
+            m = tf.cast(mask_c, r_fusion.dtype)
+            r_fusion = r_c2c + m * (r_fusion - r_c2c)
+        return r_fusion, content
+
+    def _encode_last(self, style, style_mask):
+        style = ops.validate_images(style, "style")
+        f_vgg_s = self.encoder(ops.pad_to_multiple(style), output_all=False)
+        mask_s = None
+        if style_mask is not None:
+            mask_s = ops.mask_to_features(ops.validate_mask(style_mask, style, "style_mask"))
+        return style, f_vgg_s, mask_s
+
+    def render_content(self, r_fusion, content):
+        """Renders a content-branch `R_fusion` to `[B, H, W, 3]` in [0, 1]."""
+        image = ops.crop_to(self.decoder_c.render(r_fusion), content)
+        return tf.clip_by_value(tf.cast(image, tf.float32), 0.0, 1.0)
+
+    def stylize_regions(self, content, styles, content_masks, alpha=1.0, style_masks=None):
+        """Spatial control (Fig. 10): a different style per content region.
+
+        Each region's `R_fusion` comes from a pairwise analysis restricted to
+        that region (and to the style's mask, if given); the regions are
+        blended in feature space with their masks and rendered once, so the
+        seams are decoded, not pasted.
+
+        Args:
+          content: `[B, H, W, 3]`.
+          styles: list of K style batches `[B or 1, H_k, W_k, 3]`.
+          content_masks: list of K content masks `[B, H, W]` (or `[H, W]`).
+          alpha: Eq. 8 trade-off applied in every region.
+          style_masks: optional list of K style masks (entries may be None).
+
+        Returns:
+          `[B, H, W, 3]` in [0, 1].
+        """
+        if len(styles) != len(content_masks) or not styles:
+            raise ValueError(
+                f"need one content mask per style, got {len(styles)} styles and "
+                f"{len(content_masks)} masks"
+            )
+        style_masks = style_masks or [None] * len(styles)
+        content = ops.validate_images(content, "content")
+        total, weight_sum = None, None
+        for style, c_mask, s_mask in zip(styles, content_masks, style_masks):
+            r_k, _ = self.fused_features(content, style, alpha, c_mask, s_mask)
+            m = ops.mask_to_features(ops.validate_mask(c_mask, content, "content_mask"))
+            m = tf.cast(m, r_k.dtype)
+            total = m * r_k if total is None else total + m * r_k
+            weight_sum = m if weight_sum is None else weight_sum + m
+        # Where masks overlap, average the styles; where none covers a pixel,
+        # fall back to plain reconstruction of the content.
+        r_c2c, _ = self.fused_features(content, styles[0], 0.0)
+        covered = tf.minimum(weight_sum, 1.0)
+        r_fusion = total / tf.maximum(weight_sum, 1.0) + (1.0 - covered) * r_c2c
+        return self.render_content(r_fusion, content)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                # Weights travel with the saved variables (see VGGEncoder).
+                "vgg_weights": None,
+                "code_dim": self.code_dim,
+                "num_exchange_blocks": self.num_exchange_blocks,
+                "share_exchange_block": self.share_exchange_block,
+                "compressor_filters": self.compressor_filters,
+                "fusion_mode": self.fusion_mode,
+                "gate_bias_init": self.gate_bias_init,
+                "num_pre_fusion_blocks": self.num_pre_fusion_blocks,
+                "num_post_fusion_blocks": self.num_post_fusion_blocks,
+                "upsample_filters": self.upsample_filters,
+            }
+        )
+        return config

@@ -1,0 +1,140 @@
+"""Fixed VGG-19 encoder up to relu4_1 (Sec. 3.1) shared by the model and the losses."""
+
+import os
+
+import keras
+import tensorflow as tf
+
+# Keras VGG-19 layer names of the four feature levels the paper uses: the
+# encoder output (relu4_1) and the Gram-loss layers L of Eq. 4.
+VGG_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
+FEATURE_NAMES = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+# Mean activation of each level over the 30 shared evaluation images with the
+# Keras ImageNet weights. Dividing by them gives features of mean ~1, the
+# convention of the normalised VGG used by AdaIN [11] whose losses the paper
+# follows; without it relu4_1 values are in the hundreds, the perceptual terms
+# dwarf L_rec and L_com by six orders of magnitude and the 1/2/5/7 weights of
+# Eq. 7 lose their meaning (BUILD_NOTES.md, "Feature scale").
+FEATURE_SCALES = (23.27, 128.36, 125.01, 467.39)
+
+# Caffe-style VGG preprocessing: BGR channel order, ImageNet means, 0..255.
+_BGR_MEANS = (103.939, 116.779, 123.68)
+
+WEIGHTS_HELP = (
+    "Pass the path of a local Keras VGG-19 'notop' h5 weights file instead "
+    "(argument vgg_weights=..., flag --vgg_weights=...), e.g. "
+    "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5."
+)
+
+
+def _build_vgg19(weights):
+    """Returns a full notop `keras.applications.VGG19` with the requested weights."""
+    if weights == "imagenet":
+        try:
+            return keras.applications.VGG19(
+                include_top=False, weights="imagenet", input_shape=(None, None, 3)
+            )
+        except Exception as e:  # Download failures surface as many types.
+            raise RuntimeError(
+                f"Could not obtain the ImageNet VGG-19 weights ({e}). " + WEIGHTS_HELP
+            ) from e
+    vgg = keras.applications.VGG19(
+        include_top=False, weights=None, input_shape=(None, None, 3)
+    )
+    if weights is None:
+        return vgg
+    path = os.fspath(weights)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"VGG-19 weights file not found: {path!r}. Use vgg_weights='imagenet' "
+            "to download them, None for random weights (tests only), or the path "
+            "of a Keras notop h5 file."
+        )
+    try:
+        vgg.load_weights(path)
+    except Exception as e:
+        raise ValueError(
+            f"Could not load VGG-19 weights from {path!r} ({e}). Expected the Keras "
+            "'notop' h5 layout (vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5)."
+        ) from e
+    return vgg
+
+
+@keras.saving.register_keras_serializable(package="exchange_st")
+class VGGEncoder(keras.layers.Layer):
+    """Frozen VGG-19 up to relu4_1, returning the four feature levels of Eq. 4.
+
+    The encoder takes RGB images in [0, 1] and does the Keras (Caffe) VGG
+    preprocessing itself, so callers never see VGG's input convention.
+
+    Args:
+      vgg_weights: `"imagenet"` (Keras download, the default for users), the
+        path of a Keras notop h5 weights file, or `None` (random weights, for
+        tests). Weights never train: the encoder is fixed (Sec. 3.1).
+      normalize: divide each level by `FEATURE_SCALES` so activations are ~1.
+
+    Call arguments:
+      images: `[B, H, W, 3]` float RGB in [0, 1].
+
+    Returns:
+      A list `[relu1_1, relu2_1, relu3_1, relu4_1]` of shapes
+      `[B, H, W, 64]`, `[B, H/2, W/2, 128]`, `[B, H/4, W/4, 256]`,
+      `[B, H/8, W/8, 512]` (floor division by the 2x2 max pools).
+    """
+
+    def __init__(self, vgg_weights="imagenet", normalize=True, **kwargs):
+        super().__init__(**kwargs)
+        self.vgg_weights = vgg_weights
+        self.normalize = normalize
+        vgg = _build_vgg19(vgg_weights)
+        # Copy only the layers up to relu4_1 so the deeper (unused) layers'
+        # weights are neither stored nor computed.
+        self.blocks = []
+        for layer in vgg.layers[1:]:
+            if isinstance(layer, keras.layers.Conv2D):
+                conv = keras.layers.Conv2D(
+                    layer.filters,
+                    layer.kernel_size,
+                    padding="same",
+                    activation="relu",
+                    name=layer.name,
+                    dtype=self.dtype_policy,
+                )
+                conv.build((None, None, None, layer.kernel.shape[2]))
+                conv.set_weights(layer.get_weights())
+                conv.trainable = False
+                self.blocks.append(conv)
+            else:
+                self.blocks.append(
+                    keras.layers.MaxPooling2D(2, name=layer.name, dtype=self.dtype_policy)
+                )
+            if layer.name == VGG_LAYERS[-1]:
+                break
+        self.trainable = False
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    def preprocess(self, images):
+        """Maps `[B, H, W, 3]` RGB in [0, 1] to Caffe-style BGR minus ImageNet means."""
+        bgr = tf.reverse(tf.cast(images, self.compute_dtype), axis=[-1]) * 255.0
+        return bgr - tf.constant(_BGR_MEANS, dtype=bgr.dtype)
+
+    def call(self, images, output_all=True):
+        x = self.preprocess(images)
+        feats = []
+        for layer in self.blocks:
+            x = layer(x)
+            if layer.name in VGG_LAYERS:
+                level = len(feats)
+                feats.append(x / FEATURE_SCALES[level] if self.normalize else x)
+        return feats if output_all else feats[-1]
+
+    def get_config(self):
+        config = super().get_config()
+        # The weights travel with the saved model's variables; re-creating the
+        # layer from config must not download or need a file, so the config
+        # records a random initialiser which the loaded variables overwrite.
+        config.update({"vgg_weights": None, "normalize": self.normalize})
+        return config
