@@ -1,0 +1,156 @@
+"""Tests of the AdaIN, Gatys and WCT baselines (random VGG, tiny images)."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from exchange_st.baselines import adain as adain_lib
+from exchange_st.vgg import FEATURE_NAMES
+
+
+@pytest.fixture(scope="module")
+def net():
+    keras.utils.set_random_seed(7)
+    model = adain_lib.AdaINNet(vgg_weights=None)
+    model.build()
+    return model
+
+
+def _images(b, h, w, seed=0):
+    return tf.random.stateless_uniform([b, h, w, 3], seed=[seed, 1])
+
+
+def test_adain_matches_style_channel_statistics():
+    content = tf.random.normal([2, 5, 7, 16], mean=3.0, stddev=2.0, seed=1)
+    style = tf.random.normal([2, 9, 4, 16], mean=-1.0, stddev=0.5, seed=2) * tf.range(
+        1.0, 17.0
+    )
+    out = adain_lib.adain(content, style)
+    self_mean, self_var = tf.nn.moments(out, axes=[1, 2])
+    s_mean, s_var = tf.nn.moments(style, axes=[1, 2])
+    np.testing.assert_allclose(self_mean, s_mean, atol=1e-4)
+    np.testing.assert_allclose(np.sqrt(self_var), np.sqrt(s_var), rtol=1e-3, atol=1e-3)
+    assert out.shape == content.shape
+
+
+def test_adain_broadcasts_one_style_over_batch():
+    content = tf.random.normal([3, 4, 4, 8], seed=3)
+    style = tf.random.normal([1, 6, 6, 8], seed=4)
+    out = adain_lib.adain(content, style)
+    single = adain_lib.adain(content[1:2], style)
+    np.testing.assert_allclose(out[1:2], single, atol=1e-5)
+
+
+def test_mean_std_loss_zero_for_identical_and_positive_otherwise():
+    feats = [tf.random.uniform([2, 8, 8, 4], seed=i) for i in range(4)]
+    other = [f * 2.0 + 1.0 for f in feats]
+    same = adain_lib.mean_std_loss(feats, feats)
+    diff = adain_lib.mean_std_loss(feats, other)
+    assert set(same) == set(FEATURE_NAMES)
+    for name in FEATURE_NAMES:
+        assert float(same[name]) == pytest.approx(0.0, abs=1e-10)
+        assert float(diff[name]) > 0.5
+
+
+@pytest.mark.parametrize("size", [(67, 101), (32, 48)])
+def test_adainnet_output_sizes(net, size):
+    content = _images(2, *size)
+    style = _images(2, 41, 29, seed=5)
+    out = net(content, style)
+    h8, w8 = -(-size[0] // 8), -(-size[1] // 8)
+    assert out["s2c"].shape == (2, *size, 3)
+    assert out["t"].shape == (2, h8, w8, 512)
+    assert len(out["feats_c"]) == 4 and len(out["feats_s"]) == 4
+    assert out["feats_s"][-1].shape == (2, 6, 4, 512)
+
+
+def test_adainnet_stylize_range_single_style_and_alpha(net):
+    content = _images(3, 67, 101)
+    style = _images(1, 40, 40, seed=6)
+    image = net.stylize(content, style)
+    assert image.shape == (3, 67, 101, 3)
+    assert float(tf.reduce_min(image)) >= 0.0 and float(tf.reduce_max(image)) <= 1.0
+    # alpha = 0 decodes the content's own features.
+    # A random decoder's outputs are ~1e-5, hence the tight absolute tolerances.
+    padded = tf.pad(content, [[0, 0], [0, 5], [0, 3], [0, 0]], "REFLECT")
+    f_c = net.encoder(padded, output_all=False)
+    f_s = net.encoder(style, output_all=False)
+
+    def render(t):
+        return tf.clip_by_value(net.decoder(t)[:, :67, :101], 0.0, 1.0).numpy()
+
+    np.testing.assert_allclose(net.stylize(content, style, alpha=0.0), render(f_c), atol=1e-9)
+    t = adain_lib.adain(f_c, f_s)
+    np.testing.assert_allclose(image, render(t), rtol=1e-4, atol=1e-9)
+    half = net.stylize(content, style, alpha=tf.constant(0.5))
+    np.testing.assert_allclose(half, render(0.5 * (f_c + t)), rtol=1e-4, atol=1e-9)
+    assert np.abs(half - image).max() > 1e-3 * np.abs(image).max()
+
+
+def test_adainnet_rejects_bad_inputs(net):
+    with pytest.raises(ValueError, match="at least 16"):
+        net(_images(1, 8, 32), _images(1, 32, 32))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        net.stylize(_images(1, 32, 32) * 255.0, _images(1, 32, 32))
+
+
+def test_adainnet_config_round_trip(net, tmp_path):
+    config = net.get_config()
+    clone = adain_lib.AdaINNet.from_config(config)
+    assert clone.get_config() == config
+    assert clone.upsample_filters == (256, 128, 64)
+    # Only the decoder trains; the VGG is frozen.
+    assert len(net.trainable_weights) == 2 * 9
+    path = os.path.join(tmp_path, "adain.keras")
+    net.save(path)
+    loaded = keras.models.load_model(path)
+    content, style = _images(1, 40, 56), _images(1, 32, 32, seed=9)
+    np.testing.assert_allclose(loaded.stylize(content, style), net.stylize(content, style), atol=1e-5)
+
+
+def test_adain_decoder_config_and_bad_filters():
+    decoder = adain_lib.AdaINDecoder((32, 16, 8))
+    decoder.build((None, 4, 4, 512))
+    assert decoder(tf.zeros([1, 4, 4, 512])).shape == (1, 32, 32, 3)
+    clone = adain_lib.AdaINDecoder.from_config(decoder.get_config())
+    assert clone.upsample_filters == (32, 16, 8)
+    with pytest.raises(ValueError, match="three|3"):
+        adain_lib.AdaINDecoder((32, 16))
+
+
+def test_adain_losses_and_one_training_step_moves_only_the_decoder(net):
+    content, style = _images(2, 32, 40), _images(2, 32, 32, seed=3)
+    optimizer = keras.optimizers.Adam(1e-3)
+    enc_before = [w.numpy().copy() for w in net.encoder.weights]
+    dec_before = [w.numpy().copy() for w in net.decoder.weights]
+    with tf.GradientTape() as tape:
+        out = net(content, style, training=True)
+        terms = adain_lib.adain_losses(out, content, style, net.encoder, style_weight=10.0)
+    assert set(terms) == {"content", "style", "total", *(f"style/{n}" for n in FEATURE_NAMES)}
+    np.testing.assert_allclose(terms["total"], terms["content"] + 10.0 * terms["style"], rtol=1e-5)
+    assert all(np.isfinite(float(v)) and float(v) >= 0 for v in terms.values())
+    grads = tape.gradient(terms["total"], net.trainable_weights)
+    assert all(g is not None for g in grads)
+    optimizer.apply_gradients(zip(grads, net.trainable_weights))
+    assert any(not np.allclose(b, w.numpy()) for b, w in zip(dec_before, net.decoder.weights))
+    assert all(np.array_equal(b, w.numpy()) for b, w in zip(enc_before, net.encoder.weights))
+
+
+def test_adain_losses_rejects_mismatched_output(net):
+    content, style = _images(1, 32, 32), _images(1, 32, 32)
+    out = net(content, style)
+    with pytest.raises(ValueError, match="does not match"):
+        adain_lib.adain_losses(out, _images(1, 40, 32), style, net.encoder)
+
+
+def test_adain_net_under_tf_function(net):
+    @tf.function
+    def step(c, s):
+        out = net(c, s)
+        return adain_lib.adain_losses(out, c, s, net.encoder)["total"]
+
+    value = step(_images(2, 32, 32), _images(2, 48, 40))
+    assert np.isfinite(float(value))
