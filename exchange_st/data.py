@@ -1,0 +1,706 @@
+"""tf.data pipeline of random (content, style) crop pairs (paper Sec. 3.5)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import os
+import random
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from PIL import Image
+
+from exchange_st import image_io
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+BUILTIN_SOURCE = "builtin"
+TFDS_PREFIX = "tfds:"
+
+# EXIF tag holding the orientation (1..8) of the stored pixels.
+_EXIF_ORIENTATION = 0x0112
+# A bounded file-name shuffle buffer: `_directory_dataset` pre-shuffles the
+# whole list in Python, so the buffer only has to re-mix between epochs.
+_MAX_FILE_SHUFFLE_BUFFER = 1_000_000
+# How many bad file names a warning lists before summarising.
+_MAX_LISTED_BAD_FILES = 20
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Input pipeline configuration.
+
+    Attributes:
+      content_source: Where content images come from; see `make_image_dataset`
+        for the accepted forms (directory, `tfds:<name>[:<split>]`, `builtin`).
+        The paper uses Places365.
+      style_source: Same for style images. The paper uses WikiArt.
+      resize_short_side: The smaller image side is resized to this many pixels
+        keeping the aspect ratio (small images are upscaled) before cropping.
+      crop_size: Side of the random square training crop.
+      batch_size: Global batch size (pairs per step).
+      shuffle_buffer: Examples in the shuffle buffer of TFDS sources (encoded
+        bytes, so it is cheap). Directories shuffle their whole file list.
+      seed: Seed for shuffling, cropping and builtin images; None draws one
+        from Python's `random` (so `keras.utils.set_random_seed` fixes it) and
+        lets tf.data trade element order for speed.
+      builtin_size: Side of the procedural images of the `builtin` source
+        before the resize / crop.
+      validate_files: Check every directory file with PIL before training
+        (reports and drops corrupt files, reads EXIF orientation). Turn off for
+        directories so large that a scan is too slow; corrupt files are then
+        only skipped at runtime and EXIF orientation is ignored.
+    """
+
+    content_source: str
+    style_source: str
+    resize_short_side: int = 512
+    crop_size: int = 256
+    batch_size: int = 4
+    shuffle_buffer: int = 1000
+    seed: int | None = None
+    builtin_size: int = 64
+    validate_files: bool = True
+
+    def __post_init__(self):
+        for name in (
+            "resize_short_side",
+            "crop_size",
+            "batch_size",
+            "shuffle_buffer",
+            "builtin_size",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"DataConfig.{name} must be >= 1, got {getattr(self, name)}."
+                )
+        if self.crop_size > self.resize_short_side:
+            raise ValueError(
+                f"DataConfig.crop_size ({self.crop_size}) cannot exceed "
+                f"resize_short_side ({self.resize_short_side})."
+            )
+
+
+# ----------------------------------------------------------------------------
+# Per-image ops (pure TF, used inside Dataset.map).
+# ----------------------------------------------------------------------------
+
+
+def to_rgb(image: tf.Tensor) -> tf.Tensor:
+    """Converts a float image with 1-4 channels to RGB.
+
+    Gray (1) is replicated; gray+alpha (2) and RGBA (4) are composited on white
+    so transparent regions do not turn into arbitrary colours.
+
+    Args:
+      image: float32 `[H, W, C]` in [0, 1], C in {1, 2, 3, 4} (may be dynamic).
+
+    Returns:
+      float32 `[H, W, 3]`.
+    """
+    channels = tf.shape(image)[-1]
+
+    def composite(color, alpha):
+        return color * alpha + (1.0 - alpha)
+
+    branches = [
+        lambda: tf.tile(image[..., :1], [1, 1, 3]),
+        lambda: tf.tile(composite(image[..., :1], image[..., 1:2]), [1, 1, 3]),
+        lambda: image[..., :3],
+        lambda: composite(image[..., :3], image[..., 3:4]),
+    ]
+    rgb = tf.switch_case(tf.clip_by_value(channels, 1, 4) - 1, branches)
+    rgb.set_shape([None, None, 3])
+    return rgb
+
+
+def decode_image(contents: tf.Tensor, min_short_side: int | None = None) -> tf.Tensor:
+    """Decodes JPEG/PNG/BMP/GIF/WebP bytes to RGB float in [0, 1].
+
+    16-bit PNGs are scaled by 65535 (not clipped), gray / gray+alpha / RGBA are
+    converted by `to_rgb`, and animations keep their first frame. Invalid data
+    raises `InvalidArgumentError` at run time, which the datasets drop with
+    `ignore_errors`.
+
+    Args:
+      contents: Scalar `tf.string` with the encoded file.
+      min_short_side: If given, large JPEGs are decoded at 1/2, 1/4 or 1/8
+        scale in the DCT domain as long as the smaller side stays >= this; this
+        is several times faster than a full decode of a big photo.
+
+    Returns:
+      float32 `[H, W, 3]` in [0, 1].
+    """
+
+    def decode_jpeg():
+        if min_short_side is None:
+            return tf.io.decode_jpeg(contents, channels=3)
+        shape = tf.image.extract_jpeg_shape(contents)
+        short = tf.minimum(shape[0], shape[1])
+        # libjpeg's scaled sides are ceil(side / ratio) >= side // ratio.
+        index = tf.add_n(
+            [tf.cast(short // r >= min_short_side, tf.int32) for r in (2, 4, 8)]
+        )
+        return tf.switch_case(
+            index,
+            [
+                lambda r=r: tf.io.decode_jpeg(contents, channels=3, ratio=r)
+                for r in (1, 2, 4, 8)
+            ],
+        )
+
+    def decode_other():
+        # The WebP decoder only emits uint8; everything else decodes straight
+        # to float, which scales 16-bit PNGs by 65535 rather than clipping.
+        is_webp = tf.logical_and(
+            tf.equal(tf.strings.substr(contents, 0, 4), b"RIFF"),
+            tf.equal(tf.strings.substr(contents, 8, 4), b"WEBP"),
+        )
+        image = tf.cond(
+            is_webp,
+            lambda: tf.image.convert_image_dtype(
+                tf.io.decode_image(contents, channels=0, expand_animations=False),
+                tf.float32,
+            ),
+            lambda: tf.io.decode_image(
+                contents, channels=0, dtype=tf.float32, expand_animations=False
+            ),
+        )
+        return to_rgb(image)
+
+    image = tf.cond(
+        tf.io.is_jpeg(contents),
+        lambda: tf.image.convert_image_dtype(decode_jpeg(), tf.float32),
+        decode_other,
+    )
+    image.set_shape([None, None, 3])
+    return image
+
+
+def apply_exif_orientation(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
+    """Turns stored pixels upright according to an EXIF orientation tag.
+
+    TF decoders ignore EXIF, so `scan_image_files` reads the tag with PIL and
+    the pipeline applies it here; the mapping matches `PIL.ImageOps.exif_transpose`.
+
+    Args:
+      image: `[H, W, C]`.
+      orientation: int32 scalar EXIF orientation in 1..8 (others = 1).
+
+    Returns:
+      `[H, W, C]` or `[W, H, C]` (orientations 5-8 swap the sides).
+    """
+    branches = [
+        lambda: image,  # 1: upright.
+        lambda: tf.image.flip_left_right(image),  # 2: mirrored.
+        lambda: tf.image.rot90(image, 2),  # 3: upside down.
+        lambda: tf.image.flip_up_down(image),  # 4: mirrored vertically.
+        lambda: tf.image.transpose(image),  # 5: transposed.
+        lambda: tf.image.rot90(image, 3),  # 6: stored 90 deg counter-clockwise.
+        lambda: tf.image.rot90(tf.image.transpose(image), 2),  # 7: transverse.
+        lambda: tf.image.rot90(image, 1),  # 8: stored 90 deg clockwise.
+    ]
+    index = tf.where(
+        tf.logical_and(orientation >= 1, orientation <= 8), orientation - 1, 0
+    )
+    return tf.switch_case(tf.cast(index, tf.int32), branches)
+
+
+def resize_short_side(image: tf.Tensor, short_side: int) -> tf.Tensor:
+    """Resizes so the smaller side equals `short_side`, keeping the aspect ratio.
+
+    Sec. 3.5: "we resize the smaller dimension of each image to 512 pixels with
+    the original image ratio". Small images are upscaled too, so even a 1x1
+    image yields a valid crop.
+
+    Args:
+      image: float32 `[H, W, C]`.
+      short_side: Target size of min(H, W).
+
+    Returns:
+      float32 `[H', W', C]` with min(H', W') == short_side, clipped to [0, 1].
+    """
+    shape = tf.shape(image)
+    height = tf.cast(shape[0], tf.float32)
+    width = tf.cast(shape[1], tf.float32)
+    scale = short_side / tf.minimum(height, width)
+    # Round the long side but pin the short one exactly, so float error can
+    # never leave it one pixel below the crop size.
+    new_height = tf.where(
+        height <= width, short_side, tf.cast(tf.round(height * scale), tf.int32)
+    )
+    new_width = tf.where(
+        height <= width, tf.cast(tf.round(width * scale), tf.int32), short_side
+    )
+    # Antialiasing matters when shrinking multi-megapixel photos; it is a
+    # no-op for upscaling.
+    resized = tf.image.resize(
+        image, tf.stack([new_height, new_width]), method="bilinear", antialias=True
+    )
+    return tf.clip_by_value(resized, 0.0, 1.0)
+
+
+def random_crop(image: tf.Tensor, crop_size: int, seed: tf.Tensor) -> tf.Tensor:
+    """Stateless random square crop, reproducible for a given seed.
+
+    Args:
+      image: `[H, W, C]` with H, W >= crop_size.
+      crop_size: Side of the crop.
+      seed: int32/int64 `[2]` stateless seed.
+
+    Returns:
+      `[crop_size, crop_size, C]`.
+    """
+    channels = image.shape[-1] if image.shape[-1] is not None else tf.shape(image)[-1]
+    return tf.image.stateless_random_crop(
+        image, [crop_size, crop_size, channels], seed=seed
+    )
+
+
+def builtin_image(seed: tf.Tensor, size: int) -> tf.Tensor:
+    """Renders a procedural RGB image: stripes, checkerboard, gradient, blobs or noise.
+
+    Two random patterns with random colours are blended, plus a little pixel
+    noise, so the source has varied colour statistics and textures without any
+    files or network access (for smoke tests and demos, not for real quality).
+
+    Args:
+      seed: int32/int64 `[2]` stateless seed; the same seed gives the same image.
+      size: Image side in pixels.
+
+    Returns:
+      float32 `[size, size, 3]` in [0, 1].
+    """
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
+    first = _builtin_pattern(seeds[0], size)
+    second = _builtin_pattern(seeds[1], size)
+    mix = tf.random.stateless_uniform([], seeds[2], 0.0, 0.5)
+    noise = tf.random.stateless_normal([size, size, 3], seeds[3], stddev=0.02)
+    image = (1.0 - mix) * first + mix * second + noise
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def _builtin_pattern(seed: tf.Tensor, size: int) -> tf.Tensor:
+    """One procedural pattern, float32 [size, size, 3] in [0, 1]."""
+    s = tf.random.experimental.stateless_split(seed, num=8)
+
+    def uniform(i, shape=(), lo=0.0, hi=1.0):
+        return tf.random.stateless_uniform(shape, s[i], lo, hi)
+
+    colors = uniform(1, [4, 3])
+    coords = (tf.range(size, dtype=tf.float32) + 0.5) / size
+    y, x = tf.meshgrid(coords, coords, indexing="ij")
+    angle = uniform(2, lo=0.0, hi=np.pi)
+    # Coordinate along a random direction, for stripes and gradients.
+    u = x * tf.cos(angle) + y * tf.sin(angle)
+    v = -x * tf.sin(angle) + y * tf.cos(angle)
+
+    def blend(t, c0, c1):
+        return c0 * (1.0 - t[..., None]) + c1 * t[..., None]
+
+    def stripes():
+        freq = uniform(3, lo=2.0, hi=16.0)
+        sharpness = uniform(4, lo=1.0, hi=20.0)
+        t = tf.sigmoid(sharpness * tf.sin(2.0 * np.pi * freq * u + uniform(5, hi=6.28)))
+        return blend(t, colors[0], colors[1])
+
+    def checkerboard():
+        cells = tf.floor(uniform(3, lo=2.0, hi=12.0))
+        t = tf.math.floormod(tf.floor(u * cells) + tf.floor(v * cells), 2.0)
+        return blend(t, colors[0], colors[1])
+
+    def gradient():
+        linear = tf.clip_by_value(u - tf.reduce_min(u), 0.0, 1.0)
+        center = uniform(3, [2])
+        radial = tf.clip_by_value(
+            tf.sqrt((x - center[0]) ** 2 + (y - center[1]) ** 2), 0.0, 1.0
+        )
+        t = tf.where(uniform(4) < 0.5, linear, radial)
+        return blend(t, colors[0], blend(t, colors[1], colors[2]))
+
+    def blobs():
+        count = 6
+        centers = uniform(3, [count, 1, 1, 2])
+        sigmas = uniform(4, [count, 1, 1], lo=0.04, hi=0.25)
+        blob_colors = uniform(5, [count, 3])
+        dist2 = (x - centers[..., 0]) ** 2 + (y - centers[..., 1]) ** 2
+        weights = tf.exp(-dist2 / (2.0 * sigmas**2))  # [count, size, size]
+        image = tf.broadcast_to(colors[0], [size, size, 3])
+        for k in range(count):
+            image = blend(weights[k], image, blob_colors[k])
+        return image
+
+    def noise():
+        # Smooth value noise: a coarse random grid upsampled bilinearly.
+        coarse = uniform(3, [8, 8, 1])
+        t = tf.image.resize(coarse, [size, size], method="bilinear")[..., 0]
+        fine = uniform(4, [size, size])
+        t = 0.8 * t + 0.2 * fine
+        return blend(t, colors[0], colors[1])
+
+    kind = tf.random.stateless_uniform([], s[0], 0, 5, dtype=tf.int32)
+    image = tf.switch_case(kind, [stripes, checkerboard, gradient, blobs, noise])
+    image.set_shape([size, size, 3])
+    return image
+
+
+# ----------------------------------------------------------------------------
+# File validation.
+# ----------------------------------------------------------------------------
+
+
+def scan_image_files(files: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Checks image files with PIL and separates readable ones from bad ones.
+
+    The check is quick rather than a full decode: PIL parses the header and
+    runs `verify` (PNG chunk CRCs catch truncation); JPEGs lacking the
+    end-of-image marker are fully decoded at 1/8 scale to confirm. Bad files
+    are logged with `absl.logging.warning`. Files that still fail in TF at run
+    time are dropped by `ignore_errors` in the dataset.
+
+    Args:
+      files: Image paths.
+
+    Returns:
+      `(good, bad)` lists of paths, each in input order.
+    """
+    good, _, bad = _scan(files)
+    return good, bad
+
+
+def _scan(files: Sequence[str]) -> tuple[list[str], list[int], list[str]]:
+    """`scan_image_files` that also returns each good file's EXIF orientation."""
+    files = list(files)
+    if len(files) > 1000:
+        logging.info("Checking %d image files with PIL...", len(files))
+    # Mostly file I/O and C decoders that release the GIL, so threads help.
+    workers = min(32, 4 * (os.cpu_count() or 1), max(1, len(files)))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(_inspect_file, files))
+
+    good, orientations, bad, reasons = [], [], [], []
+    for path, (orientation, error) in zip(files, results):
+        if error is None:
+            good.append(path)
+            orientations.append(orientation)
+        else:
+            bad.append(path)
+            reasons.append(f"{path} ({error})")
+    if bad:
+        listed = "\n  ".join(reasons[:_MAX_LISTED_BAD_FILES])
+        more = len(bad) - _MAX_LISTED_BAD_FILES
+        logging.warning(
+            "Skipping %d of %d image files that cannot be read:\n  %s%s",
+            len(bad),
+            len(files),
+            listed,
+            f"\n  ... and {more} more" if more > 0 else "",
+        )
+    return good, orientations, bad
+
+
+def _inspect_file(path: str) -> tuple[int, str | None]:
+    """Returns (EXIF orientation, None) for a readable image, (1, reason) otherwise."""
+    try:
+        with Image.open(path) as img:
+            # verify() must come first and leaves the image unusable, so the
+            # EXIF is read from a second open.
+            img.verify()
+        with Image.open(path) as img:
+            image_format = img.format
+            try:
+                orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1))
+            except Exception:  # noqa: BLE001 - broken EXIF only loses the rotation.
+                orientation = 1
+        if image_format == "JPEG":
+            # Real JPEGs end with the EOI marker; only suspicious files pay for
+            # a (1/8 scale) decode, which raises on truncated data.
+            with open(path, "rb") as f:
+                f.seek(-2, os.SEEK_END)
+                complete = f.read(2) == b"\xff\xd9"
+            if not complete:
+                with Image.open(path) as img:
+                    img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+                    img.load()
+        elif image_format != "PNG":
+            # verify() is a no-op for formats like BMP; decode them fully.
+            with Image.open(path) as img:
+                img.load()
+        return orientation, None
+    except Exception as e:  # noqa: BLE001 - any failure means "skip this file".
+        return 1, f"{type(e).__name__}: {e}"
+
+
+# ----------------------------------------------------------------------------
+# Datasets.
+# ----------------------------------------------------------------------------
+
+
+def make_image_dataset(
+    source: str,
+    cfg: DataConfig,
+    seed: int | None,
+    input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
+    """Infinite, shuffled dataset of random training crops from one source.
+
+    Sources:
+      * a directory: every jpg/jpeg/png/bmp/webp below it (recursive). Files
+        are checked by `scan_image_files` first (if `cfg.validate_files`);
+        files that fail to decode at run time are skipped with a warning.
+      * `tfds:<name>` or `tfds:<name>:<split>` (default split `train`): the
+        `image` feature of any TFDS image dataset, e.g.
+        `tfds:places365_small`. The split may itself contain colons
+        (`tfds:cifar10:train[:10%]`).
+      * `builtin`: procedural images from `builtin_image`, infinite and
+        seeded; needs no files or network.
+
+    Every image is resized so its smaller side is `cfg.resize_short_side`,
+    then randomly cropped to `cfg.crop_size` (Sec. 3.5).
+
+    Args:
+      source: Source string as above.
+      cfg: Pipeline configuration.
+      seed: Seed of this stream (None = random); content and style streams
+        should get different seeds.
+      input_context: If given, this pipeline reads only its shard
+        (`input_pipeline_id` of `num_input_pipelines`).
+
+    Returns:
+      Unbatched `tf.data.Dataset` of float32 `[crop, crop, 3]` in [0, 1].
+
+    Raises:
+      FileNotFoundError / NotADirectoryError: Missing directory.
+      ValueError: Empty directory, no readable images, or unknown source.
+    """
+    if seed is None:
+        seed = random.randrange(2**31)
+    num_pipelines, pipeline_id = 1, 0
+    if input_context is not None:
+        num_pipelines = input_context.num_input_pipelines
+        pipeline_id = input_context.input_pipeline_id
+    # Every input pipeline needs its own shuffle order, crops and builtin images.
+    seed = _derive_seed(seed, pipeline_id)
+
+    if source == BUILTIN_SOURCE:
+        ds = _builtin_dataset(cfg, seed)
+    elif source.startswith(TFDS_PREFIX):
+        ds = _tfds_dataset(source, cfg, seed, num_pipelines, pipeline_id, input_context)
+    elif os.path.isdir(source) or not os.path.exists(source):
+        # A missing path lands here too, so list_images names it in the error.
+        ds = _directory_dataset(source, cfg, seed, num_pipelines, pipeline_id)
+    else:
+        raise ValueError(
+            f"Unknown image source {source!r}: expected a directory, "
+            f"'{TFDS_PREFIX}<name>[:<split>]' or '{BUILTIN_SOURCE}'."
+        )
+    if cfg.seed is None:
+        # Without a seed nothing is reproducible anyway, so let parallel maps
+        # return elements as soon as they are ready.
+        options = tf.data.Options()
+        options.deterministic = False
+        ds = ds.with_options(options)
+    return ds
+
+
+def make_pair_dataset(
+    cfg: DataConfig,
+    batch_size: int | None = None,
+    input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
+    """Batches of (content, style) crops for training.
+
+    The two streams are shuffled independently (different seeds, reshuffled
+    each epoch) and zipped, so over time every content can meet every style.
+    Usable directly or inside `strategy.distribute_datasets_from_function`:
+
+        strategy.distribute_datasets_from_function(
+            lambda ctx: make_pair_dataset(
+                cfg, ctx.get_per_replica_batch_size(cfg.batch_size), ctx))
+
+    Args:
+      cfg: Pipeline configuration.
+      batch_size: Batch size of this pipeline; defaults to the per-replica
+        share of `cfg.batch_size` when `input_context` is given, else to
+        `cfg.batch_size`.
+      input_context: `tf.distribute.InputContext`; each input pipeline then
+        reads its own shard of the files with its own random seeds.
+
+    Returns:
+      `tf.data.Dataset` of dicts `{"content": [B, crop, crop, 3],
+      "style": [B, crop, crop, 3]}`, float32 in [0, 1], static batch size B.
+    """
+    if batch_size is None:
+        batch_size = (
+            input_context.get_per_replica_batch_size(cfg.batch_size)
+            if input_context is not None
+            else cfg.batch_size
+        )
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    base_seed = cfg.seed if cfg.seed is not None else random.randrange(2**31)
+    content = make_image_dataset(
+        cfg.content_source, cfg, _derive_seed(base_seed, 0), input_context
+    )
+    style = make_image_dataset(
+        cfg.style_source, cfg, _derive_seed(base_seed, 1), input_context
+    )
+    ds = tf.data.Dataset.zip({"content": content, "style": style})
+    # Static batch dimension for tf.function / XLA; the streams are infinite so
+    # nothing is actually dropped.
+    ds = ds.batch(batch_size, drop_remainder=True)
+    return ds.prefetch(AUTOTUNE)
+
+
+def _preprocess(image: tf.Tensor, cfg: DataConfig, seed: tf.Tensor) -> tf.Tensor:
+    """Resize short side + random crop: float32 [crop, crop, 3]."""
+    image = resize_short_side(image, cfg.resize_short_side)
+    image = random_crop(image, cfg.crop_size, seed)
+    image.set_shape([cfg.crop_size, cfg.crop_size, 3])
+    return image
+
+
+def _element_seeds(seed: int) -> tf.data.Dataset:
+    """Infinite stream of stateless `[2]` seeds, new ones after every repeat."""
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+
+def _directory_dataset(
+    directory: str, cfg: DataConfig, seed: int, num_pipelines: int, pipeline_id: int
+) -> tf.data.Dataset:
+    files = image_io.list_images(directory, recursive=True)
+    if cfg.validate_files:
+        files, orientations, bad = _scan(files)
+        if not files:
+            raise ValueError(
+                f"None of the {len(bad)} image files in {directory} can be read; "
+                f"see the warning above for the reasons."
+            )
+        logging.info(
+            "Image directory %s: %d readable files, %d skipped.",
+            directory,
+            len(files),
+            len(bad),
+        )
+    else:
+        orientations = [1] * len(files)
+
+    # A full Python shuffle mixes the whole list once; the tf.data buffer below
+    # then only needs to reshuffle between epochs.
+    order = np.random.default_rng(seed).permutation(len(files))
+    files = [files[i] for i in order]
+    orientations = [orientations[i] for i in order]
+    ds = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(files, tf.string), tf.constant(orientations, tf.int32))
+    )
+    if num_pipelines > 1:
+        if len(files) >= num_pipelines:
+            ds = ds.shard(num_pipelines, pipeline_id)
+        else:
+            # Too few files to split; pipelines still differ by their seeds.
+            logging.warning(
+                "Only %d files in %s for %d input pipelines; not sharding.",
+                len(files),
+                directory,
+                num_pipelines,
+            )
+    buffer = min(len(files), _MAX_FILE_SHUFFLE_BUFFER)
+    ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = tf.data.Dataset.zip(ds, _element_seeds(seed))
+
+    def load(path_and_orientation, crop_seed):
+        path, orientation = path_and_orientation
+        image = decode_image(
+            tf.io.read_file(path), min_short_side=cfg.resize_short_side
+        )
+        image = apply_exif_orientation(image, orientation)
+        return _preprocess(image, cfg, crop_seed)
+
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE)
+    # Safety net for files that passed (or skipped) the PIL scan but fail in
+    # TF. Repeating after it means a directory where every file fails yields
+    # an empty dataset instead of an endless retry loop.
+    ds = ds.ignore_errors(log_warning=True)
+    return ds.repeat()
+
+
+def _tfds_dataset(
+    source: str,
+    cfg: DataConfig,
+    seed: int,
+    num_pipelines: int,
+    pipeline_id: int,
+    input_context: tf.distribute.InputContext | None,
+) -> tf.data.Dataset:
+    import tensorflow_datasets as tfds  # Heavy import, only needed here.
+
+    name, _, split = source[len(TFDS_PREFIX) :].partition(":")
+    split = split or "train"
+    if not name:
+        raise ValueError(f"Missing dataset name in TFDS source {source!r}.")
+    builder = tfds.builder(name)
+    features = builder.info.features
+    if "image" not in features.keys():
+        raise ValueError(
+            f"TFDS dataset {name!r} has no 'image' feature; features are "
+            f"{list(features.keys())}."
+        )
+    feature = features["image"]
+    # Shuffling encoded bytes keeps the buffer small; decoding happens after.
+    encoded = isinstance(feature, tfds.features.Image)
+    decoders = {"image": tfds.decode.SkipDecoding()} if encoded else None
+
+    def load(read_context):
+        return tfds.load(
+            name,
+            split=split,
+            shuffle_files=True,
+            decoders=decoders,
+            read_config=tfds.ReadConfig(shuffle_seed=seed, input_context=read_context),
+        )
+
+    try:
+        ds = load(input_context)
+    except ValueError as e:
+        if input_context is None:
+            raise
+        # TFDS shards by file and refuses when there are fewer files than
+        # pipelines; fall back to sharding examples.
+        logging.warning("TFDS file sharding failed (%s); sharding examples instead.", e)
+        ds = load(None).shard(num_pipelines, pipeline_id)
+
+    ds = ds.map(lambda example: example["image"], num_parallel_calls=AUTOTUNE)
+    ds = ds.shuffle(cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = tf.data.Dataset.zip(ds, _element_seeds(seed))
+
+    def preprocess(image, crop_seed):
+        if encoded:
+            image = decode_image(image, min_short_side=cfg.resize_short_side)
+        else:
+            image = to_rgb(tf.image.convert_image_dtype(image, tf.float32))
+        return _preprocess(image, cfg, crop_seed)
+
+    ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE)
+    ds = ds.ignore_errors(log_warning=True)
+    return ds.repeat()
+
+
+def _builtin_dataset(cfg: DataConfig, seed: int) -> tf.data.Dataset:
+    def render(index):
+        # Element i of stream `seed` is a pure function of (seed, i).
+        image_seed = tf.stack([tf.constant(seed, tf.int64), index])
+        crop_seed = tf.stack([tf.constant(seed, tf.int64), -1 - index])
+        image = builtin_image(image_seed, cfg.builtin_size)
+        return _preprocess(image, cfg, crop_seed)
+
+    return tf.data.Dataset.counter().map(render, num_parallel_calls=AUTOTUNE)
+
+
+def _derive_seed(*values: int) -> int:
+    """Mixes integers into an independent 31-bit seed (stable across runs)."""
+    return int(
+        np.random.SeedSequence([v % 2**32 for v in values]).generate_state(1)[0] >> 1
+    )
