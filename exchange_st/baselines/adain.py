@@ -133,6 +133,7 @@ class AdaINNet(keras.Model):
 
     Args:
       vgg_weights: `"imagenet"`, a Keras notop h5 path, or `None` (random).
+      vgg_feature_scales: see `VGGEncoder`; `None` resolves from `vgg_weights`.
       upsample_filters: widths of the decoder's three upsampling stages.
       epsilon: variance floor of the AdaIN re-normalisation.
 
@@ -147,14 +148,22 @@ class AdaINNet(keras.Model):
       reflect-padded inputs, reused by `adain_losses`).
     """
 
-    def __init__(self, vgg_weights="imagenet", upsample_filters=(256, 128, 64), epsilon=1e-5,
-                 **kwargs):
+    def __init__(
+        self,
+        vgg_weights="imagenet",
+        vgg_feature_scales=None,
+        upsample_filters=(256, 128, 64),
+        epsilon=1e-5,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.vgg_weights = vgg_weights
         self.upsample_filters = tuple(upsample_filters)
         self.epsilon = epsilon
         policy = self.dtype_policy
-        self.encoder = VGGEncoder(vgg_weights, name="vgg_encoder", dtype=policy)
+        self.encoder = VGGEncoder(
+            vgg_weights, vgg_feature_scales, name="vgg_encoder", dtype=policy
+        )
         self.decoder = AdaINDecoder(self.upsample_filters, name="decoder", dtype=policy)
 
     def build(self, content_shape=None, style_shape=None):
@@ -204,6 +213,7 @@ class AdaINNet(keras.Model):
             {
                 # Weights travel with the saved variables (see VGGEncoder).
                 "vgg_weights": None,
+                "vgg_feature_scales": self.encoder.feature_scales,
                 "upsample_filters": self.upsample_filters,
                 "epsilon": self.epsilon,
             }
