@@ -19,6 +19,7 @@ class ExchangeStyleTransfer(keras.Model):
 
     Args:
       vgg_weights: `"imagenet"`, a Keras notop h5 path, or `None` (random).
+      vgg_feature_scales: see `VGGEncoder`; `None` resolves from `vgg_weights`.
       code_dim: size of `f_c`, `f_s`, `f_com`, `f_uni` (256, Sec. 3.1).
       num_exchange_blocks: chained Feature Exchange blocks (3, Sec. 3.5);
         0 disables them (ablation, Fig. 13).
@@ -50,6 +51,7 @@ class ExchangeStyleTransfer(keras.Model):
     def __init__(
         self,
         vgg_weights="imagenet",
+        vgg_feature_scales=None,
         code_dim=256,
         num_exchange_blocks=3,
         share_exchange_block=False,
@@ -80,7 +82,9 @@ class ExchangeStyleTransfer(keras.Model):
         self.upsample_filters = tuple(upsample_filters)
 
         policy = self.dtype_policy
-        self.encoder = VGGEncoder(vgg_weights, name="vgg_encoder", dtype=policy)
+        self.encoder = VGGEncoder(
+            vgg_weights, vgg_feature_scales, name="vgg_encoder", dtype=policy
+        )
         # One compressor and one set of style heads serve both images: either
         # image plays either role (I_s is the content of I_c->s).
         self.compressor = layers.CovarianceCompressor(
@@ -301,6 +305,7 @@ class ExchangeStyleTransfer(keras.Model):
             {
                 # Weights travel with the saved variables (see VGGEncoder).
                 "vgg_weights": None,
+                "vgg_feature_scales": self.encoder.feature_scales,
                 "code_dim": self.code_dim,
                 "num_exchange_blocks": self.num_exchange_blocks,
                 "share_exchange_block": self.share_exchange_block,

@@ -17,6 +17,10 @@ FEATURE_NAMES = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 # dwarf L_rec and L_com by six orders of magnitude and the 1/2/5/7 weights of
 # Eq. 7 lose their meaning (BUILD_NOTES.md, "Feature scale").
 FEATURE_SCALES = (23.27, 128.36, 125.01, 467.39)
+# The same for randomly initialised VGG (Glorot kernels, zero biases) on
+# uniform-noise images: test models then see features of the same
+# magnitude as trained ones instead of a relu4_1 ~1/700 as large.
+RANDOM_FEATURE_SCALES = (8.57, 5.84, 3.03, 0.64)
 
 # Caffe-style VGG preprocessing: BGR channel order, ImageNet means, 0..255.
 _BGR_MEANS = (103.939, 116.779, 123.68)
@@ -72,7 +76,11 @@ class VGGEncoder(keras.layers.Layer):
       vgg_weights: `"imagenet"` (Keras download, the default for users), the
         path of a Keras notop h5 weights file, or `None` (random weights, for
         tests). Weights never train: the encoder is fixed (Sec. 3.1).
-      normalize: divide each level by `FEATURE_SCALES` so activations are ~1.
+      feature_scales: divisors of the four levels. `None` picks
+        `FEATURE_SCALES` for pretrained weights and `RANDOM_FEATURE_SCALES`
+        for random ones, so features have mean ~1 either way. The
+        resolved values are part of the config, so a model restored without
+        its weights file keeps the scaling it was trained with.
 
     Call arguments:
       images: `[B, H, W, 3]` float RGB in [0, 1].
@@ -83,10 +91,23 @@ class VGGEncoder(keras.layers.Layer):
       `[B, H/8, W/8, 512]` (floor division by the 2x2 max pools).
     """
 
-    def __init__(self, vgg_weights="imagenet", normalize=True, **kwargs):
+    def __init__(self, vgg_weights="imagenet", feature_scales=None, **kwargs):
         super().__init__(**kwargs)
         self.vgg_weights = vgg_weights
-        self.normalize = normalize
+        if feature_scales is None:
+            feature_scales = FEATURE_SCALES if vgg_weights is not None else RANDOM_FEATURE_SCALES
+        if len(feature_scales) != len(VGG_LAYERS):
+            raise ValueError(f"feature_scales needs 4 values, got {feature_scales!r}")
+        self.feature_scales = tuple(float(v) for v in feature_scales)
+        # Also a (frozen) variable: checkpoints then carry the scaling, so a
+        # model rebuilt with vgg_weights=None and restored from a checkpoint
+        # of a pretrained-VGG run divides by the right values.
+        self.scales = self.add_weight(
+            shape=(len(VGG_LAYERS),),
+            initializer=keras.initializers.Constant(self.feature_scales),
+            trainable=False,
+            name="feature_scales",
+        )
         vgg = _build_vgg19(vgg_weights)
         # Copy only the layers up to relu4_1 so the deeper (unused) layers'
         # weights are neither stored nor computed.
@@ -127,8 +148,7 @@ class VGGEncoder(keras.layers.Layer):
         for layer in self.blocks:
             x = layer(x)
             if layer.name in VGG_LAYERS:
-                level = len(feats)
-                feats.append(x / FEATURE_SCALES[level] if self.normalize else x)
+                feats.append(x / tf.cast(self.scales[len(feats)], x.dtype))
         return feats if output_all else feats[-1]
 
     def get_config(self):
@@ -136,5 +156,5 @@ class VGGEncoder(keras.layers.Layer):
         # The weights travel with the saved model's variables; re-creating the
         # layer from config must not download or need a file, so the config
         # records a random initialiser which the loaded variables overwrite.
-        config.update({"vgg_weights": None, "normalize": self.normalize})
+        config.update({"vgg_weights": None, "feature_scales": self.feature_scales})
         return config

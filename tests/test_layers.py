@@ -1,0 +1,180 @@
+"""Equations and serialisation of the layers in exchange_st.layers."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from exchange_st import layers
+
+
+def _rand(*shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+def test_covariance_matches_numpy():
+    f = _rand(2, 5, 7, 6)
+    cov = layers.masked_covariance(tf.constant(f)).numpy()
+    for b in range(2):
+        x = f[b].reshape(-1, 6)
+        np.testing.assert_allclose(cov[b], np.cov(x, rowvar=False, bias=True), atol=1e-5)
+
+
+def test_masked_covariance_uses_only_masked_pixels():
+    f = _rand(1, 4, 6, 5, seed=1)
+    mask = np.zeros((1, 4, 6, 1), np.float32)
+    mask[:, 1:3, 2:5] = 1.0
+    cov = layers.masked_covariance(tf.constant(f), tf.constant(mask)).numpy()[0]
+    selected = f[0, 1:3, 2:5].reshape(-1, 5)
+    np.testing.assert_allclose(cov, np.cov(selected, rowvar=False, bias=True), atol=1e-5)
+
+
+def test_compressor_shape_and_mask_invariance():
+    comp = layers.CovarianceCompressor(code_dim=16, filters=(4, 4))
+    f = _rand(2, 6, 6, 32, seed=2)
+    mask = np.ones((2, 6, 6, 1), np.float32)
+    mask[:, :, 3:] = 0.0
+    changed = f.copy()
+    changed[:, :, 3:] += 5.0  # Only unmasked pixels change.
+    a = comp(tf.constant(f), tf.constant(mask))
+    b = comp(tf.constant(changed), tf.constant(mask))
+    assert a.shape == (2, 16)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+def test_residual_message_passing_equations():
+    rmp = layers.ResidualMessagePassing(units=8, gate_bias_init=-1.0)
+    a, b = tf.constant(_rand(3, 8, seed=3)), tf.constant(_rand(3, 8, seed=4))
+    r_a, r_b = rmp((a, b))
+
+    def dense(layer, x):
+        return x @ layer.kernel.numpy() + layer.bias.numpy()
+
+    sig = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+    m = np.maximum(dense(rmp.w1, a.numpy()), 0) + np.maximum(dense(rmp.w2, b.numpy()), 0)
+    np.testing.assert_allclose(r_a.numpy(), sig(dense(rmp.w3, m)) * m, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(r_b.numpy(), sig(dense(rmp.w4, m)) * m, rtol=1e-5, atol=1e-6)
+    # Four 256x256-style weights (here 8x8), as Fig. 4b.
+    assert [tuple(w.kernel.shape) for w in (rmp.w1, rmp.w2, rmp.w3, rmp.w4)] == [(8, 8)] * 4
+
+
+def test_exchange_block_wiring():
+    block = layers.FeatureExchangeBlock(units=8, gate_bias_init=0.0)
+    f_com, f_c, f_s = (tf.constant(_rand(2, 8, seed=i)) for i in (5, 6, 7))
+    out_com, out_c, out_s = block((f_com, f_c, f_s))
+    r_c, r_com_c = block.rmp_c((f_c, f_com))
+    r_com_s, r_s = block.rmp_s((f_com, f_s))
+    np.testing.assert_allclose(out_com, f_com + r_com_c + r_com_s, atol=1e-6)
+    np.testing.assert_allclose(out_c, f_c + r_c, atol=1e-6)
+    np.testing.assert_allclose(out_s, f_s + r_s, atol=1e-6)
+
+
+def test_exchange_blocks_at_init_are_nearly_identity():
+    """Sec. 3.2: blocks chain "without breaking its initial behavior"."""
+    f = [tf.constant(_rand(4, 256, seed=i)) for i in (8, 9, 10)]
+    x = f
+    for i in range(3):
+        y = layers.FeatureExchangeBlock(256, name=f"b{i}")(x)
+        for before, after in zip(x, y):
+            # f_com takes two gated residuals per block, each ~sigmoid(-5).
+            assert np.linalg.norm(after - before) / np.linalg.norm(before) < 0.06
+        x = y
+    for before, after in zip(f, x):
+        assert np.linalg.norm(after - before) / np.linalg.norm(before) < 0.15
+    # The gates are what keeps them quiet: opened gates change the features.
+    opened = layers.FeatureExchangeBlock(256, gate_bias_init=5.0)(f)
+    assert np.linalg.norm(opened[0] - f[0]) / np.linalg.norm(f[0]) > 0.3
+
+
+def test_csfusion_ours_is_rank_one_eq1_eq2():
+    f = _rand(2, 3, 5, 16, seed=11)
+    v_c, v_r = _rand(2, 16, seed=12), _rand(2, 16, seed=13)
+    out = layers.CSFusion("ours", channels=16)((tf.constant(f), v_c, v_r)).numpy()
+    for b in range(2):
+        f_n = f[b].reshape(-1, 16)  # [N, 512] in the paper
+        r_pool = f_n @ v_c[b].reshape(16, 1)  # Eq. 1: [N, 1]
+        r_fusion = r_pool @ v_r[b].reshape(1, 16)  # Eq. 2: [N, 512]
+        np.testing.assert_allclose(out[b].reshape(-1, 16), r_fusion, rtol=1e-4, atol=1e-4)
+        assert np.linalg.matrix_rank(out[b].reshape(-1, 16), tol=1e-3) == 1
+
+
+def test_csfusion_adain_mode_sets_mean_and_std():
+    f = _rand(1, 6, 6, 8, seed=14) * 3 + 1
+    v_c, v_r = _rand(1, 8, seed=15), np.abs(_rand(1, 8, seed=16)) + 0.5
+    out = layers.CSFusion("adain", channels=8)((tf.constant(f), v_c, v_r)).numpy()
+    np.testing.assert_allclose(out.mean(axis=(1, 2)), v_c, atol=1e-4)
+    np.testing.assert_allclose(out.std(axis=(1, 2)), v_r, rtol=1e-3)
+
+
+def test_csfusion_concat_equals_conv_over_tiled_concatenation():
+    fusion = layers.CSFusion("concat", channels=4)
+    f = _rand(1, 3, 3, 4, seed=17)
+    v_c, v_r = _rand(1, 4, seed=18), _rand(1, 4, seed=19)
+    out = fusion((tf.constant(f), v_c, v_r)).numpy()
+    tiled = np.concatenate(
+        [f, np.broadcast_to(v_c[:, None, None], f.shape), np.broadcast_to(v_r[:, None, None], f.shape)],
+        axis=-1,
+    )
+    kernel = np.concatenate([fusion.mix_content.kernel.numpy(), fusion.mix_style.kernel.numpy()])
+    expected = tiled @ kernel + fusion.mix_content.bias.numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_csfusion_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="fusion mode"):
+        layers.CSFusion("sum")
+
+
+def test_purification_multiplies_channels():
+    f = _rand(2, 3, 4, 6, seed=20)
+    v_w = np.abs(_rand(2, 6, seed=21))
+    out = layers.purify(tf.constant(f), tf.constant(v_w)).numpy()
+    np.testing.assert_allclose(out, f * v_w[:, None, None, :], rtol=1e-6)
+
+
+def test_style_heads_ranges():
+    heads = layers.StyleHeads(channels=12)
+    out = heads((tf.constant(_rand(3, 5)), tf.constant(_rand(3, 5, seed=1))))
+    assert set(out) == {"v_w", "v_c", "v_r"}
+    assert all(v.shape == (3, 12) for v in out.values())
+    assert np.all((out["v_w"].numpy() > 0) & (out["v_w"].numpy() < 1))
+
+
+@pytest.mark.parametrize("mode", ["ours", "adain", "concat"])
+def test_decoder_upsamples_by_eight(mode):
+    dec = layers.Decoder(channels=16, fusion_mode=mode, upsample_filters=(8, 8, 4))
+    out = dec((tf.constant(_rand(2, 3, 5, 16)), _rand(2, 16), _rand(2, 16, seed=3)))
+    assert out.shape == (2, 24, 40, 3)
+    assert len(dec.pre_blocks) == 3 and len(dec.post_blocks) == 2
+
+
+def _layer_cases():
+    f4 = _rand(2, 4, 4, 32)
+    vec = _rand(2, 8)
+    return [
+        (layers.CovarianceCompressor(8, (4, 4)), (f4,)),
+        (layers.ResidualMessagePassing(8), ((vec, vec * 2),)),
+        (layers.FeatureExchangeBlock(8), ((vec, vec * 2, vec * 3),)),
+        (layers.StyleHeads(32), ((vec, vec),)),
+        (layers.CSFusion("concat", 32), ((f4, _rand(2, 32), _rand(2, 32)),)),
+        (layers.ResidualBlock(32), (f4,)),
+        (layers.Decoder(32, fusion_mode="adain", upsample_filters=(8, 8, 4)),
+         ((f4, _rand(2, 32), _rand(2, 32)),)),
+    ]
+
+
+@pytest.mark.parametrize("index", range(7))
+def test_layer_config_round_trip(index):
+    layer, args = _layer_cases()[index]
+    expected = layer(*args)
+    clone = layer.__class__.from_config(layer.get_config())
+    clone(*args)
+    clone.set_weights(layer.get_weights())
+    got = clone(*args)
+    # Also through Keras' own (de)serialisation registry.
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(again) is type(layer)
+    assert clone.get_config() == layer.get_config()
+    tf.nest.map_structure(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6), expected, got
+    )

@@ -1,0 +1,116 @@
+"""Eq. 3-7 against explicit formulas."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from exchange_st import losses
+from exchange_st.vgg import FEATURE_NAMES, VGGEncoder
+
+
+def _rand(*shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+def test_gram_matrix_matches_numpy():
+    f = _rand(2, 3, 5, 4)
+    g = losses.gram_matrix(tf.constant(f)).numpy()
+    for b in range(2):
+        x = f[b].reshape(-1, 4)
+        np.testing.assert_allclose(g[b], x.T @ x / 15, rtol=1e-5)
+
+
+def test_content_and_style_terms():
+    a, b = _rand(1, 4, 4, 8), _rand(1, 4, 4, 8, seed=1)
+    assert float(losses.content_loss(a, a)) == 0.0
+    np.testing.assert_allclose(losses.content_loss(a, b), np.mean((a - b) ** 2), rtol=1e-5)
+    feats_a = [_rand(1, 6, 6, 3, seed=i) for i in range(4)]
+    feats_b = [_rand(1, 6, 6, 3, seed=10 + i) for i in range(4)]
+    same = losses.style_loss(feats_a, feats_a)
+    assert set(same) == set(FEATURE_NAMES) and all(float(v) == 0 for v in same.values())
+    ab, ba = losses.style_loss(feats_a, feats_b), losses.style_loss(feats_b, feats_a)
+    for name in FEATURE_NAMES:
+        np.testing.assert_allclose(ab[name], ba[name], rtol=1e-6)
+        assert float(ab[name]) > 0
+    # The Gram loss ignores where things are: a spatial shuffle costs nothing.
+    shuffled = [np.roll(f, 2, axis=2) for f in feats_a]
+    assert max(float(v) for v in losses.style_loss(feats_a, shuffled).values()) < 1e-6
+
+
+def test_reconstruction_loss_is_mean_l1():
+    a, b = _rand(2, 5, 5, 3), _rand(2, 5, 5, 3, seed=1)
+    np.testing.assert_allclose(losses.reconstruction_loss(a, b), np.abs(a - b).mean(), rtol=1e-5)
+
+
+def _codes(seed=0):
+    names = ("f_com", "f_uni_c", "f_uni_s", "f_c", "f_s", "f_c_rec", "f_s_rec")
+    return {n: tf.constant(_rand(3, 16, seed=seed + i)) for i, n in enumerate(names)}
+
+
+@pytest.mark.parametrize("mode", ["abs", "square", "raw"])
+def test_exchange_loss_eq6(mode):
+    c = {k: v.numpy() for k, v in _codes().items()}
+    out = losses.exchange_loss(_codes(), mode)
+    dots = [np.sum(c["f_com"] * c[k], axis=-1) for k in ("f_uni_c", "f_uni_s")]
+    transform = {"abs": np.abs, "square": np.square, "raw": lambda x: x}[mode]
+    orth = sum(transform(d).mean() for d in dots)
+    rec = np.abs(c["f_c"] - c["f_c_rec"]).sum(-1).mean() + np.abs(c["f_s"] - c["f_s_rec"]).sum(-1).mean()
+    np.testing.assert_allclose(out["orthogonality"], orth, rtol=1e-5)
+    np.testing.assert_allclose(out["reconstruction"], rec, rtol=1e-5)
+    np.testing.assert_allclose(out["total"], orth + rec, rtol=1e-5)
+    if mode != "raw":
+        assert float(out["orthogonality"]) >= 0
+
+
+def test_orthogonal_codes_cost_nothing_in_orthogonality():
+    codes = _codes()
+    e = np.eye(16, dtype=np.float32)
+    codes["f_com"] = tf.constant(np.tile(e[0], (3, 1)))
+    codes["f_uni_c"] = tf.constant(np.tile(e[1], (3, 1)))
+    codes["f_uni_s"] = tf.constant(np.tile(e[2], (3, 1)))
+    assert float(losses.exchange_loss(codes)["orthogonality"]) == 0.0
+
+
+def test_loss_config_rejects_unknown_orthogonality():
+    with pytest.raises(ValueError, match="orthogonality"):
+        losses.LossConfig(orthogonality="cosine")
+
+
+def test_total_is_eq7_weighted_sum():
+    encoder = VGGEncoder(None)
+    content = tf.random.stateless_uniform([2, 32, 40, 3], seed=[1, 2])
+    style = tf.random.stateless_uniform([2, 48, 32, 3], seed=[3, 4])
+    outputs = dict(_codes())
+    outputs = {k: v[:2] for k, v in outputs.items()}
+    outputs.update(
+        s2c=tf.reverse(content, [1]), c2c=content * 0.5,
+        c2s=tf.reverse(style, [2]), s2s=style,
+        feats_c=encoder(content), feats_s=encoder(style),
+    )
+    config = losses.LossConfig(content_weight=1.5, style_weight=0.5, rec_weight=3, com_weight=0.25)
+    terms = losses.compute_losses(outputs, content, style, encoder, config)
+    expected = 1.5 * terms["content"] + 0.5 * terms["style"] + 3 * terms["rec"] + 0.25 * terms["com"]
+    np.testing.assert_allclose(terms["total"], expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        terms["style"], sum(terms[f"style/{n}"] for n in FEATURE_NAMES), rtol=1e-5
+    )
+    # s2s == style: only the c2c half of Eq. 5 remains.
+    np.testing.assert_allclose(terms["rec"], np.abs(content.numpy() * 0.5).mean(), rtol=1e-5)
+
+
+def test_default_weights_are_the_papers():
+    c = losses.LossConfig()
+    assert (c.content_weight, c.style_weight, c.rec_weight, c.com_weight) == (1, 2, 5, 7)
+
+
+def test_perfect_outputs_have_zero_perceptual_and_rec_loss():
+    encoder = VGGEncoder(None)
+    image = tf.random.stateless_uniform([1, 32, 32, 3], seed=[5, 6])
+    outputs = {k: v[:1] for k, v in _codes().items()}
+    outputs.update(
+        s2c=image, c2c=image, c2s=image, s2s=image,
+        feats_c=encoder(image), feats_s=encoder(image),
+    )
+    terms = losses.compute_losses(outputs, image, image, encoder)
+    for key in ("content", "style", "rec"):
+        assert float(terms[key]) == pytest.approx(0.0, abs=1e-6)

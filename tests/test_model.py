@@ -1,0 +1,232 @@
+"""The full network: shapes at odd sizes, Eq. 8, masks, gradients, saving, input checks."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from exchange_st import losses
+from exchange_st.model import ExchangeStyleTransfer
+
+
+# Eq. 1-2 multiply two vectors derived from a covariance, so a fresh model's
+# output scales like a high power of the feature size; boosting the random
+# VGG's features gives outputs ~0.2 so that the comparisons below compare
+# real signal rather than numbers near 1e-4.
+TEST_FEATURE_SCALES = (0.2, 0.2, 0.2, 0.2)
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    m = ExchangeStyleTransfer(vgg_weights=None, vgg_feature_scales=TEST_FEATURE_SCALES)
+    m.build()
+    return m
+
+
+def _images(shape, seed):
+    return tf.random.stateless_uniform(shape, seed=[seed, 0])
+
+
+IMAGE_KEYS = ("s2c", "c2c", "c2s", "s2s")
+
+
+def test_odd_sizes_and_batch(model):
+    content = _images([2, 67, 101, 3], 1)
+    style = _images([2, 128, 90, 3], 2)
+    out = model(content, style)
+    assert out["s2c"].shape == (2, 67, 101, 3)
+    assert out["c2c"].shape == (2, 67, 101, 3)
+    assert out["c2s"].shape == (2, 128, 90, 3)
+    assert out["s2s"].shape == (2, 128, 90, 3)
+    for key in ("f_c", "f_s", "f_com", "f_uni_c", "f_uni_s", "f_c_rec", "f_s_rec"):
+        assert out[key].shape == (2, 256)
+    for key in ("v_w_c", "v_c_c", "v_r_c", "v_w_s", "v_c_s", "v_r_s"):
+        assert out[key].shape == (2, 512)
+    # The batch is processed per example: the first pair alone gives the same.
+    single = model(content[:1], style[:1])
+    np.testing.assert_allclose(single["s2c"], out["s2c"][:1], atol=1e-4)
+    assert not np.allclose(out["s2c"][0], out["s2c"][1])
+
+
+def test_paper_architecture_counts(model):
+    assert len(model.exchange_blocks) == 3
+    assert model.code_dim == 256
+    for decoder in (model.decoder_c, model.decoder_s):
+        assert len(decoder.pre_blocks) == 3 and len(decoder.post_blocks) == 2
+        assert all(
+            isinstance(layer, keras.layers.UpSampling2D) and layer.interpolation == "nearest"
+            for layer in decoder.up_layers
+            if "UpSampling" in type(layer).__name__
+        )
+    assert model.decoder_c is not model.decoder_s
+    block_vars = {id(v) for v in model.exchange_blocks[0].trainable_variables}
+    assert block_vars.isdisjoint({id(v) for v in model.exchange_blocks[1].trainable_variables})
+
+
+def test_stylize_eq8_endpoints_and_linearity(model):
+    content = _images([1, 48, 56, 3], 3)
+    style = _images([1, 40, 64, 3], 4)
+    out = model(content, style)
+    np.testing.assert_allclose(
+        model.stylize(content, style, alpha=1.0), tf.clip_by_value(out["s2c"], 0, 1), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        model.stylize(content, style, alpha=0.0), tf.clip_by_value(out["c2c"], 0, 1), atol=1e-5
+    )
+    # Eq. 8 is linear in feature space: R(0.5) is the midpoint of R(0) and R(1).
+    r0, _ = model.fused_features(content, style, 0.0)
+    r1, _ = model.fused_features(content, style, 1.0)
+    r_half, _ = model.fused_features(content, style, tf.constant(0.5))
+    np.testing.assert_allclose(r_half, 0.5 * (r0 + r1), rtol=1e-4, atol=1e-4)
+
+
+def test_one_style_for_a_batch_of_contents(model):
+    content = _images([3, 32, 40, 3], 5)
+    style = _images([1, 48, 48, 3], 6)
+    batched = model.stylize(content, style)
+    assert batched.shape == (3, 32, 40, 3)
+    np.testing.assert_allclose(batched[1:2], model.stylize(content[1:2], style), atol=1e-5)
+    assert float(tf.reduce_min(batched)) >= 0.0 and float(tf.reduce_max(batched)) <= 1.0
+
+
+def test_masks(model):
+    content = _images([1, 40, 48, 3], 7)
+    style = _images([1, 64, 160, 3], 8)
+    plain = model.stylize(content, style)
+    ones = model.stylize(
+        content, style, content_mask=tf.ones([1, 40, 48]), style_mask=tf.ones([64, 160])
+    )
+    np.testing.assert_allclose(plain, ones, atol=1e-5)
+
+    # Style pixels outside the style mask, farther than VGG's relu4_1
+    # receptive field (44 px), cannot influence the result.
+    style_mask = np.zeros([1, 64, 160], np.float32)
+    style_mask[:, :, :48] = 1.0
+    changed = style.numpy()
+    changed[:, :, 96:] = 1.0 - changed[:, :, 96:]
+    a = model.stylize(content, style, style_mask=style_mask)
+    b = model.stylize(content, changed, style_mask=style_mask)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert np.abs(a - plain).max() > 1e-3  # ...while the mask itself matters.
+
+    # Outside the content mask the content keeps its reconstruction path.
+    zeros = tf.zeros([1, 40, 48])
+    np.testing.assert_allclose(
+        model.stylize(content, style, alpha=1.0, content_mask=zeros),
+        model.stylize(content, style, alpha=0.0, content_mask=zeros),
+        atol=1e-5,
+    )
+
+
+def test_stylize_regions(model):
+    content = _images([1, 32, 48, 3], 9)
+    styles = [_images([1, 32, 32, 3], 10), _images([1, 32, 32, 3], 11)]
+    left = np.zeros([32, 48], np.float32)
+    left[:, :24] = 1
+    out = model.stylize_regions(content, styles, [left, 1 - left])
+    assert out.shape == (1, 32, 48, 3)
+    # One region covering everything is plain stylization.
+    full = model.stylize_regions(content, styles[:1], [np.ones([32, 48], np.float32)])
+    np.testing.assert_allclose(full, model.stylize(content, styles[0]), atol=1e-5)
+    with pytest.raises(ValueError, match="one content mask per style"):
+        model.stylize_regions(content, styles, [left])
+
+
+def test_gradients_reach_every_trainable_variable_and_not_vgg(model):
+    content = _images([2, 32, 32, 3], 12)
+    style = _images([2, 32, 32, 3], 13)
+    vgg_ids = {id(v) for v in model.encoder.weights}
+    assert vgg_ids and vgg_ids.isdisjoint({id(v) for v in model.trainable_variables})
+    with tf.GradientTape() as tape:
+        out = model(content, style, training=True)
+        total = losses.compute_losses(out, content, style, model.encoder)["total"]
+    grads = tape.gradient(total, model.trainable_variables + model.encoder.weights)
+    n = len(model.trainable_variables)
+    missing = [v.path for v, g in zip(model.trainable_variables, grads[:n]) if g is None]
+    assert not missing
+    zero = [v.path for v, g in zip(model.trainable_variables, grads[:n]) if not np.any(g.numpy())]
+    assert not zero
+    # VGG weights are constants of the graph for the optimiser: no gradient is
+    # requested for them by training, and they are not trainable.
+    assert all(not v.trainable for v in model.encoder.weights)
+
+
+@pytest.mark.parametrize(
+    "kwargs, distinct_blocks",
+    [
+        ({"fusion_mode": "adain"}, 3),
+        ({"fusion_mode": "concat"}, 3),
+        ({"num_exchange_blocks": 0}, 0),
+        ({"num_exchange_blocks": 3, "share_exchange_block": True}, 1),
+    ],
+)
+def test_ablation_variants(kwargs, distinct_blocks):
+    m = ExchangeStyleTransfer(vgg_weights=None, **kwargs)
+    out = m(_images([1, 32, 32, 3], 14), _images([1, 32, 32, 3], 15))
+    assert out["s2c"].shape == (1, 32, 32, 3)
+    assert len(m.exchange_blocks) == distinct_blocks
+    assert len(m._exchange_blocks_sequence()) == kwargs.get("num_exchange_blocks", 3)
+
+
+def test_keras_save_round_trip(model, tmp_path):
+    content = _images([1, 40, 40, 3], 16)
+    style = _images([1, 32, 48, 3], 17)
+    expected = model(content, style)
+    path = tmp_path / "efanet.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, ExchangeStyleTransfer)
+    got = loaded(content, style)
+    for key in IMAGE_KEYS + ("f_com", "f_c_rec"):
+        np.testing.assert_allclose(expected[key], got[key], atol=1e-6)
+    assert loaded.get_config() == model.get_config()
+
+
+def test_model_from_config_has_same_architecture(model):
+    clone = ExchangeStyleTransfer.from_config(model.get_config())
+    clone.build()
+    assert [tuple(v.shape) for v in clone.weights] == [tuple(v.shape) for v in model.weights]
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (np.zeros([32, 32, 3], np.float32), "rank 4"),
+        (np.zeros([1, 32, 32, 4], np.float32), "3 \\(RGB\\) channels"),
+        (np.full([1, 32, 32, 3], 255.0, np.float32), "\\[0, 1\\]"),
+        (np.zeros([1, 32, 32, 3], np.uint8), "float32"),
+        (np.zeros([1, 8, 32, 3], np.float32), "at least 16"),
+    ],
+)
+def test_bad_input_raises_clear_value_error(model, content, match):
+    style = np.zeros([1, 32, 32, 3], np.float32)
+    with pytest.raises(ValueError, match=match):
+        model(content, style)
+    with pytest.raises(ValueError, match=match):
+        model.stylize(content, style)
+
+
+def test_bad_masks_and_batches(model):
+    image = np.zeros([1, 32, 32, 3], np.float32)
+    with pytest.raises(ValueError, match="does not match"):
+        model.stylize(image, image, content_mask=np.ones([1, 16, 32], np.float32))
+    with pytest.raises(ValueError, match="style_mask"):
+        model.stylize(image, image, style_mask=np.ones([1, 32, 32, 2], np.float32))
+    with pytest.raises(ValueError, match="pair up"):
+        model(np.zeros([2, 32, 32, 3], np.float32), image)
+
+
+def test_constructor_rejects_bad_options():
+    with pytest.raises(ValueError, match="fusion_mode"):
+        ExchangeStyleTransfer(vgg_weights=None, fusion_mode="add")
+    with pytest.raises(ValueError, match="num_exchange_blocks"):
+        ExchangeStyleTransfer(vgg_weights=None, num_exchange_blocks=-1)
+
+
+def test_graph_mode_range_check(model):
+    fn = tf.function(lambda c, s: model.stylize(c, s))
+    good = np.zeros([1, 32, 32, 3], np.float32)
+    assert fn(good, good).shape == (1, 32, 32, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="\\[0, 1\\]"):
+        fn(good + 200.0, good)

@@ -1,0 +1,84 @@
+"""The fixed VGG-19 encoder: levels, preprocessing, weights sources and their errors."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from exchange_st import vgg
+
+
+def test_levels_shapes_and_frozen():
+    encoder = vgg.VGGEncoder(None)
+    feats = encoder(tf.zeros([2, 40, 56, 3]))
+    assert [tuple(f.shape) for f in feats] == [
+        (2, 40, 56, 64), (2, 20, 28, 128), (2, 10, 14, 256), (2, 5, 7, 512)
+    ]
+    assert not encoder.trainable_weights
+    # conv1_1..conv4_1 only: 9 convs (kernel + bias each) and the scales.
+    assert len(encoder.weights) == 2 * 9 + 1
+    images = tf.random.stateless_uniform([1, 40, 56, 3], seed=[0, 1])
+    np.testing.assert_allclose(encoder(images, output_all=False), encoder(images)[-1])
+
+
+def test_matches_keras_vgg19_with_caffe_preprocessing():
+    keras.utils.set_random_seed(3)
+    encoder = vgg.VGGEncoder(None, feature_scales=(1.0, 1.0, 1.0, 1.0))
+    reference = keras.applications.VGG19(include_top=False, weights=None)
+    for layer in encoder.blocks:
+        if isinstance(layer, keras.layers.Conv2D):
+            reference.get_layer(layer.name).set_weights(layer.get_weights())
+    images = tf.random.stateless_uniform([1, 32, 32, 3], seed=[1, 1])
+    ref = keras.Model(
+        reference.input, [reference.get_layer(n).output for n in vgg.VGG_LAYERS]
+    )(keras.applications.vgg19.preprocess_input(images.numpy() * 255.0))
+    for got, want in zip(encoder(images), ref):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+def test_feature_scales_divide_levels():
+    keras.utils.set_random_seed(4)
+    plain = vgg.VGGEncoder(None, feature_scales=(1.0, 1.0, 1.0, 1.0))
+    scaled = vgg.VGGEncoder.from_config(
+        dict(plain.get_config(), feature_scales=(2.0, 4.0, 8.0, 16.0))
+    )
+    for src, dst in zip(plain.blocks, scaled.blocks):
+        dst.set_weights(src.get_weights())
+    images = tf.random.stateless_uniform([1, 24, 24, 3], seed=[2, 2])
+    for p, s, k in zip(plain(images), scaled(images), (2, 4, 8, 16)):
+        np.testing.assert_allclose(p / k, s, rtol=1e-5)
+    with pytest.raises(ValueError, match="4 values"):
+        vgg.VGGEncoder(None, feature_scales=(1.0,))
+
+
+def test_random_weights_give_unit_mean_features():
+    feats = vgg.VGGEncoder(None)(tf.random.stateless_uniform([2, 64, 64, 3], seed=[7, 7]))
+    for f in feats:
+        assert 0.5 < float(tf.reduce_mean(f)) < 2.0
+
+
+def test_weights_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        vgg.VGGEncoder(str(tmp_path / "missing.h5"))
+    bad = tmp_path / "bad.h5"
+    bad.write_text("not an h5 file")
+    with pytest.raises(ValueError, match="notop"):
+        vgg.VGGEncoder(str(bad))
+
+
+def test_failed_download_names_the_flag(monkeypatch):
+    def offline(*args, **kwargs):
+        if kwargs.get("weights") == "imagenet":
+            raise OSError("URL fetch failure: Name or service not known")
+        return real(*args, **kwargs)
+
+    real = keras.applications.VGG19
+    monkeypatch.setattr(keras.applications, "VGG19", offline)
+    with pytest.raises(RuntimeError, match="--vgg_weights"):
+        vgg.VGGEncoder("imagenet")
+
+
+def test_config_does_not_refer_to_weights_source():
+    config = vgg.VGGEncoder(None).get_config()
+    assert config["vgg_weights"] is None
+    assert tuple(config["feature_scales"]) == vgg.RANDOM_FEATURE_SCALES
