@@ -8,6 +8,8 @@ import pytest
 import tensorflow as tf
 
 from exchange_st.baselines import adain as adain_lib
+from exchange_st.baselines import gatys as gatys_lib
+from exchange_st.baselines import wct as wct_lib
 from exchange_st.vgg import FEATURE_NAMES
 
 
@@ -157,3 +159,93 @@ def test_adain_net_under_tf_function(net):
 
     value = step(_images(2, 32, 32), _images(2, 48, 40))
     assert np.isfinite(float(value))
+
+
+# ----------------------------------------------------------------------------
+# Gatys et al.
+# ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def encoder(net):
+    return net.encoder
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_gatys_lowers_its_objective(encoder, optimizer):
+    content, style = _images(1, 35, 41, seed=11), _images(1, 32, 32, seed=12)
+    image, history = gatys_lib.gatys_stylize(
+        content, style, encoder, iterations=4, optimizer=optimizer, lr=0.01, return_losses=True
+    )
+    assert image.shape == (1, 35, 41, 3)
+    assert float(tf.reduce_min(image)) >= 0.0 and float(tf.reduce_max(image)) <= 1.0
+    assert len(history) == 4
+    stylizer = gatys_lib.GatysStylizer(encoder, lr=0.01, optimizer=optimizer)
+    start = stylizer.objective(content, encoder(content, output_all=False), encoder(style))
+    end = stylizer.objective(image, encoder(content, output_all=False), encoder(style))
+    # Starts from the content: no content loss, all style loss.
+    assert float(start[1]) == pytest.approx(0.0, abs=1e-6)
+    assert history[0] == pytest.approx(float(start[0]), rel=1e-4)
+    assert float(end[0]) < 0.9 * float(start[0])
+    assert history[-1] < history[0]
+
+
+def test_gatys_stylizer_reuses_its_graph_and_validates(encoder):
+    stylizer = gatys_lib.GatysStylizer(encoder, style_weight=5.0)
+    content, style = _images(2, 32, 32, seed=1), _images(1, 24, 40, seed=2)
+    first = stylizer.stylize(content, style, iterations=2)
+    second, history = stylizer.stylize(content, style, iterations=3, return_losses=True)
+    assert first.shape == second.shape == (2, 32, 32, 3)
+    assert len(history) == 3
+    # One trace serves both iteration counts (the count is a tensor).
+    assert stylizer._adam_loop.experimental_get_tracing_count() == 1
+    with pytest.raises(ValueError, match="optimizer"):
+        gatys_lib.GatysStylizer(encoder, optimizer="sgd")
+    with pytest.raises(ValueError, match="iterations"):
+        stylizer.stylize(content, style, iterations=0)
+
+
+# ----------------------------------------------------------------------------
+# WCT.
+# ----------------------------------------------------------------------------
+
+
+def _cov(f):
+    flat = tf.reshape(tf.cast(f, tf.float64), [f.shape[0], -1, f.shape[-1]])
+    centred = flat - tf.reduce_mean(flat, axis=1, keepdims=True)
+    return tf.matmul(centred, centred, transpose_a=True) / (flat.shape[1] - 1)
+
+
+def test_wct_gives_the_style_mean_and_covariance():
+    content = tf.random.normal([2, 12, 10, 6], seed=1) * 3.0 + 1.0
+    mix = tf.random.normal([6, 6], seed=2)
+    style = tf.matmul(tf.random.normal([1, 9, 11, 6], seed=3), mix) - 2.0
+    out = wct_lib.wct(content, style, eps=1e-8)
+    assert out.shape == content.shape
+    np.testing.assert_allclose(
+        tf.reduce_mean(out, axis=[1, 2]),
+        tf.broadcast_to(tf.reduce_mean(style, axis=[1, 2]), [2, 6]),
+        atol=1e-4,
+    )
+    np.testing.assert_allclose(_cov(out), tf.broadcast_to(_cov(style), [2, 6, 6]), atol=1e-3)
+    np.testing.assert_allclose(wct_lib.wct(content, style, alpha=0.0), content, atol=1e-6)
+    half = wct_lib.wct(content, style, alpha=tf.constant(0.5), eps=1e-8)
+    np.testing.assert_allclose(half, 0.5 * (content + out), atol=1e-4)
+
+
+def test_wct_regularisation_handles_flat_features():
+    content = tf.zeros([1, 4, 4, 8])
+    style = tf.random.uniform([1, 4, 4, 8], seed=4)
+    assert np.all(np.isfinite(wct_lib.wct(content, style)))
+
+
+def test_wct_stylizer_uses_the_adain_decoder(net):
+    stylizer = wct_lib.WCTStylizer(net)
+    content, style = _images(2, 67, 101, seed=3), _images(1, 40, 32, seed=4)
+    image = stylizer.stylize(content, style)
+    assert image.shape == (2, 67, 101, 3)
+    assert float(tf.reduce_min(image)) >= 0.0 and float(tf.reduce_max(image)) <= 1.0
+    np.testing.assert_allclose(
+        stylizer.stylize(content, style, alpha=0.0), net.stylize(content, style, alpha=0.0),
+        atol=1e-5,
+    )
