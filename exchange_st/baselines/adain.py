@@ -90,15 +90,27 @@ class AdaINDecoder(keras.layers.Layer):
             )
         self.upsample_filters = tuple(upsample_filters)
         policy = self.dtype_policy
-        self.up_layers = []
+        # Each sub-layer is an attribute, not only a list entry: with Keras
+        # 3.15 on TensorFlow, layers held in a list are not dependencies of a
+        # tf.train.Checkpoint, so their weights would be missing from it.
+        self._up_layer_names = []
         for stage, (filters, n_convs) in enumerate(zip(self.upsample_filters, _CONVS_PER_STAGE)):
-            self.up_layers.append(self._conv(filters, f"up{stage}_in"))
-            self.up_layers.append(
+            self._add_up_layer(self._conv(filters, f"up{stage}_in"))
+            self._add_up_layer(
                 keras.layers.UpSampling2D(2, interpolation="nearest", name=f"up{stage}", dtype=policy)
             )
             for i in range(n_convs - 1):
-                self.up_layers.append(self._conv(filters, f"up{stage}_conv{i}"))
+                self._add_up_layer(self._conv(filters, f"up{stage}_conv{i}"))
         self.to_rgb = keras.layers.Conv2D(3, 3, padding="same", name="to_rgb", dtype=policy)
+
+    def _add_up_layer(self, layer):
+        setattr(self, layer.name, layer)
+        self._up_layer_names.append(layer.name)
+
+    @property
+    def up_layers(self):
+        """The convolutions and upsamplings before `to_rgb`, in call order."""
+        return [getattr(self, name) for name in self._up_layer_names]
 
     def _conv(self, filters, name):
         return keras.layers.Conv2D(
