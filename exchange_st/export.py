@@ -1,0 +1,651 @@
+"""Inference export: checkpoint -> model, model -> SavedModel (any image size) and TFLite."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+import re
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from exchange_st.model import ExchangeStyleTransfer
+from exchange_st.vgg import VGGEncoder
+
+# Written by the training code next to its checkpoints.
+CONFIG_FILENAME = "config.json"
+# Written by `export_saved_model` into the SavedModel directory, for provenance
+# only: loading the SavedModel needs neither this file nor exchange_st.
+EXPORT_CONFIG_FILENAME = "exchange_st_model_config.json"
+TFLITE_FILENAME = "model.tflite"
+
+# Constructor arguments of `ExchangeStyleTransfer` that a config may set.
+# `vgg_weights` is excluded: a restored model's VGG weights come from the
+# checkpoint (or `load_model_from_checkpoint`'s fallback), not from the config.
+MODEL_CONFIG_KEYS = tuple(
+    name
+    for name, p in inspect.signature(ExchangeStyleTransfer.__init__).parameters.items()
+    if name not in ("self", "vgg_weights") and p.kind is p.POSITIONAL_OR_KEYWORD
+)
+
+SIGNATURE_KEYS = ("serving_default", "stylize_masked", "stylize_uint8")
+
+# Dynamic batch, height and width: one trace serves every image size. Rank
+# and channel count are fixed here, so calling a tf.function attribute with
+# a wrong rank or channel count fails when it binds its arguments, with the
+# offending shape in the message; signature calls skip that binding check and
+# are caught by `_checked` inside the graph instead of deep in a convolution.
+_FLOAT_IMAGE = tf.TensorSpec([None, None, None, 3], tf.float32)
+_UINT8_IMAGE = tf.TensorSpec([None, None, None, 3], tf.uint8)
+_MASK = tf.TensorSpec([None, None, None], tf.float32)
+_ALPHA = tf.TensorSpec([], tf.float32)
+_R_FUSION = tf.TensorSpec([None, None, None, None], tf.float32)
+
+# Side of the square inputs of the fixed-size TFLite fallback.
+DEFAULT_TFLITE_SIZE = 512
+# Check size of an any-size TFLite model: not a multiple of 8 on purpose.
+_DYNAMIC_CHECK_SIZE = 67
+# Largest difference between TFLite and SavedModel outputs a check accepts;
+# XNNPACK reorders float sums, nothing more.
+_TFLITE_TOLERANCE = 1e-3
+
+
+def _spec(spec, name):
+    return tf.TensorSpec(spec.shape, spec.dtype, name=name)
+
+
+def _checked(x, name, expected):
+    """Asserts at run time that `x` has rank 4 and 3 channels (or rank 3 for masks).
+
+    Calls through `loaded.signatures[...]` do not check their arguments
+    against the signature's shapes, so without this a 4-channel image would
+    only fail deep inside the VGG preprocessing with an unrelated message.
+    """
+    shape = tf.shape(x)
+    if expected == "image":
+        ok = tf.logical_and(tf.equal(tf.rank(x), 4), tf.equal(shape[-1], 3))
+        what = f"{name} must be a [B, H, W, 3] RGB batch; got shape"
+    else:
+        ok = tf.equal(tf.rank(x), 3)
+        what = f"{name} must be a [B, H, W] mask batch; got shape"
+    check = tf.debugging.Assert(ok, [what, shape], summarize=8, name=f"check_{name}")
+    with tf.control_dependencies([check]):
+        return tf.identity(x)
+
+
+class StylizeModule(tf.Module):
+    """Inference functions of a trained `ExchangeStyleTransfer`, for any image size.
+
+    Every function has an `input_signature` with unknown batch, height and
+    width, so it is traced once and runs any size (>= 16 px per side; sizes
+    need not be multiples of 8, the model reflect-pads and crops back).
+
+    Functions (all images float32 RGB in [0, 1] unless noted):
+      stylize(content [B, H, W, 3], style [B or 1, H2, W2, 3], alpha=1.0)
+        -> `I_s->c` `[B, H, W, 3]` in [0, 1] with the Eq. 8 trade-off.
+      stylize_masked(content, style, alpha, content_mask [B, H, W],
+        style_mask [B or 1, H2, W2]) -> `[B, H, W, 3]`; the analysis only sees
+        the masked pixels and the content outside its mask is reconstructed.
+      stylize_uint8(content uint8 [B, H, W, 3], style uint8, alpha) -> float
+        `[B, H, W, 3]` in [0, 1]; takes `tf.io.decode_image` output directly.
+      fused_features(content, style, alpha, content_mask, style_mask)
+        -> `R_fusion` `[B, ceil(H/8), ceil(W/8), 512]` (Eq. 8 before rendering).
+      render_content(r_fusion, content) -> `[B, H, W, 3]` in [0, 1].
+    The last two let several masked styles be blended in feature space and
+    rendered once (Fig. 10), as `ExchangeStyleTransfer.stylize_regions` does.
+
+    Args:
+      model: a built `ExchangeStyleTransfer` (weights restored or random).
+    """
+
+    def __init__(self, model, name="exchange_st"):
+        super().__init__(name=name)
+        self.model = model
+
+    # The graphs are built by plain methods that both the tf.function
+    # attributes and the signatures call: a signature wrapping another
+    # tf.function would capture its variables under numeric names.
+    def _stylize(self, content, style, alpha):
+        content = _checked(content, "content", "image")
+        style = _checked(style, "style", "image")
+        return self.model.stylize(content, style, alpha)
+
+    def _stylize_masked(self, content, style, alpha, content_mask, style_mask):
+        content, style, content_mask, style_mask = self._check_all(
+            content, style, content_mask, style_mask
+        )
+        return self.model.stylize(content, style, alpha, content_mask, style_mask)
+
+    def _stylize_uint8(self, content, style, alpha):
+        content = tf.image.convert_image_dtype(_checked(content, "content", "image"), tf.float32)
+        style = tf.image.convert_image_dtype(_checked(style, "style", "image"), tf.float32)
+        return self.model.stylize(content, style, alpha)
+
+    @staticmethod
+    def _check_all(content, style, content_mask, style_mask):
+        return (
+            _checked(content, "content", "image"),
+            _checked(style, "style", "image"),
+            _checked(content_mask, "content_mask", "mask"),
+            _checked(style_mask, "style_mask", "mask"),
+        )
+
+    @tf.function(
+        input_signature=[_spec(_FLOAT_IMAGE, "content"), _spec(_FLOAT_IMAGE, "style"), _ALPHA]
+    )
+    def stylize(self, content, style, alpha=1.0):
+        return self._stylize(content, style, alpha)
+
+    @tf.function(
+        input_signature=[
+            _spec(_FLOAT_IMAGE, "content"),
+            _spec(_FLOAT_IMAGE, "style"),
+            _ALPHA,
+            _spec(_MASK, "content_mask"),
+            _spec(_MASK, "style_mask"),
+        ]
+    )
+    def stylize_masked(self, content, style, alpha, content_mask, style_mask):
+        return self._stylize_masked(content, style, alpha, content_mask, style_mask)
+
+    @tf.function(
+        input_signature=[_spec(_UINT8_IMAGE, "content"), _spec(_UINT8_IMAGE, "style"), _ALPHA]
+    )
+    def stylize_uint8(self, content, style, alpha=1.0):
+        return self._stylize_uint8(content, style, alpha)
+
+    @tf.function(
+        input_signature=[
+            _spec(_FLOAT_IMAGE, "content"),
+            _spec(_FLOAT_IMAGE, "style"),
+            _ALPHA,
+            _spec(_MASK, "content_mask"),
+            _spec(_MASK, "style_mask"),
+        ]
+    )
+    def fused_features(self, content, style, alpha, content_mask, style_mask):
+        content, style, content_mask, style_mask = self._check_all(
+            content, style, content_mask, style_mask
+        )
+        r_fusion, _ = self.model.fused_features(content, style, alpha, content_mask, style_mask)
+        return r_fusion
+
+    @tf.function(input_signature=[_spec(_R_FUSION, "r_fusion"), _spec(_FLOAT_IMAGE, "content")])
+    def render_content(self, r_fusion, content):
+        return self.model.render_content(r_fusion, _checked(content, "content", "image"))
+
+    def signatures(self):
+        """The serving signatures, each returning `{"stylized": [B, H, W, 3]}`.
+
+        Signatures cannot have default arguments, so `alpha` must always be
+        passed (1.0 = full stylization).
+        """
+
+        @tf.function(
+            input_signature=[
+                _spec(_FLOAT_IMAGE, "content"), _spec(_FLOAT_IMAGE, "style"), _spec(_ALPHA, "alpha")
+            ]
+        )
+        def serve(content, style, alpha):
+            return {"stylized": self._stylize(content, style, alpha)}
+
+        @tf.function(
+            input_signature=[
+                _spec(_FLOAT_IMAGE, "content"),
+                _spec(_FLOAT_IMAGE, "style"),
+                _spec(_ALPHA, "alpha"),
+                _spec(_MASK, "content_mask"),
+                _spec(_MASK, "style_mask"),
+            ]
+        )
+        def serve_masked(content, style, alpha, content_mask, style_mask):
+            stylized = self._stylize_masked(content, style, alpha, content_mask, style_mask)
+            return {"stylized": stylized}
+
+        @tf.function(
+            input_signature=[
+                _spec(_UINT8_IMAGE, "content"), _spec(_UINT8_IMAGE, "style"), _spec(_ALPHA, "alpha")
+            ]
+        )
+        def serve_uint8(content, style, alpha):
+            stylized = self._stylize_uint8(content, style, alpha)
+            # uint8 output too, so `tf.io.encode_png` needs no conversion.
+            return {
+                "stylized": stylized,
+                "stylized_uint8": tf.image.convert_image_dtype(stylized, tf.uint8, saturate=True),
+            }
+
+        return {
+            "serving_default": serve.get_concrete_function(),
+            "stylize_masked": serve_masked.get_concrete_function(),
+            "stylize_uint8": serve_uint8.get_concrete_function(),
+        }
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """What `export_saved_model` wrote.
+
+    Attributes:
+      export_dir: the SavedModel directory.
+      tflite_path: path of `model.tflite` if a conversion and its check
+        succeeded, else None.
+      tflite_variant: which conversion produced it (see `_tflite_attempts`),
+        e.g. `"fixed 512x512, builtin ops"`; None without a TFLite model.
+      tflite_input_size: `(H, W)` the TFLite model is fixed to (content and
+        style alike), or None if it takes any size.
+      tflite_errors: why each earlier (preferred) conversion was rejected;
+        the lines BUILD_NOTES quotes.
+    """
+
+    export_dir: str
+    tflite_path: str | None = None
+    tflite_variant: str | None = None
+    tflite_input_size: tuple[int, int] | None = None
+    tflite_errors: list[str] = dataclasses.field(default_factory=list)
+
+
+def model_config_of(model):
+    """The constructor hyperparameters of `model` (from `get_config`), JSON-ready."""
+    config = model.get_config()
+    config = {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in config.items()
+        if k in MODEL_CONFIG_KEYS
+    }
+    # The Python attribute keeps the constructor's value; after a checkpoint
+    # restore only the variable holds the trained scaling.
+    config["vgg_feature_scales"] = [float(v) for v in model.encoder.scales.numpy()]
+    return config
+
+
+def export_saved_model(model, export_dir, tflite=False, tflite_size=DEFAULT_TFLITE_SIZE):
+    """Writes `model` as a SavedModel that runs on any image size.
+
+    The SavedModel holds the whole network including the VGG encoder, so it
+    loads with `tf.saved_model.load(export_dir)` alone (no exchange_st import,
+    no VGG weights file). Use either the signatures (`serving_default`,
+    `stylize_masked`, `stylize_uint8`; `alpha` required) or the functions of
+    `StylizeModule` (`loaded.stylize(content, style)`, alpha defaults to 1).
+
+    Args:
+      model: an `ExchangeStyleTransfer`; built here if it is not yet.
+      export_dir: output directory (created; an existing SavedModel there is
+        overwritten).
+      tflite: also try converting to `export_dir/model.tflite`.
+      tflite_size: side of the square inputs of the fixed-size TFLite
+        fallback (used only if no any-size conversion runs).
+
+    Returns:
+      `ExportResult`.
+    """
+    export_dir = os.fspath(export_dir)
+    if not model.built:
+        model.build()
+    module = StylizeModule(model)
+    signatures = module.signatures()
+    tf.saved_model.save(module, export_dir, signatures=signatures)
+    stale = os.path.join(export_dir, TFLITE_FILENAME)
+    if os.path.exists(stale):
+        # A TFLite model from an earlier export would not match these weights.
+        os.remove(stale)
+    with open(os.path.join(export_dir, EXPORT_CONFIG_FILENAME), "w", encoding="utf-8") as f:
+        json.dump(model_config_of(model), f, indent=2, sort_keys=True)
+    logging.info("Wrote SavedModel to %s (signatures: %s).", export_dir, ", ".join(signatures))
+    result = ExportResult(export_dir=export_dir)
+    if tflite:
+        export_tflite(export_dir, result, tflite_size)
+    return result
+
+
+def _tflite_attempts(export_dir, size):
+    """`(variant, input size or None, make_converter)` in order of preference.
+
+    An any-size model is preferred. The TF 2.21 converter loses the channel
+    count of the convolutions after `UpSampling2D` when height and width are
+    unknown, so builtin ops fail there; TF Select ops convert but need the
+    Flex delegate at run time. With fixed shapes everything is a builtin op.
+    """
+
+    def dynamic(select_tf_ops):
+        def make():
+            converter = tf.lite.TFLiteConverter.from_saved_model(
+                export_dir, signature_keys=["serving_default"]
+            )
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS] + (
+                [tf.lite.OpsSet.SELECT_TF_OPS] if select_tf_ops else []
+            )
+            return converter
+        return make
+
+    keep_alive = []
+
+    def fixed():
+        # Converting from the loaded SavedModel (not the in-memory Keras
+        # model) makes the converter freeze plain tf.Variables into constants.
+        loaded = tf.saved_model.load(export_dir)
+        # The converter only references the variables weakly.
+        keep_alive.append(loaded)
+        image = tf.TensorSpec([1, size, size, 3], tf.float32)
+
+        @tf.function(input_signature=[_spec(image, "content"), _spec(image, "style"), _spec(_ALPHA, "alpha")])
+        def serve(content, style, alpha):
+            return {"stylized": loaded.stylize(content, style, alpha)}
+
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(
+            [serve.get_concrete_function()], loaded
+        )
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        return converter
+
+    return [
+        ("any size, builtin ops", None, dynamic(False)),
+        ("any size, builtin + TF Select ops", None, dynamic(True)),
+        (f"fixed {size}x{size}, builtin ops", (size, size), fixed),
+    ]
+
+
+def export_tflite(export_dir, result=None, size=DEFAULT_TFLITE_SIZE):
+    """Converts the SavedModel in `export_dir` to `model.tflite` and checks it.
+
+    Each variant of `_tflite_attempts` is converted (no custom ops allowed)
+    and run once against the SavedModel; the first that passes is written.
+    Failures are recorded in `result.tflite_errors` rather than raised:
+    TFLite is an optional extra of the export.
+
+    Returns:
+      The updated (or a new) `ExportResult`.
+    """
+    result = result or ExportResult(export_dir=os.fspath(export_dir))
+    for variant, input_size, make_converter in _tflite_attempts(export_dir, size):
+        try:
+            converter = make_converter()
+            # Custom ops would need a runtime the user does not have.
+            converter.allow_custom_ops = False
+            flatbuffer = converter.convert()
+            check_tflite_model(
+                flatbuffer, export_dir, _DYNAMIC_CHECK_SIZE if input_size is None else size
+            )
+        except Exception as e:  # noqa: BLE001 - converter/runtime errors come in many types.
+            message = f"{variant}: {type(e).__name__}: {_one_paragraph(e)}"
+            result.tflite_errors.append(message)
+            logging.warning("TFLite conversion rejected: %s", message)
+            continue
+        path = os.path.join(export_dir, TFLITE_FILENAME)
+        with open(path, "wb") as f:
+            f.write(flatbuffer)
+        result.tflite_path, result.tflite_variant = path, variant
+        result.tflite_input_size = input_size
+        logging.info("Wrote %s (%.1f MB, %s).", path, len(flatbuffer) / 2**20, variant)
+        break
+    return result
+
+
+def _one_paragraph(error, limit=1200):
+    """One line of an error; for converter errors the op summary, not the MLIR dump."""
+    text = " ".join(str(error).split())
+    marker = text.find("Some ops are not supported")
+    if marker > 0:
+        text = text[:200] + " ... " + text[marker:]
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def check_tflite_model(flatbuffer, export_dir, size):
+    """Runs a converted model once on a `size` x `size` pair and compares it to the SavedModel.
+
+    Raises:
+      ValueError: the output differs from the SavedModel's.
+    """
+    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    # The signature runner resizes inputs of unknown height and width.
+    runner = interpreter.get_signature_runner("serving_default")
+    rng = np.random.default_rng(0)
+    content = rng.uniform(size=(1, size, size, 3)).astype(np.float32)
+    style = np.ascontiguousarray(content[:, ::-1])
+    alpha = np.float32(0.75)
+    out = runner(content=content, style=style, alpha=alpha)["stylized"]
+    # Keep the loaded object referenced: its functions hold the variables weakly.
+    reference = tf.saved_model.load(export_dir)
+    want = reference.stylize(content, style, alpha).numpy()
+    error = float(np.max(np.abs(out - want))) if out.shape == want.shape else float("inf")
+    if not error <= _TFLITE_TOLERANCE:
+        raise ValueError(
+            f"TFLite output (shape {out.shape}) differs from the SavedModel's "
+            f"(shape {want.shape}) by {error:.3g} > {_TFLITE_TOLERANCE}"
+        )
+    return out
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    """What `export_savedmodel.py` exports.
+
+    Attributes:
+      export_dir: SavedModel output directory.
+      checkpoint_dir: training model_dir (latest checkpoint) or a checkpoint
+        prefix; exclusive with `random_init`.
+      random_init: export an untrained model (demos and tests).
+      vgg_weights: VGG weights of the `random_init` model (`"imagenet"`, an
+        h5 path, or None for random); for `checkpoint_dir`, the source used
+        only if the checkpoint lacks them (default: its config.json's).
+      model_config: `ExchangeStyleTransfer` kwargs for `random_init`, and for
+        `checkpoint_dir` only when the model_dir has no config.json.
+      tflite: also try a TFLite conversion.
+      tflite_size: input side of the fixed-size TFLite fallback.
+      seed: weight-init seed of the `random_init` model.
+    """
+
+    export_dir: str
+    checkpoint_dir: str | None = None
+    random_init: bool = False
+    vgg_weights: str | None = None
+    model_config: dict = dataclasses.field(default_factory=dict)
+    tflite: bool = False
+    tflite_size: int = DEFAULT_TFLITE_SIZE
+    seed: int | None = None
+
+    def __post_init__(self):
+        if bool(self.checkpoint_dir) == bool(self.random_init):
+            raise ValueError("Give exactly one of checkpoint_dir and random_init.")
+        unknown = sorted(set(self.model_config) - set(MODEL_CONFIG_KEYS))
+        if unknown:
+            raise ValueError(f"Unknown model_config keys {unknown}; known: {MODEL_CONFIG_KEYS}.")
+
+
+def export_from_config(config: ExportConfig) -> ExportResult:
+    """Builds or restores the model as configured and exports it."""
+    if config.random_init:
+        if config.seed is not None:
+            keras.utils.set_random_seed(config.seed)
+        logging.warning("Exporting an UNTRAINED model (random_init): for demos and tests only.")
+        model = ExchangeStyleTransfer(vgg_weights=config.vgg_weights, **config.model_config)
+        model.build()
+    else:
+        model = load_model_from_checkpoint(
+            config.checkpoint_dir, config.model_config, config.vgg_weights
+        )
+    return export_saved_model(
+        model, config.export_dir, tflite=config.tflite, tflite_size=config.tflite_size
+    )
+
+
+def resolve_checkpoint(checkpoint_path_or_dir):
+    """Returns `(checkpoint_prefix, model_dir)` for a directory or a prefix.
+
+    Raises:
+      FileNotFoundError: no checkpoint in the directory, or no such prefix.
+    """
+    path = os.fspath(checkpoint_path_or_dir)
+    if tf.io.gfile.isdir(path):
+        prefix = tf.train.latest_checkpoint(path)
+        if prefix is None:
+            raise FileNotFoundError(f"No checkpoint found in directory {path}.")
+        return prefix, path
+    if not tf.io.gfile.exists(path + ".index"):
+        raise FileNotFoundError(
+            f"{path} is neither a directory nor a checkpoint prefix (no {path}.index)."
+        )
+    return path, os.path.dirname(path)
+
+
+def read_model_config(model_dir):
+    """Model constructor kwargs from `model_dir/config.json`, or None if absent.
+
+    Accepts the training `TrainConfig` JSON (flat, with training settings
+    mixed in) or a dict nested under a `"model"` key; keys that are not
+    `ExchangeStyleTransfer` arguments are ignored.
+    """
+    path = os.path.join(model_dir, CONFIG_FILENAME)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        config = json.load(f)
+    if isinstance(config.get("model"), dict):
+        config = config["model"]
+    elif config.get("model", "efanet") != "efanet":
+        raise ValueError(
+            f"{path} describes a {config['model']!r} model; only the exchangeable-"
+            "feature network ('efanet') can be exported."
+        )
+    return {k: v for k, v in config.items() if k in MODEL_CONFIG_KEYS}
+
+
+def load_model_from_checkpoint(checkpoint_path_or_dir, model_config=None, vgg_weights=None):
+    """Builds an `ExchangeStyleTransfer` and restores trained weights into it.
+
+    The model is created with random VGG weights and restored from the
+    training checkpoint (`tf.train.Checkpoint(model=..., optimizer=...,
+    step=...)`). With Keras 3.15 on TensorFlow, layers held in Python lists
+    are not dependencies of a `tf.train.Checkpoint` (only of a SavedModel), so
+    a checkpoint may lack variables under `model/`; then the trainable ones
+    are read through the optimizer's variable list (`Trainer` builds the
+    optimizer over `model.trainable_variables`, in that order) and the fixed
+    VGG weights from their source (`vgg_weights`, else the config's
+    `vgg_weights`). Once the model tracks its list layers this is a no-op.
+
+    Args:
+      checkpoint_path_or_dir: a model_dir (latest checkpoint is used) or a
+        specific checkpoint prefix such as `model_dir/ckpt-1000`.
+      model_config: constructor kwargs used only if the model_dir has no
+        `config.json`; None means the paper defaults. (The VGG feature
+        scales are a variable of the checkpoint, so they need no config.)
+      vgg_weights: VGG weights source (`"imagenet"` or an h5 path) used only
+        if the checkpoint does not hold them; default: the config's.
+
+    Returns:
+      The restored, built model.
+
+    Raises:
+      FileNotFoundError: no checkpoint found.
+      AssertionError: the checkpoint does not cover the model's variables
+        (usually a config that does not match the trained model).
+      ValueError: the checkpoint lacks the VGG weights and no source is known.
+    """
+    prefix, model_dir = resolve_checkpoint(checkpoint_path_or_dir)
+    config = read_model_config(model_dir)
+    if config is None:
+        config = dict(model_config or {})
+        logging.warning(
+            "No %s in %s; using model hyperparameters %s.",
+            CONFIG_FILENAME, model_dir, config or "(defaults)",
+        )
+    model = ExchangeStyleTransfer(vgg_weights=None, **config)
+    model.build()
+    checkpoint = tf.train.Checkpoint(model=model)
+    status = checkpoint.restore(prefix).expect_partial()
+    # Without this a config that disagrees with the checkpoint (e.g. fewer
+    # exchange blocks) would silently leave some layers random.
+    status.assert_existing_objects_matched()
+    reached = _checkpoint_dependencies(checkpoint)
+    missing = [v for v in model.variables if id(v) not in reached]
+    if any(v.trainable for v in missing):
+        _restore_through_optimizer(model, prefix)
+    missing_fixed = [v for v in missing if not v.trainable]
+    if missing_fixed:
+        source = vgg_weights or _configured_vgg_weights(model_dir)
+        _restore_vgg(model, missing_fixed, source, prefix)
+    logging.info("Restored %s.", prefix)
+    return model
+
+
+def _checkpoint_dependencies(root):
+    """ids of every object a `tf.train.Checkpoint` of `root` saves or restores."""
+    seen, stack = set(), [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) not in seen:
+            seen.add(id(obj))
+            stack.extend(obj._trackable_children(save_type="checkpoint").values())
+    return seen
+
+
+_OPTIMIZER_VARIABLE = re.compile(r"^(.+)/_trainable_variables/\d+/\.ATTRIBUTES/VARIABLE_VALUE$")
+
+
+def _restore_through_optimizer(model, prefix):
+    """Restores `model.trainable_variables` from the optimizer's list in the checkpoint.
+
+    The checkpoint object graph is matched with a stand-in holding the list
+    at the same path (`optimizer/_trainable_variables`, or under
+    `inner_optimizer` for a `LossScaleOptimizer`), so TensorFlow checks every
+    shape while restoring.
+    """
+    paths = set()
+    for name, _ in tf.train.list_variables(prefix):
+        match = _OPTIMIZER_VARIABLE.match(name)
+        if match:
+            paths.add(match.group(1))
+    if len(paths) != 1:
+        raise AssertionError(
+            f"{prefix} does not save all model variables under 'model/' and has "
+            f"{'no' if not paths else 'several'} optimizer variable lists "
+            f"({sorted(paths)}) to restore them from."
+        )
+    segments = paths.pop().split("/")
+    node = tf.__internal__.tracking.AutoTrackable()
+    node._trainable_variables = list(model.trainable_variables)
+    for segment in reversed(segments[1:]):
+        parent = tf.__internal__.tracking.AutoTrackable()
+        setattr(parent, segment, node)
+        node = parent
+    status = tf.train.Checkpoint(**{segments[0]: node}).restore(prefix).expect_partial()
+    status.assert_existing_objects_matched()
+    logging.info(
+        "Restored %d trainable variables through the checkpoint's optimizer list.",
+        len(model.trainable_variables),
+    )
+
+
+def _configured_vgg_weights(model_dir):
+    path = os.path.join(model_dir, CONFIG_FILENAME)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f).get("vgg_weights")
+
+
+def _restore_vgg(model, variables, source, prefix):
+    """Fills the encoder's fixed VGG variables the checkpoint lacks from `source`."""
+    encoder = model.encoder
+    wanted = {id(v) for v in variables}
+    if not wanted <= {id(v) for v in encoder.weights}:
+        names = [v.path for v in variables if all(v is not w for w in encoder.weights)]
+        raise AssertionError(f"{prefix} lacks non-trainable variables {names[:5]}.")
+    if source is None:
+        raise ValueError(
+            f"{prefix} does not hold the VGG encoder weights and none are configured "
+            "(config.json vgg_weights is None, i.e. a random-VGG run, which cannot be "
+            "recovered). Pass vgg_weights (--vgg_weights), the file the model was "
+            "trained with."
+        )
+    fresh = VGGEncoder(source, feature_scales=encoder.feature_scales)
+    for target, value in zip(encoder.weights, fresh.weights):
+        if id(target) in wanted:
+            if tuple(target.shape) != tuple(value.shape):
+                raise AssertionError(f"VGG weight {target.path}: shape {value.shape} != {target.shape}")
+            target.assign(value)
+    logging.info("VGG encoder weights (not in the checkpoint) loaded from %s.", source)
