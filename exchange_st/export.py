@@ -332,7 +332,9 @@ def _tflite_attempts(export_dir, size):
         keep_alive.append(loaded)
         image = tf.TensorSpec([1, size, size, 3], tf.float32)
 
-        @tf.function(input_signature=[_spec(image, "content"), _spec(image, "style"), _spec(_ALPHA, "alpha")])
+        @tf.function(
+            input_signature=[_spec(image, "content"), _spec(image, "style"), _spec(_ALPHA, "alpha")]
+        )
         def serve(content, style, alpha):
             return {"stylized": loaded.stylize(content, style, alpha)}
 
@@ -646,6 +648,8 @@ def _restore_vgg(model, variables, source, prefix):
     for target, value in zip(encoder.weights, fresh.weights):
         if id(target) in wanted:
             if tuple(target.shape) != tuple(value.shape):
-                raise AssertionError(f"VGG weight {target.path}: shape {value.shape} != {target.shape}")
+                raise AssertionError(
+                    f"VGG weight {target.path}: shape {value.shape} != {target.shape}"
+                )
             target.assign(value)
     logging.info("VGG encoder weights (not in the checkpoint) loaded from %s.", source)

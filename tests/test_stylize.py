@@ -1,0 +1,269 @@
+"""Tests for exchange_st.stylize (the exchange-st-stylize command) and exchange_st.video."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from exchange_st import export
+from exchange_st import image_io
+from exchange_st import stylize
+from exchange_st import video
+from exchange_st.model import ExchangeStyleTransfer
+
+SMALL = dict(
+    code_dim=16,
+    num_exchange_blocks=1,
+    compressor_filters=(8, 8),
+    num_pre_fusion_blocks=0,
+    num_post_fusion_blocks=0,
+    upsample_filters=(16, 8, 8),
+)
+TOL = 1e-4
+
+
+def _make_model(seed=3):
+    # A random decoder renders ~1e-3 around 0, which the [0, 1] clip would
+    # flatten; rescaling the last conv makes outputs differ visibly.
+    keras.utils.set_random_seed(seed)
+    model = ExchangeStyleTransfer(vgg_weights=None, **SMALL)
+    model.build()
+    probe = tf.random.stateless_uniform([1, 48, 48, 3], seed=[seed, 0])
+    out = model(probe, probe[:, ::-1])["s2c"]
+    scale = 0.2 / float(tf.math.reduce_std(out))
+    rgb = model.decoder_c.to_rgb
+    rgb.bias.assign(0.5 + scale * (rgb.bias - tf.reduce_mean(out, axis=[0, 1, 2])))
+    rgb.kernel.assign(rgb.kernel * scale)
+    return model
+
+
+def _write_rgb(path, h, w, seed):
+    array = (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("stylize")
+    model = _make_model()
+    saved = str(tmp / "saved_model")
+    export.export_saved_model(model, saved)
+    files = {
+        "c0": _write_rgb(str(tmp / "content" / "c0.png"), 40, 52, 0),
+        "c1": _write_rgb(str(tmp / "content" / "sub" / "c1.jpg"), 36, 44, 1),
+        "style": _write_rgb(str(tmp / "style.png"), 48, 40, 2),
+        "style2": _write_rgb(str(tmp / "style2.png"), 33, 50, 3),
+    }
+    with open(tmp / "content" / "broken.png", "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n this is not a PNG")
+    files["broken"] = str(tmp / "content" / "broken.png")
+    left = np.zeros((20, 30), np.uint8)
+    left[:, :15] = 255
+    Image.fromarray(left).save(tmp / "left.png")
+    Image.fromarray(255 - left).save(tmp / "right.png")
+    Image.fromarray(np.full((8, 8), 255, np.uint8)).save(tmp / "ones.png")
+    return dict(
+        tmp=tmp, model=model, saved=saved, files=files,
+        stylizer=stylize.Stylizer.from_saved_model(saved),
+    )
+
+
+def _config(setup, out, **kwargs):
+    kwargs.setdefault("content", setup["files"]["c0"])
+    kwargs.setdefault("styles", [setup["files"]["style"]])
+    return stylize.StylizeConfig(output_dir=str(out), saved_model=setup["saved"], **kwargs)
+
+
+def test_command_on_directory_with_a_corrupt_file(setup, tmp_path):
+    files = setup["files"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(
+        [sys.executable, "-m", "exchange_st.stylize", f"--saved_model={setup['saved']}",
+         f"--content={os.path.dirname(files['c0'])}", f"--style={files['style']}",
+         f"--output_dir={tmp_path}"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    # The other files are done, keeping the sub-directory layout.
+    assert os.path.isfile(tmp_path / "c0_style.png")
+    assert os.path.isfile(tmp_path / "sub" / "c1_style.png")
+    assert Image.open(tmp_path / "sub" / "c1_style.png").size == (44, 36)
+    errors = [line for line in proc.stderr.splitlines() if "broken.png" in line]
+    assert any("Cannot read image" in line for line in errors), proc.stderr[-3000:]
+    assert any("1 input(s) failed" in line for line in errors)
+    assert not os.path.exists(tmp_path / "broken_style.png")
+
+
+def test_console_script_is_installed_and_has_the_flags():
+    script = os.path.join(os.path.dirname(sys.executable), "exchange-st-stylize")
+    proc = subprocess.run(
+        [script, "--help"], capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    # absl exits with status 1 after --help.
+    assert proc.returncode in (0, 1) and "USAGE" in proc.stdout, proc.stderr[-2000:]
+    for flag in ("--content:", "--style:", "--alpha:", "--mask:", "preserve_color:", "--video:"):
+        assert flag in proc.stdout
+
+
+def test_single_image_matches_the_saved_model(setup, tmp_path):
+    report = stylize.stylize_all(_config(setup, tmp_path, alphas=[0.6]), setup["stylizer"])
+    assert not report.failures
+    assert report.outputs == [str(tmp_path / "c0_style_alpha0.60.png")]
+    content = image_io.load_image(setup["files"]["c0"])
+    style = image_io.load_image(setup["files"]["style"])
+    want = setup["model"].stylize(content[None], style[None], 0.6)[0].numpy()
+    got = image_io.load_image(report.outputs[0])
+    # PNG stores 8 bits.
+    np.testing.assert_allclose(got, want, atol=0.5 / 255 + 1e-6)
+
+
+def test_alpha_list_writes_one_image_per_alpha_and_a_strip(setup, tmp_path):
+    alphas = [0.0, 0.5, 1.0]
+    config = _config(setup, tmp_path, alphas=alphas, max_size=32)
+    report = stylize.stylize_all(config, setup["stylizer"])
+    assert not report.failures
+    names = sorted(os.path.basename(p) for p in report.outputs)
+    assert names == [
+        "c0_style_alpha0.00.png", "c0_style_alpha0.50.png", "c0_style_alpha1.00.png",
+        "c0_style_alphas.png",
+    ]
+    images = {a: image_io.load_image(tmp_path / f"c0_style_alpha{a:.2f}.png") for a in alphas}
+    # --max_size bounds the longer side (52 -> 32).
+    content = image_io.load_image(setup["files"]["c0"], max_size=32)
+    style = image_io.load_image(setup["files"]["style"], max_size=32)
+    assert content.shape == images[0.0].shape == (25, 32, 3)
+    for alpha, image in images.items():
+        want = setup["stylizer"].stylize(content, style, alpha)
+        np.testing.assert_allclose(image, want, atol=0.5 / 255 + 1e-6)
+    assert np.abs(images[0.0] - images[1.0]).max() > 2 / 255
+    strip = image_io.load_image(tmp_path / "c0_style_alphas.png")
+    # content, three alphas and the style, side by side at the content height.
+    assert strip.shape[0] == 25 + 2 * 4 and strip.shape[1] > 4 * 32
+
+
+def test_masks_give_spatial_control(setup, tmp_path):
+    files = setup["files"]
+    tmp = setup["tmp"]
+    config = _config(
+        setup, tmp_path, styles=[files["style"], files["style2"]],
+        masks=[str(tmp / "left.png"), str(tmp / "right.png")],
+    )
+    report = stylize.stylize_all(config, setup["stylizer"])
+    assert not report.failures
+    assert [os.path.basename(p) for p in report.outputs] == ["c0_regions_style_style2.png"]
+    content = image_io.load_image(files["c0"])
+    styles = [image_io.load_image(files[k])[None] for k in ("style", "style2")]
+    masks = [
+        stylize.mask_for(stylize.load_mask(tmp / name), content.shape[:2])
+        for name in ("left.png", "right.png")
+    ]
+    assert masks[0][:, :20].min() == 1.0 and masks[0][:, 32:].max() == 0.0
+    want = setup["model"].stylize_regions(content[None], styles, [m[None] for m in masks])
+    got = setup["stylizer"].stylize_regions(content, [s[0] for s in styles], masks)
+    np.testing.assert_allclose(got, want[0].numpy(), atol=TOL)
+    written = image_io.load_image(report.outputs[0])
+    np.testing.assert_allclose(written, got, atol=0.5 / 255 + 1e-6)
+    # One style under a full mask is plain stylization.
+    full = stylize.mask_for(stylize.load_mask(tmp / "ones.png"), content.shape[:2])
+    np.testing.assert_allclose(
+        setup["stylizer"].stylize_regions(content, [styles[0][0]], [full]),
+        setup["stylizer"].stylize(content, styles[0][0]),
+        atol=TOL,
+    )
+
+
+def test_preserve_color_keeps_content_chroma(setup):
+    rng = np.random.default_rng(0)
+    content = rng.uniform(0.2, 0.8, (16, 20, 3)).astype(np.float32)
+    stylized = rng.uniform(0.3, 0.7, (16, 20, 3)).astype(np.float32)
+    out = stylize.preserve_colors(stylized, content)
+    yuv_out, yuv_sty, yuv_con = (tf.image.rgb_to_yuv(x).numpy() for x in (out, stylized, content))
+    inside = np.all((out > 0.0) & (out < 1.0), axis=-1)
+    assert inside.mean() > 0.5
+    np.testing.assert_allclose(yuv_out[inside][:, 0], yuv_sty[inside][:, 0], atol=1e-5)
+    np.testing.assert_allclose(yuv_out[inside][:, 1:], yuv_con[inside][:, 1:], atol=1e-5)
+
+
+def test_unreadable_style_or_mask_fails_cleanly(setup, tmp_path):
+    missing = str(tmp_path / "nope.png")
+    report = stylize.stylize_all(_config(setup, tmp_path, styles=[missing]), setup["stylizer"])
+    assert [p for p, _ in report.failures] == [missing] and not report.outputs
+    config = _config(
+        setup, tmp_path, styles=[setup["files"]["style"]], masks=[setup["files"]["broken"]]
+    )
+    report = stylize.stylize_all(config, setup["stylizer"])
+    assert [p for p, _ in report.failures] == [setup["files"]["broken"]] and not report.outputs
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(saved_model=None), "exactly one model source"),
+        (dict(random_init=True), "exactly one model source"),
+        (dict(alphas=[1.5]), r"alpha must lie in \[0, 1\]"),
+        (dict(masks=["a.png", "b.png"]), "one mask per style"),
+        (dict(content=None), "Nothing to stylize"),
+    ],
+)
+def test_config_validation(kwargs, message):
+    base = dict(content="c.png", styles=["s.png"], output_dir="out", saved_model="sm")
+    with pytest.raises(ValueError, match=message):
+        stylize.StylizeConfig(**{**base, **kwargs})
+
+
+def _frames(n, h=36, w=46):
+    rng = np.random.default_rng(1)
+    return [(rng.random((h, w, 3)) * 255).astype(np.uint8) for _ in range(n)]
+
+
+def test_video_from_frame_directory_to_png_sequence(setup, tmp_path):
+    frames_dir = tmp_path / "clip"
+    for i, frame in enumerate(_frames(3)):
+        os.makedirs(frames_dir, exist_ok=True)
+        Image.fromarray(frame).save(frames_dir / f"f{i:03d}.png")
+    config = _config(
+        setup, tmp_path / "out", content=None, video=str(frames_dir), video_format="frames"
+    )
+    report = stylize.stylize_all(config, setup["stylizer"])
+    assert not report.failures and report.frames_per_second > 0
+    out_dir = str(tmp_path / "out" / "clip_style_frames")
+    assert report.outputs == [out_dir]
+    assert video.count_frames(out_dir) == 3
+    first = image_io.load_image(os.path.join(out_dir, "frame_000000.png"))
+    want = setup["stylizer"].stylize(image_io.load_image(frames_dir / "f000.png"),
+                                     image_io.load_image(setup["files"]["style"]))
+    np.testing.assert_allclose(first, want, atol=0.5 / 255 + 1e-6)
+
+
+def test_video_file_round_trip(setup, tmp_path):
+    path = str(tmp_path / "clip.mp4")
+    if not video.has_ffmpeg():
+        # Without the optional extra, video files give a clear message.
+        with pytest.raises(video.VideoUnavailableError, match="imageio-ffmpeg"):
+            video.VideoWriter(str(tmp_path / "x"), video_format="mp4")
+        config = _config(setup, tmp_path / "out", content=None, video=path)
+        open(path, "wb").close()
+        report = stylize.stylize_all(config, setup["stylizer"])
+        assert report.failures and "imageio" in report.failures[0][1]
+        return
+    with video.VideoWriter(str(tmp_path / "clip"), fps=8, video_format="mp4") as writer:
+        for frame in _frames(4, 35, 47):  # odd sides: cropped to even
+            writer.write(frame / 255.0)
+    assert writer.path == path and video.count_frames(path) == 4
+    config = _config(setup, tmp_path / "out", content=None, video=path, max_frames=3)
+    report = stylize.stylize_all(config, setup["stylizer"])
+    assert not report.failures
+    out = str(tmp_path / "out" / "clip_style.mp4")
+    assert report.outputs == [out]
+    with video.VideoReader(out) as reader:
+        frames = list(reader)
+        assert reader.fps == pytest.approx(8.0)
+    assert len(frames) == 3 and frames[0].shape == (34, 46, 3)
