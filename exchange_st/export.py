@@ -98,6 +98,14 @@ class StylizeModule(tf.Module):
     The last two let several masked styles be blended in feature space and
     rendered once (Fig. 10), as `ExchangeStyleTransfer.stylize_regions` does.
 
+    Input checks: the input signatures fix rank 4 and 3 channels (rank 3 for
+    masks). A function attribute rejects other shapes when binding its
+    arguments (`TypeError` naming the shape); signature calls do not bind, so
+    the graph checks them (`InvalidArgumentError` "content must be a
+    [B, H, W, 3] RGB batch; got shape [1 64 64 4]"). Values outside [0, 1]
+    (e.g. 0..255 floats: use `stylize_uint8`), sides under 16 px and masks
+    whose size differs from their image fail the model's own assertions.
+
     Args:
       model: a built `ExchangeStyleTransfer` (weights restored or random).
     """
