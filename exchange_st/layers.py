@@ -6,6 +6,18 @@ import tensorflow as tf
 FUSION_MODES = ("ours", "adain", "concat")
 
 
+def track_layer_list(owner, prefix, layer_list):
+    """Names each layer of a list as an attribute of `owner`; returns the list.
+
+    Keras 3 tracks layer lists for `.keras` saving but leaves them out of the
+    object graph `tf.train.Checkpoint` walks, so their variables would be
+    silently missing from training checkpoints. Attributes are walked.
+    """
+    for i, layer in enumerate(layer_list):
+        setattr(owner, f"{prefix}_{i}", layer)
+    return layer_list
+
+
 def masked_covariance(features, mask=None, epsilon=1e-5):
     """Channel covariance of a feature map, optionally over masked pixels only.
 
@@ -69,6 +81,7 @@ class CovarianceCompressor(keras.layers.Layer):
             )
             for i, n in enumerate(self.filters)
         ]
+        track_layer_list(self, "conv", self.convs)
         self.flatten = keras.layers.Flatten(dtype=self.dtype_policy)
         self.fc = keras.layers.Dense(code_dim, name="fc", dtype=self.dtype_policy)
 
@@ -448,6 +461,9 @@ class Decoder(keras.layers.Layer):
             for i in range(n_convs - 1):
                 self.up_layers.append(self._conv(filters, f"up{stage}_conv{i}"))
         self.to_rgb = keras.layers.Conv2D(3, 3, padding="same", name="to_rgb", dtype=policy)
+        track_layer_list(self, "pre_block", self.pre_blocks)
+        track_layer_list(self, "post_block", self.post_blocks)
+        track_layer_list(self, "up_layer", self.up_layers)
 
     def _conv(self, filters, name):
         return keras.layers.Conv2D(

@@ -100,6 +100,7 @@ class ExchangeStyleTransfer(keras.Model):
             )
             for i in range(n_distinct)
         ]
+        layers.track_layer_list(self, "exchange_block", self.exchange_blocks)
         self.style_heads = layers.StyleHeads(VGG_CHANNELS, name="style_heads", dtype=policy)
         # f* of Eq. 6: used by L_com during training only.
         self.fc_rec = keras.layers.Dense(code_dim, name="fc_rec", dtype=policy)

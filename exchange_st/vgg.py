@@ -5,6 +5,8 @@ import os
 import keras
 import tensorflow as tf
 
+from exchange_st.layers import track_layer_list
+
 # Keras VGG-19 layer names of the four feature levels the paper uses: the
 # encoder output (relu4_1) and the Gram-loss layers L of Eq. 4.
 VGG_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
@@ -132,6 +134,7 @@ class VGGEncoder(keras.layers.Layer):
                 )
             if layer.name == VGG_LAYERS[-1]:
                 break
+        track_layer_list(self, "block", self.blocks)
         self.trainable = False
 
     def build(self, input_shape=None):

@@ -230,3 +230,18 @@ def test_graph_mode_range_check(model):
     assert fn(good, good).shape == (1, 32, 32, 3)
     with pytest.raises(tf.errors.InvalidArgumentError, match="\\[0, 1\\]"):
         fn(good + 200.0, good)
+
+
+def test_tf_checkpoint_holds_every_variable(model, tmp_path):
+    """Training checkpoints must restore the whole model, list-held layers too."""
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    saved = [n for n in tf.train.list_variables(path) if n[0].startswith("model/")]
+    assert len(saved) == len(model.weights)
+    keras.utils.set_random_seed(99)
+    other = ExchangeStyleTransfer(vgg_weights=None)
+    other.build()
+    tf.train.Checkpoint(model=other).restore(path).assert_consumed()
+    for a, b in zip(model.weights, other.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    image = _images([1, 32, 32, 3], 18)
+    np.testing.assert_allclose(model.stylize(image, image), other.stylize(image, image), atol=1e-6)
