@@ -1,0 +1,705 @@
+"""Benchmark of Tables 1 and 2: perceptual loss and running time of the model, its ablations and the baselines."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from exchange_st import export
+from exchange_st import image_io
+from exchange_st import metrics
+from exchange_st.baselines import adain as adain_lib
+from exchange_st.baselines import gatys as gatys_lib
+from exchange_st.baselines import wct as wct_lib
+from exchange_st.model import ExchangeStyleTransfer
+from exchange_st.vgg import VGGEncoder
+
+BUILTIN_METHODS = ("efanet", "adain", "gatys", "wct")
+RESULTS_FILE = "results.json"
+GRID_FILE = "comparison.png"
+CHECKPOINT_CONFIG_FILE = "config.json"
+# Statistics reported per method (Table 1 columns, then the extra column).
+_TABLE1_COLUMNS = (
+    ("content", "Content"),
+    ("style", "Style"),
+    ("total", "Overall"),
+    ("meanstd_style", "Mean/std style [11]"),
+)
+# Grey of the comparison-grid cell of a method that produced no image.
+_MISSING_CELL = 0.5
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    """Everything one evaluation depends on; written into `results.json`.
+
+    Attributes:
+      content_dir, style_dir: directories of evaluation images (searched
+        recursively).
+      output_dir: where `results.json` and `comparison.png` go.
+      methods: method specs, each `efanet`, `adain`, `gatys`, `wct`, or
+        `name=checkpoint_dir` for an ablation of the exchange model trained
+        with `train.py` (its `config.json` gives the architecture).
+      efanet_checkpoint: training `model_dir` (or checkpoint prefix) of the
+        full model.
+      efanet_saved_model: alternatively, a SavedModel from
+        `export_savedmodel.py` (its `serving_default` signature is used).
+      adain_checkpoint: training `model_dir` (or prefix) of `--model=adain`;
+        also provides WCT's decoder.
+      vgg_weights: VGG-19 weights of the metric, of Gatys et al. and of
+        randomly initialised models: `"imagenet"`, an h5 path or None.
+      size: evaluation side: the short side is resized to `size`, then the
+        centre `size x size` crop is taken (content and style alike).
+      pairs: number of (content, style) pairs sampled with `seed` from all
+        M x N; 0 evaluates all of them.
+      seed: seed of the pair sampling.
+      gatys_iterations: optimiser steps of [6] (500 in the paper).
+      gatys_optimizer: `"adam"` or `"lbfgs"`.
+      gatys_style_weight: style weight of [6]'s objective.
+      gatys_lr: learning rate (None: `gatys.DEFAULT_ADAM_LR`).
+      timing_sizes: square sizes of Table 2; empty skips timing.
+      timing_runs: timed runs per size after one warm-up run; the median is
+        reported.
+      gatys_timing_iterations: iterations of the timed [6] run; the time of
+        `gatys_iterations` iterations is extrapolated from it when smaller.
+      grid_rows: pairs shown in `comparison.png`.
+      random_init: allow efanet / adain (and wct) without a checkpoint,
+        with untrained weights (tests and demos only).
+    """
+
+    content_dir: str
+    style_dir: str
+    output_dir: str
+    methods: tuple[str, ...] = ("efanet", "adain", "gatys")
+    efanet_checkpoint: str | None = None
+    efanet_saved_model: str | None = None
+    adain_checkpoint: str | None = None
+    vgg_weights: str | None = "imagenet"
+    size: int = 512
+    pairs: int = 0
+    seed: int = 0
+    gatys_iterations: int = 500
+    gatys_optimizer: str = "adam"
+    gatys_style_weight: float = gatys_lib.DEFAULT_STYLE_WEIGHT
+    gatys_lr: float | None = None
+    timing_sizes: tuple[int, ...] = (256, 512, 1024)
+    timing_runs: int = 5
+    gatys_timing_iterations: int = 20
+    grid_rows: int = 6
+    random_init: bool = False
+
+    def __post_init__(self):
+        self.methods = tuple(self.methods)
+        self.timing_sizes = tuple(int(s) for s in self.timing_sizes)
+        if not self.methods:
+            raise ValueError("methods must name at least one method")
+        names = [method_name(spec) for spec in self.methods]
+        if len(set(names)) != len(names):
+            raise ValueError(f"method names must be unique, got {names}")
+        for spec in self.methods:
+            name, path = _split_spec(spec)
+            if path is None and name not in BUILTIN_METHODS:
+                raise ValueError(
+                    f"unknown method {spec!r}: use one of {', '.join(BUILTIN_METHODS)} or "
+                    "name=checkpoint_dir for an ablation"
+                )
+        if self.size < 16:
+            raise ValueError(f"size must be >= 16, got {self.size}")
+        if self.pairs < 0:
+            raise ValueError(f"pairs must be >= 0 (0 = all), got {self.pairs}")
+        for field in ("gatys_iterations", "timing_runs", "gatys_timing_iterations"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
+        if self.gatys_optimizer not in gatys_lib.OPTIMIZERS:
+            raise ValueError(
+                f"gatys_optimizer must be one of {gatys_lib.OPTIMIZERS}, got {self.gatys_optimizer!r}"
+            )
+        if any(s < 16 for s in self.timing_sizes):
+            raise ValueError(f"timing sizes must be >= 16, got {self.timing_sizes}")
+        if self.grid_rows < 0:
+            raise ValueError(f"grid_rows must be >= 0, got {self.grid_rows}")
+
+
+def _split_spec(spec):
+    if "=" in spec:
+        name, path = spec.split("=", 1)
+        name, path = name.strip(), path.strip()
+        if not name or not path:
+            raise ValueError(f"ablation spec must be name=checkpoint_dir, got {spec!r}")
+        return name, path
+    return spec.strip(), None
+
+
+def method_name(spec):
+    """Display name of a method spec (`"adain"` -> `adain`, `"x=runs/x"` -> `x`)."""
+    return _split_spec(spec)[0]
+
+
+# ----------------------------------------------------------------------------
+# Images.
+# ----------------------------------------------------------------------------
+
+
+def load_eval_image(path, size):
+    """Short side resized to `size` (Lanczos), then the centre `size x size` crop.
+
+    Returns:
+      float32 `[size, size, 3]` in [0, 1].
+
+    Raises:
+      image_io.ImageReadError, FileNotFoundError: unreadable file.
+    """
+    image = image_io.load_image(path)
+    h, w = image.shape[:2]
+    scale = size / min(h, w)
+    # max(size, ...) keeps rounding from leaving the short side at size - 1.
+    new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+    if (new_h, new_w) != (h, w):
+        image = image_io.resize_array(image, (new_h, new_w))
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return np.ascontiguousarray(image[top : top + size, left : left + size])
+
+
+def _load_directory(directory, size, what):
+    try:
+        paths = image_io.list_images(directory)
+    except ValueError as e:
+        raise ValueError(f"{what} directory {directory}: {e}") from e
+    return paths, [load_eval_image(p, size) for p in paths]
+
+
+def select_pairs(num_content, num_style, pairs, seed):
+    """All `(content index, style index)` pairs, or `pairs` of them sampled without replacement."""
+    every = [(i, j) for i in range(num_content) for j in range(num_style)]
+    if pairs == 0 or pairs >= len(every):
+        if pairs > len(every):
+            logging.warning("Asked for %d pairs but only %d exist; using all.", pairs, len(every))
+        return every
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(every), size=pairs, replace=False).tolist())
+    return [every[k] for k in chosen]
+
+
+# ----------------------------------------------------------------------------
+# Methods.
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Method:
+    """One row of the tables.
+
+    Attributes:
+      name: display name.
+      stylize: `(content [1, H, W, 3], style [1, H2, W2, 3]) -> [1, H, W, 3]`
+        in [0, 1].
+      time_fn: only for optimisation methods: `(content, style,
+        iterations=None) -> int` runs what Table 2 times (the timing
+        iteration count by default) and returns the iterations it ran.
+        Feed-forward methods leave it None and `stylize` is timed.
+      status: `"ok"` or `"failed"`.
+      error: one-line reason of a failure.
+      source: where the weights came from (checkpoint, random init, ...).
+    """
+
+    name: str
+    stylize: Callable | None = None
+    time_fn: Callable | None = None
+    status: str = "ok"
+    error: str | None = None
+    source: str = ""
+
+    def fail(self, error):
+        self.status = "failed"
+        self.error = _one_line(error)
+        logging.error("Method %s FAILED: %s", self.name, self.error)
+
+
+def _one_line(error):
+    text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
+    return " ".join(text.split())
+
+
+def _feed_forward(stylize_fn):
+    # Compiled like a deployed model (one graph per input size, traced in
+    # the warm-up), so Table 2 does not time Python-level eager dispatch.
+    return tf.function(stylize_fn, reduce_retracing=True)
+
+
+def _resolve_checkpoint(path, what):
+    """`(checkpoint prefix, model_dir)` of a training model_dir or a checkpoint prefix."""
+    path = os.fspath(path)
+    if tf.io.gfile.isdir(path):
+        prefix = tf.train.latest_checkpoint(path)
+        if prefix is None:
+            raise FileNotFoundError(f"no {what} checkpoint in directory {path}")
+        return prefix, path
+    if not tf.io.gfile.exists(path + ".index"):
+        raise FileNotFoundError(
+            f"{what} checkpoint not found: {path} is neither a training model_dir nor a "
+            "checkpoint prefix"
+        )
+    return path, os.path.dirname(path)
+
+
+def _read_checkpoint_config(model_dir):
+    path = os.path.join(model_dir, CHECKPOINT_CONFIG_FILE)
+    if not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def _restore(model, prefix, config):
+    """Restores a model from a `train_lib` checkpoint (`model`, `optimizer`, `step`).
+
+    With Keras 3.15 on TensorFlow, sub-layers kept in Python lists (the VGG
+    blocks, residual blocks, upsampling stages) are not dependencies of
+    `tf.train.Checkpoint(model=...)`; their trainable variables reach the
+    checkpoint only as the optimizer's `_trainable_variables`. Restoring
+    through an optimizer built like train_lib's recovers them, and the VGG
+    comes from `--vgg_weights` (the model is built with them), so the result
+    is right whether or not the layers fix that tracking.
+    """
+    model.build()
+    _check_training_vgg(config, model.encoder.vgg_weights, prefix)
+    keys = {name for name, _ in tf.train.list_variables(prefix)}
+    objects = {"model": model}
+    if any(k.startswith("optimizer/") for k in keys):
+        optimizer = keras.optimizers.Adam()
+        if config.get("mixed_precision") == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(model.trainable_variables)
+        objects["optimizer"] = optimizer
+    # The step and save counter are not needed: expect_partial. Every object
+    # built here must get a value, or a layer would silently stay random.
+    status = tf.train.Checkpoint(**objects).restore(prefix).expect_partial()
+    status.assert_existing_objects_matched()
+    logging.info("Restored %s.", prefix)
+    return model
+
+
+def _check_training_vgg(config, vgg_weights, prefix):
+    """Warns when the checkpoint was trained on another VGG than the one evaluated with."""
+    if "vgg_weights" not in config:
+        return
+    trained = config["vgg_weights"]
+    same = (trained is None) == (vgg_weights is None) and (
+        trained is None or os.path.basename(str(trained)) == os.path.basename(str(vgg_weights))
+    )
+    if not same:
+        logging.warning(
+            "%s was trained with vgg_weights=%r but is evaluated with %r: its decoder "
+            "expects other features, so its numbers are not meaningful.",
+            prefix, trained, vgg_weights,
+        )
+
+
+def load_exchange_model(path, vgg_weights, what="efanet"):
+    """The exchange model (or an ablation) from a `train.py` model_dir or prefix.
+
+    Args:
+      path: model_dir (latest checkpoint) or checkpoint prefix.
+      vgg_weights: VGG-19 weights to build the encoder with (see `_restore`).
+      what: method name for error messages.
+    """
+    prefix, model_dir = _resolve_checkpoint(path, what)
+    config = _read_checkpoint_config(model_dir)
+    # The architecture arguments, as export_savedmodel.py reads them.
+    kwargs = export.read_model_config(model_dir) or {}
+    return _restore(ExchangeStyleTransfer(vgg_weights=vgg_weights, **kwargs), prefix, config)
+
+
+def load_adain_model(path, vgg_weights):
+    """An `AdaINNet` from a `train.py --model=adain` model_dir or checkpoint prefix.
+
+    Args:
+      path: model_dir (latest checkpoint) or checkpoint prefix.
+      vgg_weights: VGG-19 weights to build the encoder with (see `_restore`).
+    """
+    prefix, model_dir = _resolve_checkpoint(path, "adain")
+    config = _read_checkpoint_config(model_dir)
+    if config.get("model", "adain") != "adain":
+        raise ValueError(
+            f"{model_dir}/{CHECKPOINT_CONFIG_FILE} describes a {config['model']!r} model, not adain"
+        )
+    kwargs = {}
+    if "upsample_filters" in config:
+        kwargs["upsample_filters"] = tuple(config["upsample_filters"])
+    model = adain_lib.AdaINNet(vgg_weights=vgg_weights, **kwargs)
+    return _restore(model, prefix, config)
+
+
+class _Models:
+    """Builds the networks of the methods; AdaIN's is built once and shared with WCT."""
+
+    def __init__(self, cfg: EvalConfig):
+        self.cfg = cfg
+        self._adain = None
+
+    def adain(self):
+        if self._adain is None:
+            cfg = self.cfg
+            if cfg.adain_checkpoint:
+                model = load_adain_model(cfg.adain_checkpoint, cfg.vgg_weights)
+                self._adain = (model, cfg.adain_checkpoint)
+            elif cfg.random_init:
+                _warn_random("adain")
+                model = adain_lib.AdaINNet(vgg_weights=cfg.vgg_weights)
+                model.build()
+                self._adain = (model, "random init")
+            else:
+                raise FileNotFoundError(
+                    "adain needs --adain_checkpoint (a train.py --model=adain model_dir), "
+                    "or --random_init for an untrained demo"
+                )
+        return self._adain
+
+    def efanet(self):
+        cfg = self.cfg
+        if cfg.efanet_saved_model:
+            return _saved_model_stylize(cfg.efanet_saved_model), cfg.efanet_saved_model
+        if cfg.efanet_checkpoint:
+            model = load_exchange_model(cfg.efanet_checkpoint, cfg.vgg_weights)
+            return _feed_forward(model.stylize), cfg.efanet_checkpoint
+        if cfg.random_init:
+            _warn_random("efanet")
+            model = ExchangeStyleTransfer(vgg_weights=cfg.vgg_weights)
+            model.build()
+            return _feed_forward(model.stylize), "random init"
+        raise FileNotFoundError(
+            "efanet needs --efanet_checkpoint (a train.py model_dir) or --efanet_saved_model, "
+            "or --random_init for an untrained demo"
+        )
+
+
+def _warn_random(name):
+    logging.warning(
+        "%s has RANDOM (untrained) weights (--random_init): its numbers only show that "
+        "the pipeline runs.",
+        name,
+    )
+
+
+def _saved_model_stylize(path):
+    if not tf.io.gfile.isdir(path):
+        raise FileNotFoundError(f"SavedModel directory not found: {path}")
+    loaded = tf.saved_model.load(path)
+    serve = loaded.signatures["serving_default"]
+
+    def stylize(content, style):
+        return serve(content=content, style=style, alpha=tf.constant(1.0))["stylized"]
+
+    return stylize
+
+
+def build_methods(cfg: EvalConfig, encoder) -> list[Method]:
+    """One `Method` per spec; a method that cannot be built is marked failed."""
+    models = _Models(cfg)
+    result = []
+    for spec in cfg.methods:
+        name, path = _split_spec(spec)
+        method = Method(name)
+        try:
+            if path is not None:
+                model = load_exchange_model(path, cfg.vgg_weights, name)
+                method.stylize, method.source = _feed_forward(model.stylize), path
+            elif name == "efanet":
+                method.stylize, method.source = models.efanet()
+            elif name == "adain":
+                model, method.source = models.adain()
+                method.stylize = _feed_forward(model.stylize)
+            elif name == "wct":
+                model, source = models.adain()
+                method.stylize = _feed_forward(wct_lib.WCTStylizer(model).stylize)
+                method.source = f"AdaIN decoder of {source}"
+            else:
+                method.stylize, method.time_fn = _gatys_functions(cfg, encoder)
+                method.source = (
+                    f"{cfg.gatys_optimizer}, {cfg.gatys_iterations} iterations, "
+                    f"style weight {cfg.gatys_style_weight}"
+                )
+        except Exception as e:  # noqa: BLE001 - one method's failure must not stop the others.
+            method.fail(e)
+        result.append(method)
+    return result
+
+
+def _gatys_functions(cfg: EvalConfig, encoder):
+    stylizer = gatys_lib.GatysStylizer(
+        encoder,
+        style_weight=cfg.gatys_style_weight,
+        optimizer=cfg.gatys_optimizer,
+        lr=cfg.gatys_lr,
+    )
+
+    def stylize(content, style):
+        return stylizer.stylize(content, style, iterations=cfg.gatys_iterations)
+
+    def time_fn(content, style, iterations=None):
+        iterations = iterations or min(cfg.gatys_timing_iterations, cfg.gatys_iterations)
+        stylizer.stylize(content, style, iterations=iterations).numpy()
+        return iterations
+
+    return stylize, time_fn
+
+
+# ----------------------------------------------------------------------------
+# Timing (Table 2).
+# ----------------------------------------------------------------------------
+
+
+def time_method(method: Method, content, style, runs, full_iterations=None):
+    """Median wall time of `method` on one `[1, S, S, 3]` pair after a warm-up.
+
+    Feed-forward methods are timed as a whole. For an optimisation method
+    (`time_fn` given) the warm-up runs one iteration (it traces the step),
+    each timed run `gatys_timing_iterations`, and the time of
+    `full_iterations` is extrapolated linearly when more than were run.
+
+    Returns:
+      Dict with `seconds` (median, or the extrapolation), `runs` (each run's
+      seconds) and, for optimisation methods, `iterations_timed`,
+      `seconds_per_iteration` and `extrapolated`.
+    """
+    if method.time_fn is None:
+        method.stylize(content, style).numpy()
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            method.stylize(content, style).numpy()
+            times.append(time.perf_counter() - start)
+        return {"seconds": statistics.median(times), "runs": times}
+    method.time_fn(content, style, iterations=1)
+    times, iterations = [], None
+    for _ in range(runs):
+        start = time.perf_counter()
+        iterations = method.time_fn(content, style)
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    per_iteration = median / iterations
+    full = full_iterations or iterations
+    return {
+        "seconds": per_iteration * full if full > iterations else median,
+        "runs": times,
+        "iterations_timed": iterations,
+        "seconds_per_iteration": per_iteration,
+        "extrapolated": full > iterations,
+    }
+
+
+def run_timings(cfg: EvalConfig, methods, content_path, style_path):
+    """Table 2: `{method: {size: timing dict or {"error": ...}}}` on the first pair."""
+    timings = {m.name: {} for m in methods if m.status == "ok"}
+    for size in cfg.timing_sizes:
+        content = tf.constant(load_eval_image(content_path, size)[None])
+        style = tf.constant(load_eval_image(style_path, size)[None])
+        for method in methods:
+            if method.status != "ok":
+                continue
+            # Gatys' timed runs are long; one per size keeps Table 2 affordable.
+            runs = 1 if method.time_fn is not None else cfg.timing_runs
+            logging.info("Timing %s at %d x %d (%d run(s)).", method.name, size, size, runs)
+            try:
+                timings[method.name][str(size)] = time_method(
+                    method, content, style, runs, cfg.gatys_iterations
+                )
+            except Exception as e:  # noqa: BLE001 - e.g. out of memory at 1024.
+                timings[method.name][str(size)] = {"error": _one_line(e)}
+                logging.error("Timing %s at %d failed: %s", method.name, size, _one_line(e))
+    return timings
+
+
+# ----------------------------------------------------------------------------
+# The benchmark.
+# ----------------------------------------------------------------------------
+
+
+def describe_device():
+    """The device the numbers come from, with the CPU load (the CPU may be shared)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = [
+            tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus
+        ]
+        return f"GPU: {', '.join(names)}"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, "
+        f"1-min load average {load:.2f} at start"
+    )
+
+
+def _summary(values):
+    keys = values[0].keys() if values else ()
+    out = {}
+    for key in keys:
+        column = np.asarray([v[key] for v in values], np.float64)
+        out[key] = {"mean": float(column.mean()), "std": float(column.std())}
+    return out
+
+
+def run(cfg: EvalConfig) -> dict:
+    """Runs the benchmark and writes `results.json` and `comparison.png`.
+
+    Args:
+      cfg: `EvalConfig`.
+
+    Returns:
+      The `results.json` content: `config`, `device`, `tensorflow_version`,
+      `num_pairs`, `methods` (per method: `status`, `error`, `source`,
+      `metrics` `{name: {"mean", "std"}}`, `seconds_per_pair`), `timings`,
+      `pairs` (per-pair values), `comparison_columns` and `table` (Markdown).
+
+    Raises:
+      FileNotFoundError, NotADirectoryError, ValueError,
+      image_io.ImageReadError: missing or empty directories, unreadable images.
+    """
+    # Before the run: the load average says how busy a shared CPU was.
+    device = describe_device()
+    content_paths, contents = _load_directory(cfg.content_dir, cfg.size, "content")
+    style_paths, styles = _load_directory(cfg.style_dir, cfg.size, "style")
+    pairs = select_pairs(len(contents), len(styles), cfg.pairs, cfg.seed)
+    logging.info(
+        "%d content x %d style images, %d pairs at %d x %d.",
+        len(contents), len(styles), len(pairs), cfg.size, cfg.size,
+    )
+    if cfg.vgg_weights is None:
+        logging.warning("vgg_weights=None: the metric uses a RANDOM VGG; numbers are meaningless.")
+    encoder = VGGEncoder(cfg.vgg_weights, name="metric_vgg")
+    methods = build_methods(cfg, encoder)
+
+    values = {m.name: [] for m in methods}
+    seconds = {m.name: [] for m in methods}
+    per_pair = []
+    grid = []
+    progress = keras.utils.Progbar(len(pairs), unit_name="pair")
+    for k, (i, j) in enumerate(pairs):
+        content = tf.constant(contents[i][None])
+        style = tf.constant(styles[j][None])
+        content_feats = metrics.encode(encoder, content)
+        style_feats = metrics.encode(encoder, style)
+        record = {"content": content_paths[i], "style": style_paths[j]}
+        row = [contents[i], styles[j]]
+        for method in methods:
+            output = None
+            if method.status == "ok":
+                try:
+                    start = time.perf_counter()
+                    output = method.stylize(content, style)
+                    output = tf.convert_to_tensor(output).numpy()
+                    seconds[method.name].append(time.perf_counter() - start)
+                    result = metrics.perceptual_loss_from_features(
+                        encoder, output, content_feats, style_feats
+                    )
+                    values[method.name].append(result)
+                    record[method.name] = result
+                except Exception as e:  # noqa: BLE001 - keep evaluating the others.
+                    method.fail(e)
+                    output = None
+            row.append(output[0] if output is not None else _missing_cell(cfg.size))
+        per_pair.append(record)
+        if k < cfg.grid_rows:
+            grid.append(row)
+        progress.update(k + 1)
+
+    timings = {}
+    if cfg.timing_sizes:
+        timings = run_timings(cfg, methods, content_paths[pairs[0][0]], style_paths[pairs[0][1]])
+
+    results = {
+        "config": dataclasses.asdict(cfg),
+        "device": device,
+        "tensorflow_version": tf.__version__,
+        "num_pairs": len(pairs),
+        "methods": {
+            m.name: {
+                "status": m.status,
+                "error": m.error,
+                "source": m.source,
+                "num_pairs": len(values[m.name]),
+                "metrics": _summary(values[m.name]) if m.status == "ok" else {},
+                "seconds_per_pair": float(np.mean(seconds[m.name])) if seconds[m.name] else None,
+            }
+            for m in methods
+        },
+        "timings": timings,
+        "comparison_columns": ["content", "style", *(m.name for m in methods)],
+        "pairs": per_pair,
+    }
+    results["table"] = format_tables(results)
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    with open(os.path.join(cfg.output_dir, RESULTS_FILE), "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2)
+    if grid:
+        image_io.save_image(os.path.join(cfg.output_dir, GRID_FILE), image_io.make_grid(grid))
+    logging.info(
+        "Wrote %s and %s (columns: %s).",
+        os.path.join(cfg.output_dir, RESULTS_FILE),
+        GRID_FILE,
+        ", ".join(results["comparison_columns"]),
+    )
+    return results
+
+
+def _missing_cell(size):
+    return np.full((size, size, 3), _MISSING_CELL, np.float32)
+
+
+def format_tables(results: dict) -> str:
+    """Markdown tables shaped like Table 1 (perceptual loss) and Table 2 (time)."""
+    cfg = results["config"]
+    lines = [
+        f"Table 1. Perceptual loss at {cfg['size']}x{cfg['size']} over "
+        f"{results['num_pairs']} pairs (mean ± std; lower is better).",
+        "",
+        "| Method | " + " | ".join(title for _, title in _TABLE1_COLUMNS) + " |",
+        "|---" * (len(_TABLE1_COLUMNS) + 1) + "|",
+    ]
+    for name, info in results["methods"].items():
+        if info["status"] != "ok":
+            cells = [f"FAILED: {info['error']}"] + [""] * (len(_TABLE1_COLUMNS) - 1)
+        else:
+            cells = [
+                f"{info['metrics'][key]['mean']:.4f} ± {info['metrics'][key]['std']:.4f}"
+                for key, _ in _TABLE1_COLUMNS
+            ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    sizes = [str(s) for s in cfg["timing_sizes"]]
+    if sizes:
+        lines += [
+            "",
+            f"Table 2. Running time in seconds (median of {cfg['timing_runs']} runs after "
+            f"warm-up; Gatys: 1 run of {cfg['gatys_timing_iterations']} iterations, "
+            f"~ = extrapolated to {cfg['gatys_iterations']}). Device: {results['device']}.",
+            "",
+            "| Method | " + " | ".join(f"{s}x{s}" for s in sizes) + " |",
+            "|---" * (len(sizes) + 1) + "|",
+        ]
+        for name, info in results["methods"].items():
+            if info["status"] != "ok":
+                cells = ["FAILED"] * len(sizes)
+            else:
+                cells = [_time_cell(results["timings"].get(name, {}).get(s)) for s in sizes]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _time_cell(timing):
+    if timing is None:
+        return "-"
+    if "error" in timing:
+        return "FAILED"
+    if timing.get("extrapolated"):
+        return f"~{timing['seconds']:.3g} ({timing['seconds_per_iteration']:.3g}/it)"
+    return f"{timing['seconds']:.3g}"
