@@ -1,0 +1,160 @@
+"""Trains the exchangeable-feature style transfer network (or a baseline).
+
+    python train.py --flagfile=configs/smoke.cfg   # minute-long CPU smoke run
+    python train.py --flagfile=configs/paper.cfg   # the paper's setting
+
+Rerunning the same command resumes from the latest checkpoint in --model_dir.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging
+
+from exchange_st import data, layers, losses, train_lib
+
+_VGG_CHOICES = "'imagenet' (Keras download), a notop .h5 path, or 'none' (random, smoke only)"
+
+FLAGS = flags.FLAGS
+# Data (Sec. 3.5).
+flags.DEFINE_string(
+    "content_source",
+    None,
+    "Content images: a directory, 'tfds:<name>[:<split>]' (paper: tfds:places365_small) "
+    "or 'builtin' (procedural, no files).",
+)
+flags.DEFINE_string(
+    "style_source",
+    None,
+    "Style images: a directory (paper: WikiArt), 'tfds:<name>[:<split>]' or 'builtin'.",
+)
+flags.DEFINE_integer(
+    "resize_short_side", 512, "Smaller image side is resized to this before cropping."
+)
+flags.DEFINE_integer("crop_size", 256, "Side of the random square training crops.")
+flags.DEFINE_integer("batch_size", 4, "Global batch size (pairs per step), split across replicas.")
+flags.DEFINE_integer("shuffle_buffer", 1000, "Shuffle buffer size of TFDS sources.")
+flags.DEFINE_boolean(
+    "validate_files", True, "Check every directory image with PIL before training."
+)
+# Model.
+flags.DEFINE_enum(
+    "model",
+    "efanet",
+    sorted(train_lib.MODELS),
+    "Network: 'efanet' (this paper) or 'adain' (the AdaIN baseline).",
+)
+flags.DEFINE_integer("num_exchange_blocks", 3, "Feature Exchange blocks, 0-3 (ablation: 0).")
+flags.DEFINE_boolean(
+    "share_exchange_block", False, "Iterate one shared Feature Exchange block (ablation)."
+)
+flags.DEFINE_enum(
+    "fusion_mode", "ours", list(layers.FUSION_MODES), "Content-style fusion (Fig. 8 ablation)."
+)
+flags.DEFINE_list(
+    "compressor_filters",
+    ["32", "64", "128", "128", "64"],
+    "Conv widths of the covariance compressor.",
+)
+flags.DEFINE_integer("code_dim", 256, "Size of the style codes f_c, f_s, f_com, f_uni.")
+flags.DEFINE_integer("num_pre_fusion_blocks", 3, "Decoder residual blocks before fusion.")
+flags.DEFINE_integer("num_post_fusion_blocks", 2, "Decoder residual blocks after fusion.")
+flags.DEFINE_list(
+    "upsample_filters", ["256", "128", "64"], "Widths of the decoder upsampling stages."
+)
+flags.DEFINE_string("vgg_weights", "imagenet", f"VGG-19 encoder weights: {_VGG_CHOICES}.")
+# Objective (Eq. 7); a weight of 0 switches a term off (Fig. 7 ablation).
+flags.DEFINE_float("content_weight", 1.0, "lambda_pc of Eq. 7 (content perceptual loss).")
+flags.DEFINE_float("style_weight", 2.0, "lambda_ps of Eq. 7 (style perceptual loss).")
+flags.DEFINE_float("rec_weight", 5.0, "lambda_rec of Eq. 7 (L1 reconstruction).")
+flags.DEFINE_float("com_weight", 7.0, "lambda_com of Eq. 7 (feature exchange loss).")
+flags.DEFINE_enum(
+    "orthogonality",
+    "abs",
+    list(losses.ORTHOGONALITY_MODES),
+    "Form of the f_com . f_uni terms of Eq. 6: abs, square or raw (unbounded).",
+)
+flags.DEFINE_float(
+    "adain_style_weight", 10.0, "Style weight of the AdaIN baseline (--model=adain)."
+)
+# Optimisation.
+flags.DEFINE_float("lr", 1e-4, "Adam learning rate (default betas).")
+flags.DEFINE_integer("steps", 350_000, "Total training steps; a resumed run continues up to it.")
+flags.DEFINE_integer("seed", None, "Seed of weight init and data (default: random).")
+flags.DEFINE_enum(
+    "mixed_precision",
+    "none",
+    list(train_lib.MIXED_PRECISION_MODES),
+    "Keras dtype policy; mixed_float16 adds dynamic loss scaling.",
+)
+flags.DEFINE_boolean("jit_compile", False, "Compile the forward/backward pass with XLA.")
+# Output.
+flags.DEFINE_string("model_dir", None, "Directory of checkpoints, config.json and summaries.")
+flags.DEFINE_integer("log_every", 100, "Steps between console progress lines.")
+flags.DEFINE_integer("summary_every", 100, "Steps between scalar summaries.")
+flags.DEFINE_integer("image_every", 1000, "Steps between image-grid summaries.")
+flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
+flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept in model_dir.")
+
+flags.mark_flags_as_required(["content_source", "style_source", "model_dir"])
+
+
+def _ints(values):
+    return tuple(int(v) for v in values)
+
+
+def config_from_flags() -> train_lib.TrainConfig:
+    """Converts the parsed flags into a `TrainConfig`."""
+    vgg_weights = None if FLAGS.vgg_weights.lower() == "none" else FLAGS.vgg_weights
+    return train_lib.TrainConfig(
+        data=data.DataConfig(
+            content_source=FLAGS.content_source,
+            style_source=FLAGS.style_source,
+            resize_short_side=FLAGS.resize_short_side,
+            crop_size=FLAGS.crop_size,
+            batch_size=FLAGS.batch_size,
+            shuffle_buffer=FLAGS.shuffle_buffer,
+            validate_files=FLAGS.validate_files,
+        ),
+        model_dir=FLAGS.model_dir,
+        loss=losses.LossConfig(
+            content_weight=FLAGS.content_weight,
+            style_weight=FLAGS.style_weight,
+            rec_weight=FLAGS.rec_weight,
+            com_weight=FLAGS.com_weight,
+            orthogonality=FLAGS.orthogonality,
+        ),
+        model=FLAGS.model,
+        num_exchange_blocks=FLAGS.num_exchange_blocks,
+        share_exchange_block=FLAGS.share_exchange_block,
+        fusion_mode=FLAGS.fusion_mode,
+        compressor_filters=_ints(FLAGS.compressor_filters),
+        code_dim=FLAGS.code_dim,
+        num_pre_fusion_blocks=FLAGS.num_pre_fusion_blocks,
+        num_post_fusion_blocks=FLAGS.num_post_fusion_blocks,
+        upsample_filters=_ints(FLAGS.upsample_filters),
+        adain_style_weight=FLAGS.adain_style_weight,
+        vgg_weights=vgg_weights,
+        lr=FLAGS.lr,
+        steps=FLAGS.steps,
+        seed=FLAGS.seed,
+        log_every=FLAGS.log_every,
+        summary_every=FLAGS.summary_every,
+        image_every=FLAGS.image_every,
+        checkpoint_every=FLAGS.checkpoint_every,
+        keep_checkpoints=FLAGS.keep_checkpoints,
+        mixed_precision=FLAGS.mixed_precision,
+        jit_compile=FLAGS.jit_compile,
+    )
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unknown arguments: {argv[1:]}")
+    logging.set_verbosity(logging.INFO)
+    train_lib.train(config_from_flags())
+
+
+if __name__ == "__main__":
+    app.run(main)
