@@ -264,7 +264,9 @@ class Trainer:
     """Owns the strategy, model, optimizer, checkpoints and the train step.
 
     `train(config)` is the entry point; the class is public so tests and
-    notebooks can restore a run and drive single steps.
+    notebooks can restore a run and drive single steps. `train` also sets
+    the Keras dtype policy for `mixed_precision`; a `Trainer` built directly
+    uses whatever policy is current.
 
     Args:
       config: `TrainConfig`.
