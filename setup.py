@@ -20,7 +20,12 @@ setuptools.setup(
         "pillow",
         "absl-py",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        "test": ["pytest"],
+        # mp4 reading/writing for `exchange-st-stylize --video`; without it
+        # videos are read/written as PNG frame sequences.
+        "video": ["imageio", "imageio-ffmpeg"],
+    },
     entry_points={
         "console_scripts": [
             "exchange-st-stylize=exchange_st.stylize:run",
