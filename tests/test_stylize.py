@@ -78,7 +78,8 @@ def setup(tmp_path_factory):
 def _config(setup, out, **kwargs):
     kwargs.setdefault("content", setup["files"]["c0"])
     kwargs.setdefault("styles", [setup["files"]["style"]])
-    return stylize.StylizeConfig(output_dir=str(out), saved_model=setup["saved"], **kwargs)
+    kwargs.setdefault("saved_model", setup["saved"])
+    return stylize.StylizeConfig(output_dir=str(out), **kwargs)
 
 
 def test_command_on_directory_with_a_corrupt_file(setup, tmp_path):
@@ -178,6 +179,17 @@ def test_masks_give_spatial_control(setup, tmp_path):
         setup["stylizer"].stylize(content, styles[0][0]),
         atol=TOL,
     )
+
+
+def test_random_init_source_uses_the_same_functions(setup, tmp_path):
+    config = _config(
+        setup, tmp_path, saved_model=None, random_init=True, model_config=dict(SMALL)
+    )
+    stylizer = stylize.load_stylizer(config)
+    assert isinstance(stylizer.module, export.StylizeModule)
+    report = stylize.stylize_all(config, stylizer)
+    assert not report.failures
+    assert image_io.load_image(report.outputs[0]).shape == (40, 52, 3)
 
 
 def test_preserve_color_keeps_content_chroma(setup):
