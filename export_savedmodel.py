@@ -25,9 +25,9 @@ _RANDOM_INIT = flags.DEFINE_boolean(
 )
 _VGG_WEIGHTS = flags.DEFINE_string(
     "vgg_weights", None,
-    "VGG weights: imagenet or the path of vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5. "
-    "For --random_init (unset: random); for --checkpoint_dir used only if the checkpoint "
-    "lacks them (unset: the vgg_weights of its config.json).",
+    "VGG weights of the --random_init model: imagenet or the path of "
+    "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 (unset: random). A checkpoint "
+    "holds its own.",
 )
 _SEED = flags.DEFINE_integer("seed", None, "Weight-init seed of the --random_init model.")
 _TFLITE = flags.DEFINE_boolean(

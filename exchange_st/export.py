@@ -6,7 +6,6 @@ import dataclasses
 import inspect
 import json
 import os
-import re
 
 import keras
 import numpy as np
@@ -14,7 +13,6 @@ import tensorflow as tf
 from absl import logging
 
 from exchange_st.model import ExchangeStyleTransfer
-from exchange_st.vgg import VGGEncoder
 
 # Written by the training code next to its checkpoints.
 CONFIG_FILENAME = "config.json"
@@ -25,7 +23,7 @@ TFLITE_FILENAME = "model.tflite"
 
 # Constructor arguments of `ExchangeStyleTransfer` that a config may set.
 # `vgg_weights` is excluded: a restored model's VGG weights come from the
-# checkpoint (or `load_model_from_checkpoint`'s fallback), not from the config.
+# checkpoint, not from the config.
 MODEL_CONFIG_KEYS = tuple(
     name
     for name, p in inspect.signature(ExchangeStyleTransfer.__init__).parameters.items()
@@ -440,8 +438,7 @@ class ExportConfig:
         prefix; exclusive with `random_init`.
       random_init: export an untrained model (demos and tests).
       vgg_weights: VGG weights of the `random_init` model (`"imagenet"`, an
-        h5 path, or None for random); for `checkpoint_dir`, the source used
-        only if the checkpoint lacks them (default: its config.json's).
+        h5 path, or None for random); a checkpoint holds its own.
       model_config: `ExchangeStyleTransfer` kwargs for `random_init`, and for
         `checkpoint_dir` only when the model_dir has no config.json.
       tflite: also try a TFLite conversion.
@@ -475,9 +472,7 @@ def export_from_config(config: ExportConfig) -> ExportResult:
         model = ExchangeStyleTransfer(vgg_weights=config.vgg_weights, **config.model_config)
         model.build()
     else:
-        model = load_model_from_checkpoint(
-            config.checkpoint_dir, config.model_config, config.vgg_weights
-        )
+        model = load_model_from_checkpoint(config.checkpoint_dir, config.model_config)
     return export_saved_model(
         model, config.export_dir, tflite=config.tflite, tflite_size=config.tflite_size
     )
@@ -524,27 +519,19 @@ def read_model_config(model_dir):
     return {k: v for k, v in config.items() if k in MODEL_CONFIG_KEYS}
 
 
-def load_model_from_checkpoint(checkpoint_path_or_dir, model_config=None, vgg_weights=None):
+def load_model_from_checkpoint(checkpoint_path_or_dir, model_config=None):
     """Builds an `ExchangeStyleTransfer` and restores trained weights into it.
 
-    The model is created with random VGG weights and restored from the
-    training checkpoint (`tf.train.Checkpoint(model=..., optimizer=...,
-    step=...)`). With Keras 3.15 on TensorFlow, layers held in Python lists
-    are not dependencies of a `tf.train.Checkpoint` (only of a SavedModel), so
-    a checkpoint may lack variables under `model/`; then the trainable ones
-    are read through the optimizer's variable list (`Trainer` builds the
-    optimizer over `model.trainable_variables`, in that order) and the fixed
-    VGG weights from their source (`vgg_weights`, else the config's
-    `vgg_weights`). Once the model tracks its list layers this is a no-op.
+    The training checkpoint (`tf.train.Checkpoint(model=..., optimizer=...,
+    step=...)`) holds every model variable including the fixed VGG encoder
+    and its feature scales, so the model is created with random VGG weights
+    and needs no VGG file.
 
     Args:
       checkpoint_path_or_dir: a model_dir (latest checkpoint is used) or a
         specific checkpoint prefix such as `model_dir/ckpt-1000`.
       model_config: constructor kwargs used only if the model_dir has no
-        `config.json`; None means the paper defaults. (The VGG feature
-        scales are a variable of the checkpoint, so they need no config.)
-      vgg_weights: VGG weights source (`"imagenet"` or an h5 path) used only
-        if the checkpoint does not hold them; default: the config's.
+        `config.json`; None means the paper defaults.
 
     Returns:
       The restored, built model.
@@ -553,7 +540,6 @@ def load_model_from_checkpoint(checkpoint_path_or_dir, model_config=None, vgg_we
       FileNotFoundError: no checkpoint found.
       AssertionError: the checkpoint does not cover the model's variables
         (usually a config that does not match the trained model).
-      ValueError: the checkpoint lacks the VGG weights and no source is known.
     """
     prefix, model_dir = resolve_checkpoint(checkpoint_path_or_dir)
     config = read_model_config(model_dir)
@@ -566,18 +552,20 @@ def load_model_from_checkpoint(checkpoint_path_or_dir, model_config=None, vgg_we
     model = ExchangeStyleTransfer(vgg_weights=None, **config)
     model.build()
     checkpoint = tf.train.Checkpoint(model=model)
-    status = checkpoint.restore(prefix).expect_partial()
-    # Without this a config that disagrees with the checkpoint (e.g. fewer
-    # exchange blocks) would silently leave some layers random.
-    status.assert_existing_objects_matched()
+    # Variables a checkpoint cannot reach would silently stay random: Keras
+    # 3.15 does not checkpoint layers held only in Python lists, which is why
+    # the model keeps them as attributes too. Fail loudly if that regresses.
     reached = _checkpoint_dependencies(checkpoint)
-    missing = [v for v in model.variables if id(v) not in reached]
-    if any(v.trainable for v in missing):
-        _restore_through_optimizer(model, prefix)
-    missing_fixed = [v for v in missing if not v.trainable]
-    if missing_fixed:
-        source = vgg_weights or _configured_vgg_weights(model_dir)
-        _restore_vgg(model, missing_fixed, source, prefix)
+    unreachable = [v.path for v in model.variables if id(v) not in reached]
+    if unreachable:
+        raise AssertionError(
+            f"{len(unreachable)} model variables are not part of tf.train.Checkpoint's "
+            f"object graph and cannot be restored, e.g. {unreachable[:3]}."
+        )
+    status = checkpoint.restore(prefix).expect_partial()
+    # A config that disagrees with the checkpoint (e.g. fewer exchange
+    # blocks) would otherwise leave some layers random.
+    status.assert_existing_objects_matched()
     logging.info("Restored %s.", prefix)
     return model
 
@@ -591,73 +579,3 @@ def _checkpoint_dependencies(root):
             seen.add(id(obj))
             stack.extend(obj._trackable_children(save_type="checkpoint").values())
     return seen
-
-
-_OPTIMIZER_VARIABLE = re.compile(r"^(.+)/_trainable_variables/\d+/\.ATTRIBUTES/VARIABLE_VALUE$")
-
-
-def _restore_through_optimizer(model, prefix):
-    """Restores `model.trainable_variables` from the optimizer's list in the checkpoint.
-
-    The checkpoint object graph is matched with a stand-in holding the list
-    at the same path (`optimizer/_trainable_variables`, or under
-    `inner_optimizer` for a `LossScaleOptimizer`), so TensorFlow checks every
-    shape while restoring.
-    """
-    paths = set()
-    for name, _ in tf.train.list_variables(prefix):
-        match = _OPTIMIZER_VARIABLE.match(name)
-        if match:
-            paths.add(match.group(1))
-    if len(paths) != 1:
-        raise AssertionError(
-            f"{prefix} does not save all model variables under 'model/' and has "
-            f"{'no' if not paths else 'several'} optimizer variable lists "
-            f"({sorted(paths)}) to restore them from."
-        )
-    segments = paths.pop().split("/")
-    node = tf.__internal__.tracking.AutoTrackable()
-    node._trainable_variables = list(model.trainable_variables)
-    for segment in reversed(segments[1:]):
-        parent = tf.__internal__.tracking.AutoTrackable()
-        setattr(parent, segment, node)
-        node = parent
-    status = tf.train.Checkpoint(**{segments[0]: node}).restore(prefix).expect_partial()
-    status.assert_existing_objects_matched()
-    logging.info(
-        "Restored %d trainable variables through the checkpoint's optimizer list.",
-        len(model.trainable_variables),
-    )
-
-
-def _configured_vgg_weights(model_dir):
-    path = os.path.join(model_dir, CONFIG_FILENAME)
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f).get("vgg_weights")
-
-
-def _restore_vgg(model, variables, source, prefix):
-    """Fills the encoder's fixed VGG variables the checkpoint lacks from `source`."""
-    encoder = model.encoder
-    wanted = {id(v) for v in variables}
-    if not wanted <= {id(v) for v in encoder.weights}:
-        names = [v.path for v in variables if all(v is not w for w in encoder.weights)]
-        raise AssertionError(f"{prefix} lacks non-trainable variables {names[:5]}.")
-    if source is None:
-        raise ValueError(
-            f"{prefix} does not hold the VGG encoder weights and none are configured "
-            "(config.json vgg_weights is None, i.e. a random-VGG run, which cannot be "
-            "recovered). Pass vgg_weights (--vgg_weights), the file the model was "
-            "trained with."
-        )
-    fresh = VGGEncoder(source, feature_scales=encoder.feature_scales)
-    for target, value in zip(encoder.weights, fresh.weights):
-        if id(target) in wanted:
-            if tuple(target.shape) != tuple(value.shape):
-                raise AssertionError(
-                    f"VGG weight {target.path}: shape {value.shape} != {target.shape}"
-                )
-            target.assign(value)
-    logging.info("VGG encoder weights (not in the checkpoint) loaded from %s.", source)

@@ -64,9 +64,8 @@ class StylizeConfig:
       saved_model: directory of a SavedModel from `export_savedmodel.py`.
       checkpoint_dir: a training model_dir or checkpoint prefix.
       random_init: use an untrained model (demos and tests only).
-      vgg_weights: VGG weights: `"imagenet"` or an h5 path. For `random_init`
-        (None: random); for `checkpoint_dir` only if the checkpoint lacks
-        them (None: its config.json's).
+      vgg_weights: VGG weights of the `random_init` model: `"imagenet"` or an
+        h5 path (None: random). Checkpoints and SavedModels hold their own.
       model_config: `ExchangeStyleTransfer` kwargs for `random_init`, or for
         `checkpoint_dir` when it has no config.json.
     """
@@ -215,9 +214,7 @@ def load_stylizer(config: StylizeConfig) -> Stylizer:
         logging.info("Loading SavedModel %s.", config.saved_model)
         return Stylizer.from_saved_model(config.saved_model)
     if config.checkpoint_dir:
-        model = export.load_model_from_checkpoint(
-            config.checkpoint_dir, config.model_config, config.vgg_weights
-        )
+        model = export.load_model_from_checkpoint(config.checkpoint_dir, config.model_config)
         return Stylizer.from_model(model)
     logging.warning(
         "random_init: the model is UNTRAINED, outputs are meaningless (demo/test only)."
@@ -526,9 +523,8 @@ def _define_flags():
     )
     flags.DEFINE_string(
         "vgg_weights", None,
-        "VGG weights: imagenet or the path of vgg19_weights_tf_dim_ordering_tf_kernels_"
-        "notop.h5. For --random_init (unset: random); for --checkpoint_dir only if the "
-        "checkpoint lacks them (unset: the vgg_weights of its config.json).",
+        "VGG weights of the --random_init model: imagenet or the path of "
+        "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 (unset: random).",
         module_name=owner,
     )
     flags.DEFINE_string(
