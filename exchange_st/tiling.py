@@ -1,4 +1,4 @@
-"""Tiled stylization for images too large for one pass: global pairwise analysis, tiled encoder and renderer."""
+"""Tiled stylization of images too large for one pass: global analysis, tiled encoder/decoder."""
 
 import math
 
@@ -97,8 +97,12 @@ def encode_tiled(encoder, images, tile=1024, halo=None):
             xs, xe = max(0, x0 - halo), min(w, x1 + halo)
             feats = encode(images[:, ys:ye, xs:xe, :])
             row.append(
-                feats[:, (y0 - ys) // stride : (y1 - ys) // stride,
-                      (x0 - xs) // stride : (x1 - xs) // stride, :]
+                feats[
+                    :,
+                    (y0 - ys) // stride : (y1 - ys) // stride,
+                    (x0 - xs) // stride : (x1 - xs) // stride,
+                    :,
+                ]
             )
         rows.append(tf.concat(row, axis=2))
     return tf.concat(rows, axis=1)

@@ -11,9 +11,14 @@ from exchange_st.vgg import VGGEncoder
 
 # VGG-19 to relu4_1: (C_in, C_out, downsampling of the layer's resolution).
 _VGG_CONVS = (
-    (3, 64, 0), (64, 64, 0),
-    (64, 128, 1), (128, 128, 1),
-    (128, 256, 2), (256, 256, 2), (256, 256, 2), (256, 256, 2),
+    (3, 64, 0),
+    (64, 64, 0),
+    (64, 128, 1),
+    (128, 128, 1),
+    (128, 256, 2),
+    (256, 256, 2),
+    (256, 256, 2),
+    (256, 256, 2),
     (256, 512, 3),
 )
 
@@ -144,8 +149,13 @@ def test_convs_and_dense_match_tf_graph_profiler(small_efanet, small_adain):
     dense = flops.dense_flops
     compressor_fc = dense(small_efanet.compressor.fc)
     convs = (
-        ours["vgg_content"] + ours["vgg_style"] + ours["content_code"] + ours["render"]
-        + ours["compressor_content"] + ours["compressor_style"] - 2 * compressor_fc
+        ours["vgg_content"]
+        + ours["vgg_style"]
+        + ours["content_code"]
+        + ours["render"]
+        + ours["compressor_content"]
+        + ours["compressor_style"]
+        - 2 * compressor_fc
     )
     assert tf_counts["Conv2D"] == convs
     assert tf_counts["MatMul"] == ours["codes"] + 2 * compressor_fc
