@@ -1,0 +1,218 @@
+"""Shared helpers of the bench scripts: device, precision, timing, profiles, tables, JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
+
+
+def select_device(device: str = "") -> str:
+    """Returns the TF device to run on: `device` if given, else the first GPU, else the CPU."""
+    if device:
+        return device
+    return "/GPU:0" if tf.config.list_logical_devices("GPU") else "/CPU:0"
+
+
+def set_precision(mode: str):
+    """Sets the global Keras dtype policy before models are built."""
+    if mode not in PRECISIONS:
+        raise ValueError(f"mixed_precision must be one of {PRECISIONS}, got {mode!r}")
+    keras.mixed_precision.set_global_policy("float32" if mode == "none" else mode)
+
+
+def materialize(result):
+    """Copies every tensor of `result` to the host, so a timed call has really finished."""
+    return tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, result)
+
+
+@dataclasses.dataclass
+class Timing:
+    """Seconds of the timed (post-warm-up) calls of one function.
+
+    `times` are wall-clock; `cpu_times` are this process's CPU seconds over
+    the same calls (all threads), which other processes on a shared machine
+    disturb less than the wall clock.
+    """
+
+    times: list[float] = dataclasses.field(default_factory=list)
+    cpu_times: list[float] = dataclasses.field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times) if self.times else float("nan")
+
+    @property
+    def best(self) -> float:
+        return min(self.times) if self.times else float("nan")
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu_times) if self.cpu_times else float("nan")
+
+    def to_dict(self) -> dict:
+        return {
+            "median_s": self.median,
+            "min_s": self.best,
+            "times_s": self.times,
+            "cpu_median_s": self.cpu_median,
+            "cpu_times_s": self.cpu_times,
+        }
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], object]],
+    warmup: int = 1,
+    repeats: int = 5,
+    budget_s: float | None = None,
+) -> dict[str, Timing]:
+    """Times several functions round-robin: warm-up rounds, then up to `repeats` timed rounds.
+
+    Each round calls every function once, so slow drifts of a shared
+    machine's load hit all of them alike and their ratios stay meaningful.
+    Timed rounds stop early once `budget_s` seconds of timed rounds have
+    passed (at least one timed round always runs).
+
+    Args:
+      fns: `{name: zero-argument callable}`; results are copied to the host.
+      warmup: untimed rounds (tracing, oneDNN primitive creation, allocator).
+      repeats: maximum timed rounds.
+      budget_s: optional time budget of the timed rounds.
+
+    Returns:
+      `{name: Timing}`.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            materialize(fn())
+    timings = {name: Timing() for name in fns}
+    start = time.perf_counter()
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            materialize(fn())
+            timings[name].times.append(time.perf_counter() - t0)
+            timings[name].cpu_times.append(time.process_time() - c0)
+        if budget_s is not None and time.perf_counter() - start > budget_s:
+            break
+    return timings
+
+
+def random_images(shape, seed: int) -> tf.Tensor:
+    """Uniform `[B, H, W, 3]` float32 images in [0, 1], the same for every model."""
+    return tf.random.stateless_uniform(shape, seed=[seed, 0], dtype=tf.float32)
+
+
+def environment(device: str) -> dict:
+    """What the numbers depend on; written into every JSON report."""
+    info = {
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "device": device,
+        "gpus": [d.name for d in tf.config.list_logical_devices("GPU")],
+        "dtype_policy": keras.mixed_precision.global_policy().name,
+    }
+    if hasattr(os, "getloadavg"):
+        # Other processes share the CPU: the load explains absolute numbers.
+        info["load_average_1m"] = os.getloadavg()[0]
+    return info
+
+
+def write_json(path: str, payload: dict):
+    """Writes `payload` as indented JSON, creating the directory."""
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2, sort_keys=True, default=_json_default)
+    logging.info("Wrote %s", path)
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def format_table(header: list[str], rows: list[list]) -> str:
+    """A plain-text table; floats get 3 significant digits (4 for small values)."""
+
+    def cell(v):
+        if isinstance(v, float):
+            if v != v:
+                return "-"
+            return f"{v:.4g}" if abs(v) < 10 else f"{v:,.1f}"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return str(v)
+
+    cells = [[cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
+    line = "  ".join(h.rjust(w) for h, w in zip(header, widths))
+    out = [line, "-" * len(line)]
+    out += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
+    return "\n".join(out)
+
+
+def profile_op_summary(logdir: str, top: int = 25) -> list[dict]:
+    """Aggregates a `tf.profiler.experimental` trace into per-op-type self times.
+
+    Reads the newest `*.xplane.pb` under `logdir` and sums the durations of
+    the TF op events on the host planes (the CPU executor threads), grouped
+    by op type (`Conv2D`, `BatchMatMulV2`, ...). On a GPU trace the device
+    plane's kernels are summed instead.
+
+    Returns:
+      Up to `top` dicts `{"op": type, "ms": total, "count": n, "share": fraction}`
+      sorted by time, shares relative to all op time of the trace.
+    """
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    files = sorted(
+        glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True),
+        key=os.path.getmtime,
+    )
+    if not files:
+        raise FileNotFoundError(f"no *.xplane.pb under {logdir}")
+    space = xplane_pb2.XSpace()
+    with open(files[-1], "rb") as f:
+        space.ParseFromString(f.read())
+    device_planes = [p for p in space.planes if p.name.startswith("/device:GPU")]
+    planes = device_planes or [p for p in space.planes if p.name.startswith("/host:CPU")]
+    totals: dict[str, list] = {}
+    for plane in planes:
+        names = {k: v.name for k, v in plane.event_metadata.items()}
+        for line in plane.lines:
+            if not device_planes and "TraceMe" in line.name:
+                continue
+            for event in line.events:
+                name = names.get(event.metadata_id, "")
+                # Executor op events are named "node_name:OpType"; runtime
+                # events ("ThreadpoolListener::Record", "EagerLocalExecute: f")
+                # are not ops.
+                if ":" not in name or "::" in name or ": " in name:
+                    continue
+                op = name.rsplit(":", 1)[-1]
+                entry = totals.setdefault(op, [0.0, 0])
+                entry[0] += event.duration_ps / 1e9
+                entry[1] += 1
+    all_ms = sum(v[0] for v in totals.values()) or 1.0
+    rows = sorted(totals.items(), key=lambda kv: -kv[1][0])[:top]
+    return [{"op": op, "ms": ms, "count": n, "share": ms / all_ms} for op, (ms, n) in rows]
