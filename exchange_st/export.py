@@ -257,16 +257,11 @@ class ExportResult:
 
 def model_config_of(model):
     """The constructor hyperparameters of `model` (from `get_config`), JSON-ready."""
-    config = model.get_config()
-    config = {
+    return {
         k: list(v) if isinstance(v, tuple) else v
-        for k, v in config.items()
+        for k, v in model.get_config().items()
         if k in MODEL_CONFIG_KEYS
     }
-    # The Python attribute keeps the constructor's value; after a checkpoint
-    # restore only the variable holds the trained scaling.
-    config["vgg_feature_scales"] = [float(v) for v in model.encoder.scales.numpy()]
-    return config
 
 
 def export_saved_model(model, export_dir, tflite=False, tflite_size=DEFAULT_TFLITE_SIZE):

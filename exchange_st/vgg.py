@@ -100,13 +100,13 @@ class VGGEncoder(keras.layers.Layer):
             feature_scales = FEATURE_SCALES if vgg_weights is not None else RANDOM_FEATURE_SCALES
         if len(feature_scales) != len(VGG_LAYERS):
             raise ValueError(f"feature_scales needs 4 values, got {feature_scales!r}")
-        self.feature_scales = tuple(float(v) for v in feature_scales)
+        feature_scales = tuple(float(v) for v in feature_scales)
         # Also a (frozen) variable: checkpoints then carry the scaling, so a
         # model rebuilt with vgg_weights=None and restored from a checkpoint
         # of a pretrained-VGG run divides by the right values.
         self.scales = self.add_weight(
             shape=(len(VGG_LAYERS),),
-            initializer=keras.initializers.Constant(self.feature_scales),
+            initializer=keras.initializers.Constant(feature_scales),
             trainable=False,
             name="feature_scales",
         )
@@ -136,6 +136,11 @@ class VGGEncoder(keras.layers.Layer):
                 break
         track_layer_list(self, "block", self.blocks)
         self.trainable = False
+
+    @property
+    def feature_scales(self):
+        """The divisors in use: the variable's values, so restored ones show."""
+        return tuple(float(v) for v in self.scales.numpy())
 
     def build(self, input_shape=None):
         self.built = True

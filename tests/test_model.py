@@ -245,3 +245,5 @@ def test_tf_checkpoint_holds_every_variable(model, tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     image = _images([1, 32, 32, 3], 18)
     np.testing.assert_allclose(model.stylize(image, image), other.stylize(image, image), atol=1e-6)
+    # The config reports the restored scales, not the constructor's.
+    assert other.get_config()["vgg_feature_scales"] == pytest.approx(TEST_FEATURE_SCALES)
