@@ -38,9 +38,12 @@ def masked_covariance(features, mask=None, epsilon=1e-5):
     shape = tf.shape(f)
     f = tf.reshape(f, [shape[0], -1, shape[3]])
     if mask is None:
-        w = tf.ones_like(f[:, :, :1])
-    else:
-        w = tf.reshape(tf.cast(mask, tf.float32), [shape[0], -1, 1])
+        # Unweighted: multiplying by ones would cost two more copies of the
+        # [B, h*w, C] map (1 GiB of peak memory for a 4096 x 4096 image).
+        centred = f - tf.reduce_mean(f, axis=1, keepdims=True)
+        count = tf.cast(tf.shape(f)[1], tf.float32)
+        return tf.matmul(centred, centred, transpose_a=True) / count
+    w = tf.reshape(tf.cast(mask, tf.float32), [shape[0], -1, 1])
     count = tf.maximum(tf.reduce_sum(w, axis=1, keepdims=True), epsilon)
     mean = tf.reduce_sum(w * f, axis=1, keepdims=True) / count
     centred = f - mean
