@@ -129,9 +129,10 @@ def vgg_flops(h, w, encoder=None):
     return flops
 
 
-def covariance_flops(pixels, channels):
-    """`masked_covariance` of `[pixels, channels]`: centring, weighting and the C x C matmul."""
-    return 2 * pixels * channels * channels + 3 * pixels * channels
+def covariance_flops(pixels, channels, masked=False):
+    """`masked_covariance` of `[pixels, channels]`: mean, centring, (weighting) and the matmul."""
+    per_element = 4 if masked else 2
+    return 2 * pixels * channels * channels + per_element * pixels * channels
 
 
 def compressor_flops(compressor, channels):
