@@ -111,7 +111,7 @@ def encode_tiled(encoder, images, tile=1024, halo=None):
 def _tile_function(fn, example):
     # Tiles differ in size at the borders: one trace with free spatial
     # dimensions serves them all.
-    spec = tf.TensorSpec([None, None, None, example.shape[-1]], example.dtype)
+    spec = tf.TensorSpec([None, None, None, example.shape[-1]], tf.as_dtype(example.dtype))
     return tf.function(fn, input_signature=[spec])
 
 
@@ -185,15 +185,64 @@ def render_tiled(decoder, r_fusion, tile=128, overlap=8, halo=None):
     return out / np.maximum(weight, 1e-12)
 
 
+def fuse_banded(model, f_vgg_c, codes, alpha=1.0, rows=128, halo=None):
+    """`R_fusion` of the content branch (Eq. 1-2 and 8), computed in bands of feature rows.
+
+    Purification, the pre-fusion residual blocks and the fusion are applied
+    to full-width bands of `rows` feature rows with `halo` rows of context,
+    and written into one host array, so the 1/8-resolution intermediates of
+    the whole image never coexist.
+
+    Args:
+      model: an `ExchangeStyleTransfer`.
+      f_vgg_c: `[B, h, w, 512]` relu4_1 of the (padded) content.
+      codes: `model.analyze(...)` of the pair.
+      alpha: Eq. 8 trade-off.
+      rows: band height in feature pixels.
+      halo: context rows; None = exact (the residual blocks' receptive radius).
+
+    Returns:
+      `[B, h, w, 512]` numpy array, equal to `model.fused_features`' `R_fusion`.
+    """
+    decoder = model.decoder_c
+    if halo is None:
+        halo = receptive_radius(decoder.pre_blocks)
+    halo = int(math.ceil(halo))
+    blend = not (isinstance(alpha, (int, float)) and alpha == 1.0)
+    alpha = tf.cast(alpha, decoder.compute_dtype)
+
+    def band(f_vgg):
+        code = decoder.content_code(layers.purify(f_vgg, codes["v_w_c"]))
+        r_s2c = decoder.fuse(code, codes["v_c_s"], codes["v_r_s"])
+        if not blend:
+            return r_s2c
+        # Eq. 8 in feature space, exactly as ExchangeStyleTransfer.fused_features.
+        r_c2c = decoder.fuse(code, codes["v_c_c"], codes["v_r_c"])
+        return r_c2c + alpha * (r_s2c - r_c2c)
+
+    fn = _tile_function(band, f_vgg_c)
+    h = int(f_vgg_c.shape[1])
+    out = None
+    for y0, y1 in _spans(h, rows):
+        ys, ye = max(0, y0 - halo), min(h, y1 + halo)
+        piece = fn(f_vgg_c[:, ys:ye]).numpy()
+        if out is None:
+            out = np.empty(tuple(f_vgg_c.shape[:3]) + piece.shape[3:], piece.dtype)
+        out[:, y0:y1] = piece[:, y0 - ys : y1 - ys]
+    return out
+
+
 def stylize_tiled(model, content, style, alpha=1.0, tile=1024, overlap=64, halo=None):
     """`model.stylize(content, style, alpha)` for images too large for one pass.
 
-    Only the parts at pixel resolution are tiled: the VGG encoder (for
-    content and style) and the decoder's rendering. The pairwise analysis
-    runs once on the whole relu4_1 maps, so the covariances, `v_w`, `v_c`
-    and `v_r` are those of the full images, and the 1/8-resolution content
-    code and fusion (Eq. 1-2, Eq. 8) are computed whole. Peak memory is then
-    set by `tile` instead of the image size (BUILD_NOTES.md, "Tiling").
+    The pairwise analysis runs once on the whole relu4_1 maps, so the
+    covariances, `v_w`, `v_c` and `v_r` are those of the full images. What
+    grows with the image is split: the VGG encoder (content and style) and
+    the decoder's rendering run on tiles, the 1/8-resolution content code
+    and fusion (Eq. 1-2, Eq. 8) on bands of rows. With the default halos
+    every piece sees its whole receptive field and the output equals the
+    untiled one; peak memory is then set by `tile` plus two relu4_1-sized
+    maps (BUILD_NOTES.md, "Tiling").
 
     Args:
       model: an `ExchangeStyleTransfer`.
@@ -202,8 +251,8 @@ def stylize_tiled(model, content, style, alpha=1.0, tile=1024, overlap=64, halo=
       alpha: Eq. 8 trade-off (scalar).
       tile: tile side in pixels (a multiple of 8; rounded down).
       overlap: width in pixels of the raised-cosine blend between rendered tiles.
-      halo: context in pixels around encoder and render tiles; None = exact
-        (the layers' receptive radius), i.e. output equal to the untiled one.
+      halo: context in pixels around every tile and band; None = exact (the
+        layers' receptive radii), i.e. output equal to the untiled one.
 
     Returns:
       `[B, H, W, 3]` float32 in [0, 1] (a tensor).
@@ -214,21 +263,11 @@ def stylize_tiled(model, content, style, alpha=1.0, tile=1024, overlap=64, halo=
     f_vgg_c = encode_tiled(model.encoder, ops.pad_to_multiple(content), tile, halo)
     f_vgg_s = encode_tiled(model.encoder, ops.pad_to_multiple(style), tile, halo)
     codes = model.analyze(f_vgg_c, f_vgg_s)
-    decoder = model.decoder_c
-    code = decoder.content_code(layers.purify(f_vgg_c, codes["v_w_c"]))
-    r_fusion = decoder.fuse(code, codes["v_c_s"], codes["v_r_s"])
-    if not (isinstance(alpha, (int, float)) and alpha == 1.0):
-        # Eq. 8 in feature space, exactly as ExchangeStyleTransfer.fused_features.
-        alpha = tf.cast(alpha, r_fusion.dtype)
-        r_c2c = decoder.fuse(code, codes["v_c_c"], codes["v_r_c"])
-        r_fusion = r_c2c + alpha * (r_fusion - r_c2c)
-    del code, f_vgg_c, f_vgg_s
-    image = render_tiled(
-        decoder,
-        r_fusion,
-        tile=max(1, tile // stride),
-        overlap=overlap / stride,
-        halo=None if halo is None else halo / stride,
-    )
+    del f_vgg_s
+    feature_tile = max(1, tile // stride)
+    feature_halo = None if halo is None else halo / stride
+    r_fusion = fuse_banded(model, f_vgg_c, codes, alpha, feature_tile, feature_halo)
+    del f_vgg_c
+    image = render_tiled(model.decoder_c, r_fusion, feature_tile, overlap / stride, feature_halo)
     image = ops.crop_to(tf.convert_to_tensor(image), content)
     return tf.clip_by_value(image, 0.0, 1.0)

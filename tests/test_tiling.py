@@ -54,6 +54,21 @@ def test_encode_tiled_equals_encoder(model):
         tiling.encode_tiled(model.encoder, _images([1, 20, 24, 3], 2))
 
 
+@pytest.mark.parametrize("alpha", [1.0, 0.3])
+def test_fuse_banded_equals_fused_features(model, alpha):
+    content = _images([1, 120, 88, 3], 7)
+    style = _images([1, 64, 64, 3], 8)
+    full, _ = model.fused_features(content, style, alpha)
+    f_vgg_c = model.encoder(content, output_all=False)
+    codes = model.analyze(f_vgg_c, model.encoder(style, output_all=False))
+    banded = tiling.fuse_banded(model, f_vgg_c, codes, alpha, rows=4)
+    assert banded.shape == tuple(full.shape) == (1, 15, 11, 512)
+    np.testing.assert_allclose(banded, full, atol=1e-4 * np.abs(full).max())
+    # Without context rows the residual blocks see zeros at every band edge.
+    rough = tiling.fuse_banded(model, f_vgg_c, codes, alpha, rows=4, halo=0)
+    assert np.abs(rough - full.numpy()).max() > 1e-2 * np.abs(full).max()
+
+
 @pytest.mark.parametrize("alpha", [1.0, 0.5])
 def test_stylize_tiled_matches_untiled(model, alpha):
     # Odd sizes: reflect padding, a partial last tile in both directions.
