@@ -108,18 +108,20 @@ def child_main(size: int, method: str, cfg: MemoryBenchConfig) -> dict:
     allowed = int(cfg.budget_gib * _GIB) - base_rss
     limit = _proc_status_bytes("VmSize") + max(allowed, 0)
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if method == "plain":
         out = model.stylize(content, style)
     else:
         out = tiling.stylize_tiled(model, content, style, tile=cfg.tile, overlap=cfg.overlap)
     out = out.numpy()
     seconds = time.perf_counter() - t0
+    cpu_seconds = time.process_time() - c0
     assert out.shape == (1, size, size, 3), out.shape
     return {
         "size": size,
         "method": method,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "base_rss_gib": base_rss / _GIB,
         "base_peak_rss_gib": base_peak / _GIB,
         "peak_rss_gib": _peak_rss_bytes() / _GIB,
