@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from exchange_st import checkpoints
 from exchange_st import export
 from exchange_st import image_io
 from exchange_st import metrics
@@ -27,7 +28,6 @@ from exchange_st.vgg import VGGEncoder
 BUILTIN_METHODS = ("efanet", "adain", "gatys", "wct")
 RESULTS_FILE = "results.json"
 GRID_FILE = "comparison.png"
-CHECKPOINT_CONFIG_FILE = "config.json"
 # Statistics reported per method (Table 1 columns, then the extra column).
 _TABLE1_COLUMNS = (
     ("content", "Content"),
@@ -236,108 +236,26 @@ def _feed_forward(stylize_fn):
     return tf.function(stylize_fn, reduce_retracing=True)
 
 
-def _resolve_checkpoint(path, what):
-    """`(checkpoint prefix, model_dir)` of a training model_dir or a checkpoint prefix."""
-    path = os.fspath(path)
-    if tf.io.gfile.isdir(path):
-        prefix = tf.train.latest_checkpoint(path)
-        if prefix is None:
-            raise FileNotFoundError(f"no {what} checkpoint in directory {path}")
-        return prefix, path
-    if not tf.io.gfile.exists(path + ".index"):
-        raise FileNotFoundError(
-            f"{what} checkpoint not found: {path} is neither a training model_dir nor a "
-            "checkpoint prefix"
-        )
-    return path, os.path.dirname(path)
-
-
-def _read_checkpoint_config(model_dir):
-    path = os.path.join(model_dir, CHECKPOINT_CONFIG_FILE)
-    if not tf.io.gfile.exists(path):
-        return {}
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
-
-
-def _restore(model, prefix, config):
-    """Restores a model from a `train_lib` checkpoint (`model`, `optimizer`, `step`).
-
-    With Keras 3.15 on TensorFlow, sub-layers kept in Python lists (the VGG
-    blocks, residual blocks, upsampling stages) are not dependencies of
-    `tf.train.Checkpoint(model=...)`; their trainable variables reach the
-    checkpoint only as the optimizer's `_trainable_variables`. Restoring
-    through an optimizer built like train_lib's recovers them, and the VGG
-    comes from `--vgg_weights` (the model is built with them), so the result
-    is right whether or not the layers fix that tracking.
-    """
-    model.build()
-    _check_training_vgg(config, model.encoder.vgg_weights, prefix)
-    keys = {name for name, _ in tf.train.list_variables(prefix)}
-    objects = {"model": model}
-    if any(k.startswith("optimizer/") for k in keys):
-        optimizer = keras.optimizers.Adam()
-        if config.get("mixed_precision") == "mixed_float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        optimizer.build(model.trainable_variables)
-        objects["optimizer"] = optimizer
-    # The step and save counter are not needed: expect_partial. Every object
-    # built here must get a value, or a layer would silently stay random.
-    status = tf.train.Checkpoint(**objects).restore(prefix).expect_partial()
-    status.assert_existing_objects_matched()
-    logging.info("Restored %s.", prefix)
-    return model
-
-
-def _check_training_vgg(config, vgg_weights, prefix):
-    """Warns when the checkpoint was trained on another VGG than the one evaluated with."""
-    if "vgg_weights" not in config:
-        return
-    trained = config["vgg_weights"]
-    same = (trained is None) == (vgg_weights is None) and (
-        trained is None or os.path.basename(str(trained)) == os.path.basename(str(vgg_weights))
-    )
-    if not same:
-        logging.warning(
-            "%s was trained with vgg_weights=%r but is evaluated with %r: its decoder "
-            "expects other features, so its numbers are not meaningful.",
-            prefix, trained, vgg_weights,
-        )
-
-
-def load_exchange_model(path, vgg_weights, what="efanet"):
-    """The exchange model (or an ablation) from a `train.py` model_dir or prefix.
-
-    Args:
-      path: model_dir (latest checkpoint) or checkpoint prefix.
-      vgg_weights: VGG-19 weights to build the encoder with (see `_restore`).
-      what: method name for error messages.
-    """
-    prefix, model_dir = _resolve_checkpoint(path, what)
-    config = _read_checkpoint_config(model_dir)
-    # The architecture arguments, as export_savedmodel.py reads them.
-    kwargs = export.read_model_config(model_dir) or {}
-    return _restore(ExchangeStyleTransfer(vgg_weights=vgg_weights, **kwargs), prefix, config)
-
-
-def load_adain_model(path, vgg_weights):
+def load_adain_model(path):
     """An `AdaINNet` from a `train.py --model=adain` model_dir or checkpoint prefix.
 
+    The encoder is built with random weights: the checkpoint holds the VGG
+    and its feature scales the decoder was trained with.
+
     Args:
       path: model_dir (latest checkpoint) or checkpoint prefix.
-      vgg_weights: VGG-19 weights to build the encoder with (see `_restore`).
     """
-    prefix, model_dir = _resolve_checkpoint(path, "adain")
-    config = _read_checkpoint_config(model_dir)
+    prefix, model_dir = checkpoints.resolve_checkpoint(path, "adain")
+    config = checkpoints.read_run_config(model_dir)
     if config.get("model", "adain") != "adain":
         raise ValueError(
-            f"{model_dir}/{CHECKPOINT_CONFIG_FILE} describes a {config['model']!r} model, not adain"
+            f"{os.path.join(model_dir, checkpoints.CONFIG_FILE)} describes a "
+            f"{config['model']!r} model, not adain"
         )
     kwargs = {}
     if "upsample_filters" in config:
         kwargs["upsample_filters"] = tuple(config["upsample_filters"])
-    model = adain_lib.AdaINNet(vgg_weights=vgg_weights, **kwargs)
-    return _restore(model, prefix, config)
+    return checkpoints.restore(adain_lib.AdaINNet(vgg_weights=None, **kwargs), prefix)
 
 
 class _Models:
@@ -351,7 +269,7 @@ class _Models:
         if self._adain is None:
             cfg = self.cfg
             if cfg.adain_checkpoint:
-                model = load_adain_model(cfg.adain_checkpoint, cfg.vgg_weights)
+                model = load_adain_model(cfg.adain_checkpoint)
                 self._adain = (model, cfg.adain_checkpoint)
             elif cfg.random_init:
                 _warn_random("adain")
@@ -370,7 +288,7 @@ class _Models:
         if cfg.efanet_saved_model:
             return _saved_model_stylize(cfg.efanet_saved_model), cfg.efanet_saved_model
         if cfg.efanet_checkpoint:
-            model = load_exchange_model(cfg.efanet_checkpoint, cfg.vgg_weights)
+            model = export.load_model_from_checkpoint(cfg.efanet_checkpoint, what="efanet")
             return _feed_forward(model.stylize), cfg.efanet_checkpoint
         if cfg.random_init:
             _warn_random("efanet")
@@ -412,7 +330,7 @@ def build_methods(cfg: EvalConfig, encoder) -> list[Method]:
         method = Method(name)
         try:
             if path is not None:
-                model = load_exchange_model(path, cfg.vgg_weights, name)
+                model = export.load_model_from_checkpoint(path, what=name)
                 method.stylize, method.source = _feed_forward(model.stylize), path
             elif name == "efanet":
                 method.stylize, method.source = models.efanet()

@@ -12,10 +12,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from exchange_st import checkpoints
 from exchange_st.model import ExchangeStyleTransfer
 
-# Written by the training code next to its checkpoints.
-CONFIG_FILENAME = "config.json"
 # Written by `export_saved_model` into the SavedModel directory, for provenance
 # only: loading the SavedModel needs neither this file nor exchange_st.
 EXPORT_CONFIG_FILENAME = "exchange_st_model_config.json"
@@ -473,104 +472,59 @@ def export_from_config(config: ExportConfig) -> ExportResult:
     )
 
 
-def resolve_checkpoint(checkpoint_path_or_dir):
-    """Returns `(checkpoint_prefix, model_dir)` for a directory or a prefix.
-
-    Raises:
-      FileNotFoundError: no checkpoint in the directory, or no such prefix.
-    """
-    path = os.fspath(checkpoint_path_or_dir)
-    if tf.io.gfile.isdir(path):
-        prefix = tf.train.latest_checkpoint(path)
-        if prefix is None:
-            raise FileNotFoundError(f"No checkpoint found in directory {path}.")
-        return prefix, path
-    if not tf.io.gfile.exists(path + ".index"):
-        raise FileNotFoundError(
-            f"{path} is neither a directory nor a checkpoint prefix (no {path}.index)."
-        )
-    return path, os.path.dirname(path)
-
-
 def read_model_config(model_dir):
     """Model constructor kwargs from `model_dir/config.json`, or None if absent.
 
     Accepts the training `TrainConfig` JSON (flat, with training settings
     mixed in) or a dict nested under a `"model"` key; keys that are not
     `ExchangeStyleTransfer` arguments are ignored.
+
+    Raises:
+      ValueError: the config describes another model family (e.g. AdaIN).
     """
-    path = os.path.join(model_dir, CONFIG_FILENAME)
-    if not tf.io.gfile.exists(path):
+    config = checkpoints.read_run_config(model_dir)
+    if not config:
         return None
-    with tf.io.gfile.GFile(path) as f:
-        config = json.load(f)
     if isinstance(config.get("model"), dict):
         config = config["model"]
     elif config.get("model", "efanet") != "efanet":
         raise ValueError(
-            f"{path} describes a {config['model']!r} model; only the exchangeable-"
-            "feature network ('efanet') can be exported."
+            f"{os.path.join(model_dir, checkpoints.CONFIG_FILE)} describes a "
+            f"{config['model']!r} model, not the exchangeable-feature network ('efanet')."
         )
     return {k: v for k, v in config.items() if k in MODEL_CONFIG_KEYS}
 
 
-def load_model_from_checkpoint(checkpoint_path_or_dir, model_config=None):
+def load_model_from_checkpoint(checkpoint_path_or_dir, model_config=None, what="model"):
     """Builds an `ExchangeStyleTransfer` and restores trained weights into it.
 
-    The training checkpoint (`tf.train.Checkpoint(model=..., optimizer=...,
-    step=...)`) holds every model variable including the fixed VGG encoder
-    and its feature scales, so the model is created with random VGG weights
-    and needs no VGG file.
+    The model is created with random VGG weights: the checkpoint holds the
+    encoder and its feature scales too (see `checkpoints.restore`).
 
     Args:
       checkpoint_path_or_dir: a model_dir (latest checkpoint is used) or a
         specific checkpoint prefix such as `model_dir/ckpt-1000`.
       model_config: constructor kwargs used only if the model_dir has no
         `config.json`; None means the paper defaults.
+      what: what the checkpoint is of, for error messages (e.g. an ablation's
+        name).
 
     Returns:
       The restored, built model.
 
     Raises:
       FileNotFoundError: no checkpoint found.
+      ValueError: the model_dir holds another model family, or a layer
+        width differs from the checkpoint's.
       AssertionError: the checkpoint does not cover the model's variables
         (usually a config that does not match the trained model).
     """
-    prefix, model_dir = resolve_checkpoint(checkpoint_path_or_dir)
+    prefix, model_dir = checkpoints.resolve_checkpoint(checkpoint_path_or_dir, what)
     config = read_model_config(model_dir)
     if config is None:
         config = dict(model_config or {})
         logging.warning(
             "No %s in %s; using model hyperparameters %s.",
-            CONFIG_FILENAME, model_dir, config or "(defaults)",
+            checkpoints.CONFIG_FILE, model_dir, config or "(defaults)",
         )
-    model = ExchangeStyleTransfer(vgg_weights=None, **config)
-    model.build()
-    checkpoint = tf.train.Checkpoint(model=model)
-    # Variables a checkpoint cannot reach would silently stay random: Keras
-    # 3.15 does not checkpoint layers held only in Python lists, which is why
-    # the model keeps them as attributes too. Fail loudly if that regresses.
-    reached = _checkpoint_dependencies(checkpoint)
-    unreachable = [v.path for v in model.variables if id(v) not in reached]
-    if unreachable:
-        raise AssertionError(
-            f"{len(unreachable)} model variables are not part of tf.train.Checkpoint's "
-            f"object graph and cannot be restored, e.g. {unreachable[:3]}."
-        )
-    status = checkpoint.restore(prefix).expect_partial()
-    # A config that disagrees with the checkpoint (e.g. fewer exchange
-    # blocks) would otherwise leave some layers random.
-    status.assert_existing_objects_matched()
-    logging.info("Restored %s.", prefix)
-    return model
-
-
-def _checkpoint_dependencies(root):
-    """ids of every object a `tf.train.Checkpoint` of `root` saves or restores."""
-    seen, stack = set(), [root]
-    while stack:
-        obj = stack.pop()
-        if id(obj) not in seen:
-            seen.add(id(obj))
-            stack.extend(obj._trackable_children(save_type="checkpoint").values())
-    return seen
+    return checkpoints.restore(ExchangeStyleTransfer(vgg_weights=None, **config), prefix)

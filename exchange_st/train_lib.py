@@ -16,6 +16,7 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.core.framework import summary_pb2
 
+from exchange_st import checkpoints
 from exchange_st import data as data_lib
 from exchange_st import image_io
 from exchange_st import losses as losses_lib
@@ -23,7 +24,6 @@ from exchange_st.baselines import adain as adain_lib
 from exchange_st.model import ExchangeStyleTransfer
 
 MIXED_PRECISION_MODES = ("none", "mixed_float16", "mixed_bfloat16")
-CONFIG_FILE = "config.json"
 # The loss terms shown on the console progress line (all go to TensorBoard).
 _CONSOLE_TERMS = ("content", "style", "rec", "com")
 # Consecutive float16 steps with non-finite gradients (skipped by the loss
@@ -328,7 +328,11 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, step=self.step
         )
-        self._check_checkpoint_covers_all_variables()
+        # A variable the checkpoint cannot reach would be re-initialised on
+        # every resume. (Adam also references the trainable variables, so
+        # the model is checked on its own.)
+        checkpoints.assert_checkpointable(self.model)
+        checkpoints.assert_checkpointable(self.optimizer)
         self.checkpoint_dir = config.model_dir if self.is_chief else self._worker_temp_dir()
         self.manager = tf.train.CheckpointManager(
             self.checkpoint,
@@ -356,25 +360,6 @@ class Trainer:
         if not self.variables:
             raise AssertionError("the model has no trainable variables")
 
-    def _check_checkpoint_covers_all_variables(self):
-        # Keras 3 leaves layers held in plain lists out of the object graph
-        # that tf.train.Checkpoint walks; their variables would silently be
-        # re-initialised on every resume. (Adam also references the trainable
-        # variables, so the model is checked on its own.)
-        missing = []
-        for owner, variables in (
-            (self.model, self.model.weights),
-            (self.optimizer, self.optimizer.variables),
-        ):
-            tracked = {id(obj) for obj in tf.train.TrackableView(owner).descendants()}
-            missing += [v.path for v in variables if id(v) not in tracked]
-        if missing:
-            raise RuntimeError(
-                f"tf.train.Checkpoint would not save {len(missing)} variables of "
-                f"{self.config.model!r}, e.g. {missing[:5]}. Layers kept in a list must "
-                "also be attributes (see layers.track_layer_list)."
-            )
-
     def _worker_temp_dir(self) -> str:
         # Every MultiWorkerMirroredStrategy worker must take part in a save;
         # only the chief's copy is kept.
@@ -400,11 +385,9 @@ class Trainer:
         return step
 
     def _check_saved_architecture(self):
-        path = os.path.join(self.config.model_dir, CONFIG_FILE)
-        if not tf.io.gfile.exists(path):
+        saved = checkpoints.read_run_config(self.config.model_dir)
+        if not saved:
             return
-        with tf.io.gfile.GFile(path) as f:
-            saved = json.load(f)
         current = json.loads(self.config.to_json())
         fields = set(self.spec.architecture)
         fields.update(MODELS[saved["model"]].architecture if saved.get("model") in MODELS else ())
@@ -432,7 +415,7 @@ class Trainer:
         if not self.is_chief:
             return
         tf.io.gfile.makedirs(self.config.model_dir)
-        path = os.path.join(self.config.model_dir, CONFIG_FILE)
+        path = os.path.join(self.config.model_dir, checkpoints.CONFIG_FILE)
         tmp = path + ".tmp"
         with tf.io.gfile.GFile(tmp, "w") as f:
             f.write(self.config.to_json())

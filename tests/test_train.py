@@ -100,7 +100,7 @@ def test_refuses_a_model_whose_variables_the_checkpoint_would_miss(tmp_path, mon
         architecture=("model",),
     )
     monkeypatch.setitem(train_lib.MODELS, "list_held", spec)
-    with pytest.raises(RuntimeError, match=r"would not save 4 variables"):
+    with pytest.raises(AssertionError, match=r"would not save or restore 4 variables"):
         train_lib.Trainer(_config(tmp_path, model="list_held"))
 
 
@@ -219,7 +219,8 @@ def test_resume_continues_from_saved_step_with_saved_state(learned, caplog):
         # Fixed values (e.g. VGG's zero biases, feature scales) match anyway.
         if v.trainable or v.path.endswith("kernel"):
             assert not np.array_equal(w, v.numpy()), v.path
-    with caplog.at_level(logging.INFO):
+    # On the absl logger itself: the TFLite converter (test_export) leaves it at WARNING.
+    with caplog.at_level(logging.INFO, logger="absl"):
         assert second.restore() == 30
     assert "Resumed from step 30" in caplog.text
     for w, v in zip(learned.weights, second.model.weights):

@@ -1,0 +1,178 @@
+"""Tests for exchange_st.checkpoints: finding, checking and restoring training checkpoints."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from exchange_st import checkpoints
+from exchange_st.baselines.adain import AdaINNet
+from exchange_st.layers import track_layer_list
+from exchange_st.model import ExchangeStyleTransfer
+
+TINY_EFANET = dict(
+    code_dim=8,
+    num_exchange_blocks=1,
+    compressor_filters=(4, 4),
+    num_pre_fusion_blocks=0,
+    num_post_fusion_blocks=1,
+    upsample_filters=(8, 8, 8),
+)
+
+
+def _save_like_train_lib(model, model_dir, step=3):
+    """Writes `model` as train_lib does: model, built Adam and step; returns the prefix."""
+    optimizer = keras.optimizers.Adam(1e-4)
+    optimizer.build(model.trainable_variables)
+    checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=optimizer, step=tf.Variable(step, dtype=tf.int64)
+    )
+    manager = tf.train.CheckpointManager(checkpoint, str(model_dir), max_to_keep=2)
+    return manager.save(checkpoint_number=step)
+
+
+def _perturb(model, seed):
+    """Moves every variable away from its initial value, VGG and feature scales included."""
+    rng = np.random.default_rng(seed)
+    for v in model.variables:
+        value = v.numpy()
+        # Relative, so a random decoder's outputs stay in the unclipped range.
+        v.assign(value * rng.uniform(1.01, 1.1, value.shape).astype(value.dtype) + 1e-3)
+
+
+def _assert_same_variables(want, got):
+    # Paths differ by the model name's suffix; the order is the build order.
+    assert len(want.variables) == len(got.variables)
+    for a, b in zip(want.variables, got.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_resolve_checkpoint_from_directory_and_prefix(tmp_path):
+    layer = keras.layers.Dense(2)
+    layer.build((None, 3))
+    checkpoint = tf.train.Checkpoint(model=layer)
+    manager = tf.train.CheckpointManager(checkpoint, str(tmp_path), max_to_keep=3)
+    first = manager.save(checkpoint_number=1)
+    latest = manager.save(checkpoint_number=5)
+    assert checkpoints.resolve_checkpoint(tmp_path) == (latest, str(tmp_path))
+    # An older checkpoint by prefix; its directory is the model_dir.
+    assert checkpoints.resolve_checkpoint(first) == (first, str(tmp_path))
+
+
+def test_resolve_checkpoint_errors_name_what_was_looked_for(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"No adain checkpoint in directory {tmp_path}"):
+        checkpoints.resolve_checkpoint(tmp_path, "adain")
+    missing = os.path.join(tmp_path, "ckpt-7")
+    with pytest.raises(FileNotFoundError, match=r"ablation checkpoint not found: .*ckpt-7\.index"):
+        checkpoints.resolve_checkpoint(missing, "ablation")
+    with pytest.raises(FileNotFoundError, match="^model checkpoint not found"):
+        checkpoints.resolve_checkpoint(os.path.join(tmp_path, "no_dir"))
+
+
+def test_read_run_config(tmp_path):
+    assert checkpoints.read_run_config(tmp_path) == {}
+    config = {"model": "adain", "upsample_filters": [8, 8, 8], "vgg_weights": None}
+    with open(tmp_path / checkpoints.CONFIG_FILE, "w") as f:
+        json.dump(config, f)
+    assert checkpoints.read_run_config(str(tmp_path)) == config
+
+
+def test_restore_round_trip_exchange_model(tmp_path):
+    keras.utils.set_random_seed(1)
+    model = ExchangeStyleTransfer(vgg_weights=None, **TINY_EFANET)
+    model.build()
+    _perturb(model, seed=1)
+    prefix = _save_like_train_lib(model, tmp_path)
+
+    # Another seed and an unbuilt model: restore builds it and overwrites all.
+    keras.utils.set_random_seed(2)
+    restored = checkpoints.restore(ExchangeStyleTransfer(vgg_weights=None, **TINY_EFANET), prefix)
+    assert restored.built
+    _assert_same_variables(model, restored)
+    content = tf.random.stateless_uniform([1, 24, 40, 3], seed=[1, 2])
+    style = tf.random.stateless_uniform([1, 32, 32, 3], seed=[3, 4])
+    np.testing.assert_allclose(
+        restored.stylize(content, style, 0.5).numpy(),
+        model.stylize(content, style, 0.5).numpy(),
+        atol=1e-6,
+    )
+    # A layer the checkpoint has no values for must not silently stay random.
+    deeper = ExchangeStyleTransfer(vgg_weights=None, **dict(TINY_EFANET, num_exchange_blocks=2))
+    with pytest.raises(AssertionError, match="not bound to checkpointed values"):
+        checkpoints.restore(deeper, prefix)
+
+
+def test_restore_round_trip_adain_takes_feature_scales_from_the_checkpoint(tmp_path):
+    keras.utils.set_random_seed(3)
+    scales = (2.0, 3.0, 5.0, 7.0)
+    model = AdaINNet(vgg_weights=None, vgg_feature_scales=scales, upsample_filters=(8, 8, 8))
+    model.build()
+    prefix = _save_like_train_lib(model, tmp_path)
+
+    keras.utils.set_random_seed(4)
+    fresh = AdaINNet(vgg_weights=None, upsample_filters=(8, 8, 8))
+    assert fresh.encoder.feature_scales != scales
+    restored = checkpoints.restore(fresh, prefix)
+    assert restored.encoder.feature_scales == scales
+    _assert_same_variables(model, restored)
+    content = tf.random.stateless_uniform([1, 32, 24, 3], seed=[5, 6])
+    np.testing.assert_allclose(
+        restored.stylize(content, content[:, ::-1]).numpy(),
+        model.stylize(content, content[:, ::-1]).numpy(),
+        atol=1e-6,
+    )
+
+
+def test_restore_refuses_other_layer_widths(tmp_path):
+    keras.utils.set_random_seed(5)
+    model = AdaINNet(vgg_weights=None, upsample_filters=(8, 8, 8))
+    model.build()
+    prefix = _save_like_train_lib(model, tmp_path)
+    with pytest.raises(ValueError, match="incompatible tensor"):
+        checkpoints.restore(AdaINNet(vgg_weights=None, upsample_filters=(16, 8, 8)), prefix)
+
+
+class _Stack(keras.layers.Layer):
+    """Two 1x1 convs after a first one; `track=False` keeps them only in a list."""
+
+    def __init__(self, track=True, **kwargs):
+        super().__init__(**kwargs)
+        self.first = keras.layers.Conv2D(3, 1)
+        self.rest = [keras.layers.Conv2D(3, 1) for _ in range(2)]
+        if track:
+            track_layer_list(self, "rest", self.rest)
+
+    def build(self, input_shape=None):
+        for layer in (self.first, *self.rest):
+            layer.build((None, None, None, 3))
+        self.built = True
+
+    def call(self, inputs):
+        for layer in (self.first, *self.rest):
+            inputs = layer(inputs)
+        return inputs
+
+
+def test_unreachable_variables_are_detected(tmp_path):
+    hidden = _Stack(track=False)
+    hidden.build()
+    reached = checkpoints.checkpoint_dependencies(hidden)
+    assert id(hidden) in reached and id(hidden.first.kernel) in reached
+    assert id(hidden.rest[0].kernel) not in reached
+    # 2 list-held convs x (kernel, bias).
+    with pytest.raises(AssertionError, match="would not save or restore 4 variables of _Stack"):
+        checkpoints.assert_checkpointable(hidden)
+    tracked = _Stack(track=True)
+    tracked.build()
+    checkpoints.assert_checkpointable(tracked)
+
+    # What a checkpoint of such a model holds (written before every layer was
+    # tracked) cannot fill a model that tracks everything: refused, not half-restored.
+    prefix = tf.train.Checkpoint(model=hidden).save(os.path.join(tmp_path, "ckpt"))
+    with pytest.raises(AssertionError):
+        checkpoints.restore(_Stack(track=True), prefix)
+    with pytest.raises(AssertionError, match="would not save or restore"):
+        checkpoints.restore(_Stack(track=False), prefix)
