@@ -181,6 +181,24 @@ def analysis_flops(model, content_pixels, style_pixels, channels):
     return count
 
 
+
+def _encode_pair(model, h, w, hs, ws):
+    """VGG FLOPs of a content/style pair and the relu4_1 grid sizes and width.
+
+    Returns:
+      `(FlopCount with vgg_content and vgg_style, (fh, fw), (fhs, fws), channels)`.
+    """
+    _ensure_built(model)
+    hp, wp = _padded(h, w)
+    hsp, wsp = _padded(hs, ws)
+    encoder = model.encoder
+    count = FlopCount()
+    count.add("vgg_content", vgg_flops(hp, wp, encoder))
+    count.add("vgg_style", vgg_flops(hsp, wsp, encoder))
+    _, fh, fw = layer_stack_flops(encoder.blocks, hp, wp)
+    _, fhs, fws = layer_stack_flops(encoder.blocks, hsp, wsp)
+    return count, (fh, fw), (fhs, fws), encoder.blocks[-1].kernel.shape[-1]
+
 def efanet_stylize_flops(h, w, hs, ws, model, alpha=1.0):
     """FLOPs of `ExchangeStyleTransfer.stylize` for one `[h, w]` content and `[hs, ws]` style.
 
@@ -195,16 +213,7 @@ def efanet_stylize_flops(h, w, hs, ws, model, alpha=1.0):
       `compressor_style`, `codes`, `purify`, `content_code`, `fusion`,
       `render`.
     """
-    _ensure_built(model)
-    hp, wp = _padded(h, w)
-    hsp, wsp = _padded(hs, ws)
-    encoder = model.encoder
-    count = FlopCount()
-    count.add("vgg_content", vgg_flops(hp, wp, encoder))
-    count.add("vgg_style", vgg_flops(hsp, wsp, encoder))
-    _, fh, fw = layer_stack_flops(encoder.blocks, hp, wp)
-    _, fhs, fws = layer_stack_flops(encoder.blocks, hsp, wsp)
-    channels = encoder.blocks[-1].kernel.shape[-1]
+    count, (fh, fw), (fhs, fws), channels = _encode_pair(model, h, w, hs, ws)
     pixels = fh * fw
     for name, flops in analysis_flops(model, pixels, fhs * fws, channels).parts.items():
         count.add(name, flops)
@@ -230,16 +239,7 @@ def adain_stylize_flops(h, w, hs, ws, model, alpha=1.0):
     Returns:
       `FlopCount` with parts `vgg_content`, `vgg_style`, `adain`, `render`.
     """
-    _ensure_built(model)
-    hp, wp = _padded(h, w)
-    hsp, wsp = _padded(hs, ws)
-    encoder = model.encoder
-    count = FlopCount()
-    count.add("vgg_content", vgg_flops(hp, wp, encoder))
-    count.add("vgg_style", vgg_flops(hsp, wsp, encoder))
-    _, fh, fw = layer_stack_flops(encoder.blocks, hp, wp)
-    _, fhs, fws = layer_stack_flops(encoder.blocks, hsp, wsp)
-    channels = encoder.blocks[-1].kernel.shape[-1]
+    count, (fh, fw), (fhs, fws), channels = _encode_pair(model, h, w, hs, ws)
     adain = _ADAIN_FLOPS_PER_ELEMENT * fh * fw * channels + 3 * fhs * fws * channels
     if not (isinstance(alpha, (int, float)) and alpha == 1.0):
         adain += 3 * fh * fw * channels
