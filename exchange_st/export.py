@@ -74,6 +74,16 @@ def _checked(x, name, expected):
         return tf.identity(x)
 
 
+# (content, style, alpha, content_mask, style_mask) of the masked functions.
+_MASKED_SIGNATURE = [
+    _spec(_FLOAT_IMAGE, "content"),
+    _spec(_FLOAT_IMAGE, "style"),
+    _ALPHA,
+    _spec(_MASK, "content_mask"),
+    _spec(_MASK, "style_mask"),
+]
+
+
 class StylizeModule(tf.Module):
     """Inference functions of a trained `ExchangeStyleTransfer`, for any image size.
 
@@ -145,15 +155,7 @@ class StylizeModule(tf.Module):
     def stylize(self, content, style, alpha=1.0):
         return self._stylize(content, style, alpha)
 
-    @tf.function(
-        input_signature=[
-            _spec(_FLOAT_IMAGE, "content"),
-            _spec(_FLOAT_IMAGE, "style"),
-            _ALPHA,
-            _spec(_MASK, "content_mask"),
-            _spec(_MASK, "style_mask"),
-        ]
-    )
+    @tf.function(input_signature=_MASKED_SIGNATURE)
     def stylize_masked(self, content, style, alpha, content_mask, style_mask):
         return self._stylize_masked(content, style, alpha, content_mask, style_mask)
 
@@ -163,15 +165,7 @@ class StylizeModule(tf.Module):
     def stylize_uint8(self, content, style, alpha=1.0):
         return self._stylize_uint8(content, style, alpha)
 
-    @tf.function(
-        input_signature=[
-            _spec(_FLOAT_IMAGE, "content"),
-            _spec(_FLOAT_IMAGE, "style"),
-            _ALPHA,
-            _spec(_MASK, "content_mask"),
-            _spec(_MASK, "style_mask"),
-        ]
-    )
+    @tf.function(input_signature=_MASKED_SIGNATURE)
     def fused_features(self, content, style, alpha, content_mask, style_mask):
         content, style, content_mask, style_mask = self._check_all(
             content, style, content_mask, style_mask
