@@ -234,27 +234,36 @@ class StyleHeads(keras.layers.Layer):
 
     `v_w` is a channel-attention weight for content purification, so it gets
     a sigmoid; `v_c` and `v_r` are linear because Eq. 1-2 use them as signed
-    projection vectors.
+    projection vectors. With `fusion_rank=k > 1` (beyond the paper, see
+    `CSFusion`) `v_c` and `v_r` hold k projections each.
 
     Args:
       channels: size of the three vectors (512, the VGG channel count).
+      fusion_rank: projections in `v_c`/`v_r` (1 in the paper).
 
     Call arguments:
       inputs: pair `(f_com, f_x)`, each `[B, 256]`.
 
     Returns:
-      Dict with `v_w`, `v_c` (the 512 x 1 column) and `v_r` (the 1 x 512 row),
-      each stored as `[B, channels]`.
+      Dict with `v_w` `[B, channels]`, `v_c` (the 512 x k columns) and `v_r`
+      (the k x 512 rows), each stored flat as `[B, k * channels]`.
     """
 
-    def __init__(self, channels=512, **kwargs):
+    def __init__(self, channels=512, fusion_rank=1, **kwargs):
         super().__init__(**kwargs)
+        if fusion_rank < 1:
+            raise ValueError(f"fusion_rank must be >= 1, got {fusion_rank}")
         self.channels = channels
+        self.fusion_rank = fusion_rank
         self.fc_w = keras.layers.Dense(
             channels, activation="sigmoid", name="fc_v_w", dtype=self.dtype_policy
         )
-        self.fc_c = keras.layers.Dense(channels, name="fc_v_c", dtype=self.dtype_policy)
-        self.fc_r = keras.layers.Dense(channels, name="fc_v_r", dtype=self.dtype_policy)
+        self.fc_c = keras.layers.Dense(
+            channels * fusion_rank, name="fc_v_c", dtype=self.dtype_policy
+        )
+        self.fc_r = keras.layers.Dense(
+            channels * fusion_rank, name="fc_v_r", dtype=self.dtype_policy
+        )
 
     def build(self, input_shape):
         shape = tuple(input_shape[0][:-1]) + (input_shape[0][-1] + input_shape[1][-1],)
@@ -263,12 +272,12 @@ class StyleHeads(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
-        x = tf.concat(inputs, axis=-1)
+        x = keras.ops.concatenate(inputs, axis=-1)
         return {"v_w": self.fc_w(x), "v_c": self.fc_c(x), "v_r": self.fc_r(x)}
 
     def get_config(self):
         config = super().get_config()
-        config.update({"channels": self.channels})
+        config.update({"channels": self.channels, "fusion_rank": self.fusion_rank})
         return config
 
 
@@ -294,6 +303,11 @@ class CSFusion(keras.layers.Layer):
         R_pool   = f_pur . v_c     ([N, 512] x [512, 1] -> [N, 1])
         R_fusion = R_pool . v_r    ([N, 1] x [1, 512] -> [N, 512])
 
+    With `rank=k` (beyond the paper; its conclusion notes that the rank-1
+    map "may have discarded too much information") `v_c` is `512 x k` and
+    `v_r` is `k x 512`: k pooled channels are expanded and summed. `k=1` is
+    exactly Eq. 1-2.
+
     `"adain"`: `v_c` and `v_r` are the target channel mean and standard
     deviation of an AdaIN [11] re-normalisation of `f_pur`.
 
@@ -307,21 +321,26 @@ class CSFusion(keras.layers.Layer):
       mode: one of `"ours"`, `"adain"`, `"concat"`.
       channels: feature channels (512).
       epsilon: variance floor of the AdaIN mode.
+      rank: projections of the `"ours"` mode (1 in the paper); the other
+        modes take rank 1 only.
 
     Call arguments:
-      inputs: triple `(f_pur [B, h, w, C], v_c [B, C], v_r [B, C])`.
+      inputs: triple `(f_pur [B, h, w, C], v_c [B, k * C], v_r [B, k * C])`.
 
     Returns:
       `R_fusion`, `[B, h, w, C]`.
     """
 
-    def __init__(self, mode="ours", channels=512, epsilon=1e-5, **kwargs):
+    def __init__(self, mode="ours", channels=512, epsilon=1e-5, rank=1, **kwargs):
         super().__init__(**kwargs)
         if mode not in FUSION_MODES:
             raise ValueError(f"fusion mode must be one of {FUSION_MODES}, got {mode!r}")
+        if rank < 1 or (rank > 1 and mode != "ours"):
+            raise ValueError(f"fusion rank must be 1, or >= 1 with mode 'ours'; got {rank}")
         self.mode = mode
         self.channels = channels
         self.epsilon = epsilon
+        self.rank = rank
         if mode == "concat":
             self.mix_content = keras.layers.Dense(
                 channels, name="mix_content", dtype=self.dtype_policy
@@ -338,6 +357,11 @@ class CSFusion(keras.layers.Layer):
 
     def call(self, inputs):
         f_pur, v_c, v_r = inputs
+        if self.mode == "ours" and self.rank > 1:
+            v_c = keras.ops.reshape(keras.ops.cast(v_c, f_pur.dtype), (-1, self.rank, self.channels))
+            v_r = keras.ops.reshape(keras.ops.cast(v_r, f_pur.dtype), (-1, self.rank, self.channels))
+            r_pool = keras.ops.einsum("bhwc,bkc->bhwk", f_pur, v_c)  # Eq. 1, k columns
+            return keras.ops.einsum("bhwk,bkc->bhwc", r_pool, v_r)  # Eq. 2, k rows
         v_c = tf.cast(v_c, f_pur.dtype)[:, None, None, :]
         v_r = tf.cast(v_r, f_pur.dtype)[:, None, None, :]
         if self.mode == "ours":
@@ -352,7 +376,14 @@ class CSFusion(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"mode": self.mode, "channels": self.channels, "epsilon": self.epsilon})
+        config.update(
+            {
+                "mode": self.mode,
+                "channels": self.channels,
+                "epsilon": self.epsilon,
+                "rank": self.rank,
+            }
+        )
         return config
 
 
@@ -417,6 +448,7 @@ class Decoder(keras.layers.Layer):
       num_post_blocks: residual blocks after fusion (2).
       fusion_mode: see `CSFusion`.
       upsample_filters: widths of the three upsampling stages.
+      fusion_rank: see `CSFusion` (1 in the paper).
 
     Call arguments:
       inputs: triple `(f_pur [B, h, w, 512], v_c [B, 512], v_r [B, 512])`.
@@ -432,10 +464,12 @@ class Decoder(keras.layers.Layer):
         num_post_blocks=2,
         fusion_mode="ours",
         upsample_filters=(256, 128, 64),
+        fusion_rank=1,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.channels = channels
+        self.fusion_rank = fusion_rank
         self.num_pre_blocks = num_pre_blocks
         self.num_post_blocks = num_post_blocks
         self.fusion_mode = fusion_mode
@@ -445,7 +479,9 @@ class Decoder(keras.layers.Layer):
             ResidualBlock(channels, name=f"pre_res{i}", dtype=policy)
             for i in range(num_pre_blocks)
         ]
-        self.fusion = CSFusion(fusion_mode, channels, name="fusion", dtype=policy)
+        self.fusion = CSFusion(
+            fusion_mode, channels, rank=fusion_rank, name="fusion", dtype=policy
+        )
         self.post_blocks = [
             ResidualBlock(channels, name=f"post_res{i}", dtype=policy)
             for i in range(num_post_blocks)
@@ -517,6 +553,7 @@ class Decoder(keras.layers.Layer):
                 "num_post_blocks": self.num_post_blocks,
                 "fusion_mode": self.fusion_mode,
                 "upsample_filters": self.upsample_filters,
+                "fusion_rank": self.fusion_rank,
             }
         )
         return config

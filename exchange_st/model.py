@@ -31,6 +31,8 @@ class ExchangeStyleTransfer(keras.Model):
       num_pre_fusion_blocks: residual blocks before fusion (3, Sec. 3.5).
       num_post_fusion_blocks: residual blocks after fusion (2, Sec. 3.5).
       upsample_filters: widths of the decoders' three upsampling stages.
+      fusion_rank: projections k of Eq. 1-2 (1 in the paper; k > 1 is the
+        option the paper's conclusion suggests, `fusion_mode="ours"` only).
 
     Call arguments:
       content: `[B, H, W, 3]` float32 in [0, 1] (`I_c`).
@@ -61,6 +63,7 @@ class ExchangeStyleTransfer(keras.Model):
         num_pre_fusion_blocks=3,
         num_post_fusion_blocks=2,
         upsample_filters=(256, 128, 64),
+        fusion_rank=1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -80,6 +83,7 @@ class ExchangeStyleTransfer(keras.Model):
         self.num_pre_fusion_blocks = num_pre_fusion_blocks
         self.num_post_fusion_blocks = num_post_fusion_blocks
         self.upsample_filters = tuple(upsample_filters)
+        self.fusion_rank = fusion_rank
 
         policy = self.dtype_policy
         self.encoder = VGGEncoder(
@@ -101,7 +105,9 @@ class ExchangeStyleTransfer(keras.Model):
             for i in range(n_distinct)
         ]
         layers.track_layer_list(self, "exchange_block", self.exchange_blocks)
-        self.style_heads = layers.StyleHeads(VGG_CHANNELS, name="style_heads", dtype=policy)
+        self.style_heads = layers.StyleHeads(
+            VGG_CHANNELS, fusion_rank, name="style_heads", dtype=policy
+        )
         # f* of Eq. 6: used by L_com during training only.
         self.fc_rec = keras.layers.Dense(code_dim, name="fc_rec", dtype=policy)
         decoder = dict(
@@ -110,6 +116,7 @@ class ExchangeStyleTransfer(keras.Model):
             num_post_blocks=num_post_fusion_blocks,
             fusion_mode=fusion_mode,
             upsample_filters=self.upsample_filters,
+            fusion_rank=fusion_rank,
             dtype=policy,
         )
         # Sec. 3.1: I_c->c and I_s->c share one decoder, I_c->s and I_s->s the
@@ -316,6 +323,7 @@ class ExchangeStyleTransfer(keras.Model):
                 "num_pre_fusion_blocks": self.num_pre_fusion_blocks,
                 "num_post_fusion_blocks": self.num_post_fusion_blocks,
                 "upsample_filters": self.upsample_filters,
+                "fusion_rank": self.fusion_rank,
             }
         )
         return config

@@ -98,6 +98,36 @@ def test_csfusion_ours_is_rank_one_eq1_eq2():
         assert np.linalg.matrix_rank(out[b].reshape(-1, 16), tol=1e-3) == 1
 
 
+@pytest.mark.parametrize("rank", [2, 3])
+def test_csfusion_rank_k_sums_k_projections(rank):
+    f = _rand(2, 3, 5, 16, seed=11)
+    v_c, v_r = _rand(2, rank * 16, seed=12), _rand(2, rank * 16, seed=13)
+    out = layers.CSFusion("ours", channels=16, rank=rank)((tf.constant(f), v_c, v_r)).numpy()
+    for b in range(2):
+        f_n = f[b].reshape(-1, 16)
+        cols = v_c[b].reshape(rank, 16).T  # [512, k]
+        rows = v_r[b].reshape(rank, 16)  # [k, 512]
+        np.testing.assert_allclose(out[b].reshape(-1, 16), f_n @ cols @ rows, rtol=1e-4, atol=1e-4)
+        assert np.linalg.matrix_rank(out[b].reshape(-1, 16), tol=1e-3) == rank
+
+
+def test_csfusion_rank_one_is_the_paper_layer():
+    f = _rand(2, 3, 5, 16, seed=11)
+    v_c, v_r = _rand(2, 16, seed=12), _rand(2, 16, seed=13)
+    inputs = (tf.constant(f), v_c, v_r)
+    np.testing.assert_allclose(
+        layers.CSFusion("ours", 16, rank=1)(inputs).numpy(),
+        layers.CSFusion("ours", 16)(inputs).numpy(),
+    )
+
+
+def test_csfusion_rank_needs_ours_mode():
+    with pytest.raises(ValueError, match="rank"):
+        layers.CSFusion("adain", rank=2)
+    with pytest.raises(ValueError, match="fusion_rank"):
+        layers.StyleHeads(8, fusion_rank=0)
+
+
 def test_csfusion_adain_mode_sets_mean_and_std():
     f = _rand(1, 6, 6, 8, seed=14) * 3 + 1
     v_c, v_r = _rand(1, 8, seed=15), np.abs(_rand(1, 8, seed=16)) + 0.5
@@ -156,14 +186,16 @@ def _layer_cases():
         (layers.ResidualMessagePassing(8), ((vec, vec * 2),)),
         (layers.FeatureExchangeBlock(8), ((vec, vec * 2, vec * 3),)),
         (layers.StyleHeads(32), ((vec, vec),)),
+        (layers.StyleHeads(16, fusion_rank=2), ((vec, vec),)),
         (layers.CSFusion("concat", 32), ((f4, _rand(2, 32), _rand(2, 32)),)),
+        (layers.CSFusion("ours", 32, rank=2), ((f4, _rand(2, 64), _rand(2, 64)),)),
         (layers.ResidualBlock(32), (f4,)),
         (layers.Decoder(32, fusion_mode="adain", upsample_filters=(8, 8, 4)),
          ((f4, _rand(2, 32), _rand(2, 32)),)),
     ]
 
 
-@pytest.mark.parametrize("index", range(7))
+@pytest.mark.parametrize("index", range(9))
 def test_layer_config_round_trip(index):
     layer, args = _layer_cases()[index]
     expected = layer(*args)

@@ -159,6 +159,7 @@ def test_gradients_reach_every_trainable_variable_and_not_vgg(model):
         ({"fusion_mode": "concat"}, 3),
         ({"num_exchange_blocks": 0}, 0),
         ({"num_exchange_blocks": 3, "share_exchange_block": True}, 1),
+        ({"fusion_rank": 4}, 3),
     ],
 )
 def test_ablation_variants(kwargs, distinct_blocks):
@@ -167,6 +168,7 @@ def test_ablation_variants(kwargs, distinct_blocks):
     assert out["s2c"].shape == (1, 32, 32, 3)
     assert len(m.exchange_blocks) == distinct_blocks
     assert len(m._exchange_blocks_sequence()) == kwargs.get("num_exchange_blocks", 3)
+    assert out["v_c_s"].shape == (1, 512 * kwargs.get("fusion_rank", 1))
 
 
 def test_keras_save_round_trip(model, tmp_path):
