@@ -3,7 +3,6 @@
 import os
 
 import keras
-import tensorflow as tf
 
 from exchange_st.layers import track_layer_list
 
@@ -140,15 +139,15 @@ class VGGEncoder(keras.layers.Layer):
     @property
     def feature_scales(self):
         """The divisors in use: the variable's values, so restored ones show."""
-        return tuple(float(v) for v in self.scales.numpy())
+        return tuple(float(v) for v in keras.ops.convert_to_numpy(self.scales))
 
     def build(self, input_shape=None):
         self.built = True
 
     def preprocess(self, images):
         """Maps `[B, H, W, 3]` RGB in [0, 1] to Caffe-style BGR minus ImageNet means."""
-        bgr = tf.reverse(tf.cast(images, self.compute_dtype), axis=[-1]) * 255.0
-        return bgr - tf.constant(_BGR_MEANS, dtype=bgr.dtype)
+        bgr = keras.ops.flip(keras.ops.cast(images, self.compute_dtype), axis=-1) * 255.0
+        return bgr - keras.ops.convert_to_tensor(_BGR_MEANS, dtype=self.compute_dtype)
 
     def call(self, images, output_all=True):
         x = self.preprocess(images)
@@ -156,7 +155,7 @@ class VGGEncoder(keras.layers.Layer):
         for layer in self.blocks:
             x = layer(x)
             if layer.name in VGG_LAYERS:
-                feats.append(x / tf.cast(self.scales[len(feats)], x.dtype))
+                feats.append(x / keras.ops.cast(self.scales[len(feats)], x.dtype))
         return feats if output_all else feats[-1]
 
     def get_config(self):
