@@ -13,6 +13,7 @@ import tensorflow as tf
 from absl import logging
 
 from exchange_st import checkpoints
+from exchange_st import tf_checks
 from exchange_st.model import ExchangeStyleTransfer
 
 # Written by `export_saved_model` into the SavedModel directory, for provenance
@@ -111,7 +112,8 @@ class StylizeModule(tf.Module):
     the graph checks them (`InvalidArgumentError` "content must be a
     [B, H, W, 3] RGB batch; got shape [1 64 64 4]"). Values outside [0, 1]
     (e.g. 0..255 floats: use `stylize_uint8`), sides under 16 px and masks
-    whose size differs from their image fail the model's own assertions.
+    whose size differs from their image fail the assertions of `tf_checks`
+    (the graph form of the model's own input checks).
 
     Args:
       model: a built `ExchangeStyleTransfer` (weights restored or random).
@@ -125,8 +127,8 @@ class StylizeModule(tf.Module):
     # attributes and the signatures call: a signature wrapping another
     # tf.function would capture its variables under numeric names.
     def _stylize(self, content, style, alpha):
-        content = _checked(content, "content", "image")
-        style = _checked(style, "style", "image")
+        content = tf_checks.check_images(_checked(content, "content", "image"), "content")
+        style = tf_checks.check_images(_checked(style, "style", "image"), "style")
         return self.model.stylize(content, style, alpha)
 
     def _stylize_masked(self, content, style, alpha, content_mask, style_mask):
@@ -138,15 +140,21 @@ class StylizeModule(tf.Module):
     def _stylize_uint8(self, content, style, alpha):
         content = tf.image.convert_image_dtype(_checked(content, "content", "image"), tf.float32)
         style = tf.image.convert_image_dtype(_checked(style, "style", "image"), tf.float32)
+        content = tf_checks.check_images(content, "content")
+        style = tf_checks.check_images(style, "style")
         return self.model.stylize(content, style, alpha)
 
     @staticmethod
     def _check_all(content, style, content_mask, style_mask):
+        content = tf_checks.check_images(_checked(content, "content", "image"), "content")
+        style = tf_checks.check_images(_checked(style, "style", "image"), "style")
+        content_mask = _checked(content_mask, "content_mask", "mask")
+        style_mask = _checked(style_mask, "style_mask", "mask")
         return (
-            _checked(content, "content", "image"),
-            _checked(style, "style", "image"),
-            _checked(content_mask, "content_mask", "mask"),
-            _checked(style_mask, "style_mask", "mask"),
+            content,
+            style,
+            tf_checks.check_mask(content_mask, content, "content_mask"),
+            tf_checks.check_mask(style_mask, style, "style_mask"),
         )
 
     @tf.function(

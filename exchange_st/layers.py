@@ -1,7 +1,8 @@
 """Keras layers of the exchangeable-feature network (Sec. 3.1-3.3, Fig. 3 and 4)."""
 
 import keras
-import tensorflow as tf
+
+from exchange_st import ops
 
 FUSION_MODES = ("ours", "adain", "concat")
 
@@ -10,8 +11,8 @@ def track_layer_list(owner, prefix, layer_list):
     """Names each layer of a list as an attribute of `owner`; returns the list.
 
     Keras 3 tracks layer lists for `.keras` saving but leaves them out of the
-    object graph `tf.train.Checkpoint` walks, so their variables would be
-    silently missing from training checkpoints. Attributes are walked.
+    object graph TensorFlow's `train.Checkpoint` walks, so their variables
+    would be silently missing from training checkpoints. Attributes are walked.
     """
     for i, layer in enumerate(layer_list):
         setattr(owner, f"{prefix}_{i}", layer)
@@ -34,20 +35,20 @@ def masked_covariance(features, mask=None, epsilon=1e-5):
       `[B, C, C]` float32 covariance, mean-centred over (weighted) pixels and
       divided by the (weighted) pixel count.
     """
-    f = tf.cast(features, tf.float32)
-    shape = tf.shape(f)
-    f = tf.reshape(f, [shape[0], -1, shape[3]])
+    f = keras.ops.cast(features, "float32")
+    shape = keras.ops.shape(f)
+    f = keras.ops.reshape(f, (shape[0], -1, shape[3]))
     if mask is None:
         # Unweighted: multiplying by ones would cost two more copies of the
         # [B, h*w, C] map (1 GiB of peak memory for a 4096 x 4096 image).
-        centred = f - tf.reduce_mean(f, axis=1, keepdims=True)
-        count = tf.cast(tf.shape(f)[1], tf.float32)
-        return tf.matmul(centred, centred, transpose_a=True) / count
-    w = tf.reshape(tf.cast(mask, tf.float32), [shape[0], -1, 1])
-    count = tf.maximum(tf.reduce_sum(w, axis=1, keepdims=True), epsilon)
-    mean = tf.reduce_sum(w * f, axis=1, keepdims=True) / count
+        centred = f - keras.ops.mean(f, axis=1, keepdims=True)
+        count = keras.ops.cast(keras.ops.shape(f)[1], "float32")
+        return ops.pixel_gram(centred, centred) / count
+    w = keras.ops.reshape(keras.ops.cast(mask, "float32"), (shape[0], -1, 1))
+    count = keras.ops.maximum(keras.ops.sum(w, axis=1, keepdims=True), epsilon)
+    mean = keras.ops.sum(w * f, axis=1, keepdims=True) / count
     centred = f - mean
-    return tf.matmul(centred * w, centred, transpose_a=True) / count
+    return ops.pixel_gram(centred * w, centred) / count
 
 
 @keras.saving.register_keras_serializable(package="exchange_st")
@@ -100,7 +101,7 @@ class CovarianceCompressor(keras.layers.Layer):
 
     def call(self, features, pixel_weights=None):
         cov = masked_covariance(features, pixel_weights)[..., None]
-        x = tf.cast(cov, self.compute_dtype)
+        x = keras.ops.cast(cov, self.compute_dtype)
         for conv in self.convs:
             x = conv(x)
         return self.fc(self.flatten(x))
@@ -291,7 +292,7 @@ def purify(f_vgg, v_w):
     Returns:
       `[B, h, w, C]`.
     """
-    return f_vgg * tf.cast(v_w, f_vgg.dtype)[:, None, None, :]
+    return f_vgg * keras.ops.cast(v_w, f_vgg.dtype)[:, None, None, :]
 
 
 @keras.saving.register_keras_serializable(package="exchange_st")
@@ -358,20 +359,21 @@ class CSFusion(keras.layers.Layer):
     def call(self, inputs):
         f_pur, v_c, v_r = inputs
         if self.mode == "ours" and self.rank > 1:
-            v_c = keras.ops.reshape(keras.ops.cast(v_c, f_pur.dtype), (-1, self.rank, self.channels))
-            v_r = keras.ops.reshape(keras.ops.cast(v_r, f_pur.dtype), (-1, self.rank, self.channels))
+            shape = (-1, self.rank, self.channels)
+            v_c = keras.ops.reshape(keras.ops.cast(v_c, f_pur.dtype), shape)
+            v_r = keras.ops.reshape(keras.ops.cast(v_r, f_pur.dtype), shape)
             r_pool = keras.ops.einsum("bhwc,bkc->bhwk", f_pur, v_c)  # Eq. 1, k columns
             return keras.ops.einsum("bhwk,bkc->bhwc", r_pool, v_r)  # Eq. 2, k rows
-        v_c = tf.cast(v_c, f_pur.dtype)[:, None, None, :]
-        v_r = tf.cast(v_r, f_pur.dtype)[:, None, None, :]
+        v_c = keras.ops.cast(v_c, f_pur.dtype)[:, None, None, :]
+        v_r = keras.ops.cast(v_r, f_pur.dtype)[:, None, None, :]
         if self.mode == "ours":
-            r_pool = tf.reduce_sum(f_pur * v_c, axis=-1, keepdims=True)  # Eq. 1
+            r_pool = keras.ops.sum(f_pur * v_c, axis=-1, keepdims=True)  # Eq. 1
             return r_pool * v_r  # Eq. 2
         if self.mode == "adain":
-            mean, var = tf.nn.moments(f_pur, axes=[1, 2], keepdims=True)
-            normalised = (f_pur - mean) * tf.math.rsqrt(var + self.epsilon)
+            mean, var = keras.ops.moments(f_pur, axes=[1, 2], keepdims=True)
+            normalised = (f_pur - mean) * keras.ops.rsqrt(var + self.epsilon)
             return normalised * v_r + v_c
-        style = tf.concat([v_c, v_r], axis=-1)
+        style = keras.ops.concatenate([v_c, v_r], axis=-1)
         return self.mix_content(f_pur) + self.mix_style(style)
 
     def get_config(self):

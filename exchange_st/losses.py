@@ -2,7 +2,7 @@
 
 import dataclasses
 
-import tensorflow as tf
+import keras
 
 from exchange_st import ops
 from exchange_st.vgg import FEATURE_NAMES
@@ -44,16 +44,16 @@ def content_loss(features, target):
     difference over all elements; the mean keeps the value independent of
     the image size.
     """
-    diff = tf.cast(features, tf.float32) - tf.cast(target, tf.float32)
-    return tf.reduce_mean(tf.square(diff))
+    diff = keras.ops.cast(features, "float32") - keras.ops.cast(target, "float32")
+    return keras.ops.mean(keras.ops.square(diff))
 
 
 def gram_matrix(features):
     """Gram matrix `[B, C, C]` of `[B, h, w, C]`, divided by the pixel count h*w."""
-    f = tf.cast(features, tf.float32)
-    shape = tf.shape(f)
-    f = tf.reshape(f, [shape[0], -1, shape[3]])
-    return tf.matmul(f, f, transpose_a=True) / tf.cast(tf.shape(f)[1], tf.float32)
+    f = keras.ops.cast(features, "float32")
+    shape = keras.ops.shape(f)
+    f = keras.ops.reshape(f, (shape[0], -1, shape[3]))
+    return ops.pixel_gram(f, f) / keras.ops.cast(keras.ops.shape(f)[1], "float32")
 
 
 def style_loss(features, targets):
@@ -66,14 +66,15 @@ def style_loss(features, targets):
       Dict `{layer name: loss}`.
     """
     return {
-        name: tf.reduce_mean(tf.square(gram_matrix(f) - gram_matrix(t)))
+        name: keras.ops.mean(keras.ops.square(gram_matrix(f) - gram_matrix(t)))
         for name, f, t in zip(FEATURE_NAMES, features, targets)
     }
 
 
 def reconstruction_loss(images, target):
     """One term of Eq. 5: L1 distance of images, averaged over pixels."""
-    return tf.reduce_mean(tf.abs(tf.cast(images, tf.float32) - tf.cast(target, tf.float32)))
+    diff = keras.ops.cast(images, "float32") - keras.ops.cast(target, "float32")
+    return keras.ops.mean(keras.ops.abs(diff))
 
 
 def exchange_loss(outputs, orthogonality="abs"):
@@ -86,19 +87,19 @@ def exchange_loss(outputs, orthogonality="abs"):
     Returns:
       Dict with `orthogonality`, `reconstruction` and their sum `total`.
     """
-    f_com = tf.cast(outputs["f_com"], tf.float32)
+    f_com = keras.ops.cast(outputs["f_com"], "float32")
 
     def orth(f_uni):
-        dot = tf.reduce_sum(f_com * tf.cast(f_uni, tf.float32), axis=-1)
+        dot = keras.ops.sum(f_com * keras.ops.cast(f_uni, "float32"), axis=-1)
         if orthogonality == "abs":
-            dot = tf.abs(dot)
+            dot = keras.ops.abs(dot)
         elif orthogonality == "square":
-            dot = tf.square(dot)
-        return tf.reduce_mean(dot)
+            dot = keras.ops.square(dot)
+        return keras.ops.mean(dot)
 
     def l1(f, f_star):
-        diff = tf.cast(f, tf.float32) - tf.cast(f_star, tf.float32)
-        return tf.reduce_mean(tf.reduce_sum(tf.abs(diff), axis=-1))
+        diff = keras.ops.cast(f, "float32") - keras.ops.cast(f_star, "float32")
+        return keras.ops.mean(keras.ops.sum(keras.ops.abs(diff), axis=-1))
 
     orth_term = orth(outputs["f_uni_c"]) + orth(outputs["f_uni_s"])
     rec_term = l1(outputs["f_c"], outputs["f_c_rec"]) + l1(outputs["f_s"], outputs["f_s_rec"])
@@ -117,8 +118,8 @@ def compute_losses(outputs, content, style, encoder, config=LossConfig()):
     Returns:
       Dict of scalars: `content`, `style`, `style/relu1_1` .. `style/relu4_1`,
       `rec`, `com`, `com/orthogonality`, `com/reconstruction` and `total`
-      (Eq. 7). Every term is a per-example mean, so under `tf.distribute` the
-      caller divides by the number of replicas only.
+      (Eq. 7). Every term is a per-example mean, so under a distribution
+      strategy the caller divides by the number of replicas only.
     """
     feats_c, feats_s = outputs["feats_c"], outputs["feats_s"]
     # The outputs have the inputs' sizes; pad them like the inputs were so
@@ -134,7 +135,7 @@ def compute_losses(outputs, content, style, encoder, config=LossConfig()):
     style_c2s = style_loss(e_c2s, feats_c)
     for name in FEATURE_NAMES:
         losses[f"style/{name}"] = style_s2c[name] + style_c2s[name]
-    losses["style"] = tf.add_n([losses[f"style/{name}"] for name in FEATURE_NAMES])  # Eq. 4
+    losses["style"] = sum(losses[f"style/{name}"] for name in FEATURE_NAMES)  # Eq. 4
     losses["rec"] = reconstruction_loss(outputs["c2c"], content) + reconstruction_loss(
         outputs["s2s"], style
     )  # Eq. 5

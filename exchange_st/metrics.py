@@ -1,6 +1,6 @@
 """Perceptual-loss evaluation metric of Table 1 (content, Gram style, total, and AdaIN's mean/std style)."""
 
-import tensorflow as tf
+import keras
 
 from exchange_st import losses
 from exchange_st import ops
@@ -41,8 +41,8 @@ def perceptual_loss_from_features(encoder, output, content_feats, style_feats):
     meanstd = mean_std_loss(out_feats, style_feats)
     result = {
         "content": float(content),
-        "style": float(tf.add_n([gram[n] for n in FEATURE_NAMES])),
-        "meanstd_style": float(tf.add_n([meanstd[n] for n in FEATURE_NAMES])),
+        "style": float(sum(gram[n] for n in FEATURE_NAMES)),
+        "meanstd_style": float(sum(meanstd[n] for n in FEATURE_NAMES)),
     }
     result["total"] = result["content"] + result["style"]
     for name in FEATURE_NAMES:
@@ -83,8 +83,8 @@ def perceptual_loss(encoder, output, content, style):
       `total`, `meanstd_style`, and per-layer `style/relu1_1`.. and
       `meanstd_style/relu1_1`...
     """
-    output = tf.convert_to_tensor(output)
-    content = tf.convert_to_tensor(content)
+    output = keras.ops.convert_to_tensor(output)
+    content = keras.ops.convert_to_tensor(content)
     if tuple(output.shape[1:3]) != tuple(content.shape[1:3]):
         raise ValueError(
             f"output of size {tuple(output.shape[1:3])} and content of size "

@@ -1,7 +1,6 @@
 """The full network of Fig. 3: encoder, joint analysis, two decoders, four outputs."""
 
 import keras
-import tensorflow as tf
 
 from exchange_st import layers
 from exchange_st import ops
@@ -130,7 +129,7 @@ class ExchangeStyleTransfer(keras.Model):
         # Building by tracing a tiny pair creates every variable with the
         # shapes the layers infer, including those only the call path knows.
         self.built = True
-        image = tf.zeros([1, 32, 32, 3])
+        image = keras.ops.zeros((1, 32, 32, 3))
         self(image, image)
 
     def _exchange_blocks_sequence(self):
@@ -153,10 +152,10 @@ class ExchangeStyleTransfer(keras.Model):
         """
         f_c = self.compressor(f_vgg_c, mask_c)
         f_s = self.compressor(f_vgg_s, mask_s)
-        f_s = tf.broadcast_to(f_s, tf.shape(f_c))
+        f_s = keras.ops.broadcast_to(f_s, keras.ops.shape(f_c))
         f_uni_c = self.fc_uni_c(f_c)
         f_uni_s = self.fc_uni_s(f_s)
-        f_com = self.fc_com(tf.concat([f_c, f_s], axis=-1))
+        f_com = self.fc_com(keras.ops.concatenate([f_c, f_s], axis=-1))
         for block in self._exchange_blocks_sequence():
             f_com, f_uni_c, f_uni_s = block((f_com, f_uni_c, f_uni_s))
         codes = {"f_c": f_c, "f_s": f_s, "f_com": f_com, "f_uni_c": f_uni_c, "f_uni_s": f_uni_s}
@@ -198,7 +197,7 @@ class ExchangeStyleTransfer(keras.Model):
             ("s2s", self.decoder_s, code_s, style, "s"),
         ):
             r_fusion = decoder.fuse(code, codes[f"v_c_{style_of}"], codes[f"v_r_{style_of}"])
-            out[key] = tf.cast(ops.crop_to(decoder.render(r_fusion), like), tf.float32)
+            out[key] = keras.ops.cast(ops.crop_to(decoder.render(r_fusion), like), "float32")
         out.update(codes)
         out["f_c_rec"] = self.fc_rec(codes["f_com"] + codes["f_uni_c"])
         out["f_s_rec"] = self.fc_rec(codes["f_com"] + codes["f_uni_s"])
@@ -247,11 +246,11 @@ class ExchangeStyleTransfer(keras.Model):
         r_s2c = self.decoder_c.fuse(code, codes["v_c_s"], codes["v_r_s"])
         if isinstance(alpha, (int, float)) and alpha == 1.0 and mask_c is None:
             return r_s2c, content
-        alpha = tf.cast(alpha, r_s2c.dtype)
+        alpha = keras.ops.cast(alpha, r_s2c.dtype)
         r_c2c = self.decoder_c.fuse(code, codes["v_c_c"], codes["v_r_c"])
         r_fusion = r_c2c + alpha * (r_s2c - r_c2c)  # Eq. 8
         if mask_c is not None:
-            m = tf.cast(mask_c, r_fusion.dtype)
+            m = keras.ops.cast(mask_c, r_fusion.dtype)
             r_fusion = r_c2c + m * (r_fusion - r_c2c)
         return r_fusion, content
 
@@ -266,7 +265,7 @@ class ExchangeStyleTransfer(keras.Model):
     def render_content(self, r_fusion, content):
         """Renders a content-branch `R_fusion` to `[B, H, W, 3]` in [0, 1]."""
         image = ops.crop_to(self.decoder_c.render(r_fusion), content)
-        return tf.clip_by_value(tf.cast(image, tf.float32), 0.0, 1.0)
+        return keras.ops.clip(keras.ops.cast(image, "float32"), 0.0, 1.0)
 
     def stylize_regions(self, content, styles, content_masks, alpha=1.0, style_masks=None):
         """Spatial control (Fig. 10): a different style per content region.
@@ -297,14 +296,14 @@ class ExchangeStyleTransfer(keras.Model):
         for style, c_mask, s_mask in zip(styles, content_masks, style_masks):
             r_k, _ = self.fused_features(content, style, alpha, c_mask, s_mask)
             m = ops.mask_to_features(ops.validate_mask(c_mask, content, "content_mask"))
-            m = tf.cast(m, r_k.dtype)
+            m = keras.ops.cast(m, r_k.dtype)
             total = m * r_k if total is None else total + m * r_k
             weight_sum = m if weight_sum is None else weight_sum + m
         # Where masks overlap, average the styles; where none covers a pixel,
         # fall back to plain reconstruction of the content.
         r_c2c, _ = self.fused_features(content, styles[0], 0.0)
-        covered = tf.minimum(weight_sum, 1.0)
-        r_fusion = total / tf.maximum(weight_sum, 1.0) + (1.0 - covered) * r_c2c
+        covered = keras.ops.minimum(weight_sum, 1.0)
+        r_fusion = total / keras.ops.maximum(weight_sum, 1.0) + (1.0 - covered) * r_c2c
         return self.render_content(r_fusion, content)
 
     def get_config(self):

@@ -1,6 +1,10 @@
-"""Tensor helpers shared by the model, losses and export: input checks, padding, masks."""
+"""Tensor helpers shared by the model, losses and export: input checks, padding, masks.
 
-import tensorflow as tf
+Backend-neutral (`keras.ops` only). Checks that need run-time values inside a
+TensorFlow graph are added by the TF-only `tf_checks` module at the edges.
+"""
+
+import keras
 
 # VGG-19 to relu4_1 has three 2x2 max pools: inputs are padded to this.
 ENCODER_STRIDE = 8
@@ -8,27 +12,58 @@ ENCODER_STRIDE = 8
 MIN_IMAGE_SIZE = 16
 # Tolerance of the [0, 1] range check: resampling may overshoot slightly,
 # uint8 images (0..255) are what it must catch.
-_RANGE_TOLERANCE = 0.01
+RANGE_TOLERANCE = 0.01
+
+
+def range_message(name):
+    """The message of a failed [0, 1] check, shared with the in-graph assertions."""
+    return f"{name} values must lie in [0, 1]; uint8-range images must be divided by 255"
+
+
+def concrete_value(x):
+    """`x` as a NumPy array, or None while a graph is traced (`tf.function`, `jax.jit`).
+
+    Value checks run where values exist (eager TensorFlow, JAX outside a
+    transformation, NumPy inputs) and are skipped while tracing, where
+    asking for them raises: TensorFlow's symbolic tensors a
+    `NotImplementedError`, JAX tracers a `TypeError`.
+    """
+    if keras.backend.is_keras_tensor(x):
+        return None
+    try:
+        return keras.ops.convert_to_numpy(x)
+    except (TypeError, RuntimeError):
+        return None
+
+
+def static_shape(x):
+    """The static shape of `x` as a tuple (None for unknown sizes); None if the rank is unknown."""
+    try:
+        return tuple(x.shape)
+    except ValueError:  # A TensorFlow graph tensor of unknown rank.
+        return None
 
 
 def validate_images(images, name):
     """Checks a `[B, H, W, 3]` float batch in [0, 1] and returns it as float32.
 
-    Static problems (rank, channels, size) raise `ValueError` at once. The
-    value range is checked eagerly with a `ValueError`; inside a `tf.function`
-    it becomes a `tf.debugging` assertion with the same message.
+    Static problems (dtype, rank, channels, size) raise `ValueError` at once.
+    The value range raises `ValueError` when the values are concrete; while a
+    graph is traced they are not, and `tf_checks.check_images` adds the range
+    and size checks to TensorFlow graphs as assertions with the same message.
     """
-    images = tf.convert_to_tensor(images)
-    if images.dtype.is_integer:
+    images = keras.ops.convert_to_tensor(images)
+    dtype = keras.backend.standardize_dtype(images.dtype)
+    if dtype.startswith(("int", "uint")):
         raise ValueError(
-            f"{name} must be float32 in [0, 1], got {images.dtype.name}; "
-            "convert uint8 images with tf.image.convert_image_dtype or x / 255."
+            f"{name} must be float32 in [0, 1], got {dtype}; "
+            "convert uint8 images with x / 255 (or tf.image.convert_image_dtype)."
         )
-    images = tf.cast(images, tf.float32)
-    shape = images.shape
-    if shape.rank != 4:
+    images = keras.ops.cast(images, "float32")
+    shape = static_shape(images)
+    if shape is None or len(shape) != 4:
         raise ValueError(
-            f"{name} must be a [B, H, W, 3] batch (rank 4), got shape {shape}; "
+            f"{name} must be a [B, H, W, 3] batch (rank 4), got shape {images.shape}; "
             "add a batch axis with x[None] for a single image."
         )
     if shape[-1] is not None and shape[-1] != 3:
@@ -38,55 +73,37 @@ def validate_images(images, name):
             raise ValueError(
                 f"{name} {axis} must be at least {MIN_IMAGE_SIZE} pixels, got {size}."
             )
-    lo, hi = -_RANGE_TOLERANCE, 1.0 + _RANGE_TOLERANCE
-    message = f"{name} values must lie in [0, 1]; uint8-range images must be divided by 255"
-    if tf.executing_eagerly():
-        vmin = float(tf.reduce_min(images))
-        vmax = float(tf.reduce_max(images))
-        if vmin < lo or vmax > hi:
-            raise ValueError(f"{message} (got min {vmin:.3g}, max {vmax:.3g}).")
-        return images
-    checks = [
-        tf.debugging.assert_greater_equal(tf.reduce_min(images), lo, message=message),
-        tf.debugging.assert_less_equal(tf.reduce_max(images), hi, message=message),
-        tf.debugging.assert_greater_equal(
-            tf.shape(images)[1:3], MIN_IMAGE_SIZE,
-            message=f"{name} height and width must be at least {MIN_IMAGE_SIZE}",
-        ),
-    ]
-    with tf.control_dependencies(checks):
-        return tf.identity(images)
+    extremes = concrete_value(keras.ops.stack([keras.ops.min(images), keras.ops.max(images)]))
+    if extremes is not None:
+        vmin, vmax = float(extremes[0]), float(extremes[1])
+        if vmin < -RANGE_TOLERANCE or vmax > 1.0 + RANGE_TOLERANCE:
+            raise ValueError(f"{range_message(name)} (got min {vmin:.3g}, max {vmax:.3g}).")
+    return images
 
 
 def validate_mask(mask, images, name):
     """Returns a `[B, H, W, 1]` float32 mask matching `images` `[B, H, W, 3]`.
 
-    Accepts `[H, W]`, `[B, H, W]` or `[B, H, W, 1]`; weights in [0, 1].
+    Accepts `[H, W]`, `[B, H, W]` or `[B, H, W, 1]`; weights in [0, 1]. A size
+    known only at run time is compared by `tf_checks.check_mask`.
     """
-    mask = tf.cast(tf.convert_to_tensor(mask), tf.float32)
-    rank = mask.shape.rank
+    mask = keras.ops.cast(keras.ops.convert_to_tensor(mask), "float32")
+    shape = static_shape(mask)
+    rank = None if shape is None else len(shape)
     if rank == 2:
         mask = mask[None, :, :, None]
     elif rank == 3:
         mask = mask[..., None]
-    elif rank != 4 or (mask.shape[-1] is not None and mask.shape[-1] != 1):
+    elif rank != 4 or (shape[-1] is not None and shape[-1] != 1):
         raise ValueError(
             f"{name} must be [H, W], [B, H, W] or [B, H, W, 1], got shape {mask.shape}."
         )
-    m_hw, i_hw = mask.shape[1:3], images.shape[1:3]
-    if all(d is not None for d in list(m_hw) + list(i_hw)) and tuple(m_hw) != tuple(i_hw):
-        raise ValueError(
-            f"{name} of size {tuple(m_hw)} does not match its image of size {tuple(i_hw)}."
-        )
-    if not tf.executing_eagerly():
-        check = tf.debugging.assert_equal(
-            tf.shape(mask)[1:3], tf.shape(images)[1:3],
-            message=f"{name} height and width must match its image",
-        )
-        with tf.control_dependencies([check]):
-            mask = tf.identity(mask)
-    batch = tf.shape(images)[0]
-    return tf.broadcast_to(mask, tf.stack([batch, tf.shape(mask)[1], tf.shape(mask)[2], 1]))
+    m_hw, i_hw = static_shape(mask)[1:3], static_shape(images)[1:3]
+    if None not in m_hw + i_hw and m_hw != i_hw:
+        raise ValueError(f"{name} of size {m_hw} does not match its image of size {i_hw}.")
+    batch = keras.ops.shape(images)[0]
+    m_shape = keras.ops.shape(mask)
+    return keras.ops.broadcast_to(mask, (batch, m_shape[1], m_shape[2], 1))
 
 
 def pad_to_multiple(images, multiple=ENCODER_STRIDE):
@@ -95,15 +112,15 @@ def pad_to_multiple(images, multiple=ENCODER_STRIDE):
     Reflection (not zeros) keeps the padded border statistically like the
     image, so the covariance and the decoder see no artificial edge.
     """
-    shape = tf.shape(images)
+    shape = keras.ops.shape(images)
     pad_h = (-shape[1]) % multiple
     pad_w = (-shape[2]) % multiple
-    return tf.pad(images, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="REFLECT")
+    return keras.ops.pad(images, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="reflect")
 
 
 def crop_to(images, like):
     """Crops `[B, H', W', C]` to the height and width of `like` `[B, H, W, ...]`."""
-    shape = tf.shape(like)
+    shape = keras.ops.shape(like)
     return images[:, : shape[1], : shape[2], :]
 
 
@@ -114,4 +131,15 @@ def mask_to_features(mask, multiple=ENCODER_STRIDE):
     region boundary gives fractional weights instead of aliasing.
     """
     padded = pad_to_multiple(mask, multiple)
-    return tf.nn.avg_pool2d(padded, multiple, multiple, "VALID")
+    return keras.ops.average_pool(padded, multiple, multiple, padding="valid")
+
+
+def pixel_gram(a, b):
+    """`a^T b` per example, summed over pixels: `[B, N, C]`, `[B, N, D]` -> `[B, C, D]`.
+
+    An einsum rather than `matmul(transpose(a), b)`: TensorFlow's eager
+    transpose copies the whole `[B, N, C]` map (+0.5 GiB for the relu4_1 map
+    of a 4096 x 4096 image) while its einsum contracts the pixel axis in
+    place, like `matmul(transpose_a=True)`; XLA (JAX) folds either form.
+    """
+    return keras.ops.einsum("bnc,bnd->bcd", a, b)

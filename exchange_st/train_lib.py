@@ -20,6 +20,7 @@ from exchange_st import checkpoints
 from exchange_st import data as data_lib
 from exchange_st import image_io
 from exchange_st import losses as losses_lib
+from exchange_st import tf_checks
 from exchange_st.baselines import adain as adain_lib
 from exchange_st.model import ExchangeStyleTransfer
 
@@ -441,6 +442,10 @@ class Trainer:
     # -- the step ------------------------------------------------------------
 
     def _forward_backward(self, content, style):
+        # The backend-neutral model checks value ranges only on concrete
+        # tensors; in this graph the TF edge asserts them.
+        content = tf_checks.check_images(content, "content")
+        style = tf_checks.check_images(style, "style")
         with tf.GradientTape() as tape:
             outputs = self.model(content, style, training=True)
             losses = self.spec.loss(outputs, content, style, self.model, self.config)

@@ -2,8 +2,8 @@
 
 import os
 
+import h5py
 import keras
-import tensorflow as tf
 
 from exchange_st.layers import track_layer_list
 
@@ -30,8 +30,61 @@ _BGR_MEANS = (103.939, 116.779, 123.68)
 WEIGHTS_HELP = (
     "Pass the path of a local Keras VGG-19 'notop' h5 weights file instead "
     "(argument vgg_weights=..., flag --vgg_weights=...), e.g. "
-    "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5."
+    "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 or its truncation "
+    "vgg19_to_relu4_1_float16.h5."
 )
+
+
+def _h5_layer_weights(path, layer_names):
+    """Reads `{layer name: [kernel, bias]}` (float32) from a legacy Keras h5 weights file.
+
+    The layout of `Model.save_weights("x.h5")` in Keras 2: a root attribute
+    `layer_names` and one group per layer whose attribute `weight_names`
+    lists its datasets in `get_weights()` order. Files truncated after
+    `block4_conv1` (e.g. `vgg19_to_relu4_1_float16.h5`, float16) hold all the
+    encoder needs but fail Keras' own loader, which expects every layer of
+    the full model in order; here layers are found by name instead.
+
+    Raises:
+      ValueError: a requested layer is not in the file.
+    """
+    with h5py.File(path, "r") as f:
+        # A whole saved model nests the weights under "model_weights".
+        group = f["model_weights"] if "layer_names" not in f.attrs and "model_weights" in f else f
+        stored = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["layer_names"]]
+        weights = {}
+        for name in layer_names:
+            if name not in stored:
+                raise ValueError(
+                    f"VGG-19 weights file {path!r} has no layer {name!r}, which the "
+                    f"encoder up to relu4_1 needs (the file holds {', '.join(stored)})."
+                )
+            layer = group[name]
+            weights[name] = [
+                layer[n.decode() if isinstance(n, bytes) else n][()].astype("float32")
+                for n in layer.attrs["weight_names"]
+            ]
+    return weights
+
+
+def _load_by_name(vgg, path):
+    """Sets the convolutions of `vgg` up to `block4_conv1` from an h5 file, by layer name."""
+    convs = []
+    for layer in vgg.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            convs.append(layer)
+        if layer.name == VGG_LAYERS[-1]:
+            break
+    weights = _h5_layer_weights(path, [layer.name for layer in convs])
+    for layer in convs:
+        expected = [tuple(w.shape) for w in layer.weights]
+        got = [w.shape for w in weights[layer.name]]
+        if got != expected:
+            raise ValueError(
+                f"VGG-19 weights file {path!r} gives layer {layer.name!r} weights of "
+                f"shapes {got}, expected {expected}."
+            )
+        layer.set_weights(weights[layer.name])
 
 
 def _build_vgg19(weights):
@@ -59,10 +112,20 @@ def _build_vgg19(weights):
         )
     try:
         vgg.load_weights(path)
-    except Exception as e:
+        return vgg
+    except Exception as e:  # noqa: BLE001 - h5py and Keras raise many types.
+        full_error = e
+    # Keras' loader wants every layer of the whole VGG-19 in order; a file
+    # truncated after block4_conv1 loads by name (the deeper layers keep
+    # random weights and are never used).
+    try:
+        _load_by_name(vgg, path)
+    except (OSError, KeyError) as e:
         raise ValueError(
-            f"Could not load VGG-19 weights from {path!r} ({e}). Expected the Keras "
-            "'notop' h5 layout (vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5)."
+            f"Could not load VGG-19 weights from {path!r} ({full_error}; by layer "
+            f"name: {e}). Expected the Keras 'notop' h5 layout "
+            "(vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5) or its truncation "
+            "after block4_conv1."
         ) from e
     return vgg
 
@@ -76,8 +139,10 @@ class VGGEncoder(keras.layers.Layer):
 
     Args:
       vgg_weights: `"imagenet"` (Keras download, the default for users), the
-        path of a Keras notop h5 weights file, or `None` (random weights, for
-        tests). Weights never train: the encoder is fixed (Sec. 3.1).
+        path of a Keras notop h5 weights file (whole, or truncated after
+        `block4_conv1` such as `vgg19_to_relu4_1_float16.h5`), or `None`
+        (random weights, for tests). Weights never train: the encoder is
+        fixed (Sec. 3.1).
       feature_scales: divisors of the four levels. `None` picks
         `FEATURE_SCALES` for pretrained weights and `RANDOM_FEATURE_SCALES`
         for random ones, so features have mean ~1 either way. The
@@ -140,15 +205,15 @@ class VGGEncoder(keras.layers.Layer):
     @property
     def feature_scales(self):
         """The divisors in use: the variable's values, so restored ones show."""
-        return tuple(float(v) for v in self.scales.numpy())
+        return tuple(float(v) for v in keras.ops.convert_to_numpy(self.scales))
 
     def build(self, input_shape=None):
         self.built = True
 
     def preprocess(self, images):
         """Maps `[B, H, W, 3]` RGB in [0, 1] to Caffe-style BGR minus ImageNet means."""
-        bgr = tf.reverse(tf.cast(images, self.compute_dtype), axis=[-1]) * 255.0
-        return bgr - tf.constant(_BGR_MEANS, dtype=bgr.dtype)
+        bgr = keras.ops.flip(keras.ops.cast(images, self.compute_dtype), axis=-1) * 255.0
+        return bgr - keras.ops.convert_to_tensor(_BGR_MEANS, dtype=self.compute_dtype)
 
     def call(self, images, output_all=True):
         x = self.preprocess(images)
@@ -156,7 +221,7 @@ class VGGEncoder(keras.layers.Layer):
         for layer in self.blocks:
             x = layer(x)
             if layer.name in VGG_LAYERS:
-                feats.append(x / tf.cast(self.scales[len(feats)], x.dtype))
+                feats.append(x / keras.ops.cast(self.scales[len(feats)], x.dtype))
         return feats if output_all else feats[-1]
 
     def get_config(self):

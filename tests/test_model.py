@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from exchange_st import losses
+from exchange_st import tf_checks
 from exchange_st.model import ExchangeStyleTransfer
 
 
@@ -227,11 +228,38 @@ def test_constructor_rejects_bad_options():
 
 
 def test_graph_mode_range_check(model):
-    fn = tf.function(lambda c, s: model.stylize(c, s))
+    # Traced values are symbolic: the backend-neutral model cannot check
+    # them, the TF edge (tf_checks, used by the SavedModel and training
+    # steps) asserts them in the graph.
+    def stylize(c, s):
+        c = tf_checks.check_images(c, "content")
+        return model.stylize(c, tf_checks.check_images(s, "style"))
+
+    fn = tf.function(stylize)
     good = np.zeros([1, 32, 32, 3], np.float32)
     assert fn(good, good).shape == (1, 32, 32, 3)
     with pytest.raises(tf.errors.InvalidArgumentError, match="\\[0, 1\\]"):
         fn(good + 200.0, good)
+    unchecked = tf.function(lambda c, s: model.stylize(c, s))
+    assert unchecked(good + 200.0, good).shape == (1, 32, 32, 3)
+
+
+def test_graph_mode_size_and_mask_checks(model):
+    any_size = tf.TensorSpec([None, None, None, 3], tf.float32)
+    mask_spec = tf.TensorSpec([None, None, None], tf.float32)
+
+    @tf.function(input_signature=[any_size, mask_spec])
+    def stylize(image, mask):
+        image = tf_checks.check_images(image, "content")
+        mask = tf_checks.check_mask(mask, image, "content_mask")
+        return model.stylize(image, image, content_mask=mask)
+
+    good = np.zeros([1, 32, 40, 3], np.float32)
+    assert stylize(good, np.ones([1, 32, 40], np.float32)).shape == (1, 32, 40, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at least 16"):
+        stylize(good[:, :8], np.ones([1, 8, 40], np.float32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must match its image"):
+        stylize(good, np.ones([1, 32, 32], np.float32))
 
 
 def test_tf_checkpoint_holds_every_variable(model, tmp_path):

@@ -1,5 +1,6 @@
 """The fixed VGG-19 encoder: levels, preprocessing, weights sources and their errors."""
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -64,6 +65,45 @@ def test_weights_file_errors(tmp_path):
     bad.write_text("not an h5 file")
     with pytest.raises(ValueError, match="notop"):
         vgg.VGGEncoder(str(bad))
+
+
+def _write_truncated_h5(path, encoder, dtype, skip=()):
+    """Writes `encoder`'s layers in the legacy Keras h5 layout, as a truncated VGG file."""
+    layers = [layer for layer in encoder.blocks if layer.name not in skip]
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = np.array([b"input_layer"] + [x.name.encode() for x in layers])
+        f.create_group("input_layer").attrs["weight_names"] = np.array([], "S1")
+        for layer in layers:
+            group = f.create_group(layer.name)
+            weights = layer.get_weights()
+            names = [f"{layer.name}/{w}:0" for w in ("kernel", "bias")][: len(weights)]
+            group.attrs["weight_names"] = np.array([n.encode() for n in names], "S")
+            for name, value in zip(names, weights):
+                group.create_dataset(name, data=value.astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_truncated_h5_loads_by_layer_name(tmp_path, dtype):
+    keras.utils.set_random_seed(5)
+    source = vgg.VGGEncoder(None)
+    path = tmp_path / "vgg19_to_relu4_1.h5"
+    _write_truncated_h5(path, source, dtype)
+    keras.utils.set_random_seed(6)
+    loaded = vgg.VGGEncoder(str(path))
+    convs = [(a, b) for a, b in zip(source.blocks, loaded.blocks) if a.get_weights()]
+    assert [a.name for a, _ in convs][-1] == "block4_conv1" and len(convs) == 9
+    for a, b in convs:
+        for want, got in zip(a.get_weights(), b.get_weights()):
+            assert got.dtype == np.float32
+            np.testing.assert_array_equal(got, want.astype(dtype).astype(np.float32))
+    assert loaded.feature_scales == pytest.approx(vgg.FEATURE_SCALES)
+
+
+def test_truncated_h5_missing_layer_names_file_and_layer(tmp_path):
+    path = tmp_path / "vgg_no_block3_conv2.h5"
+    _write_truncated_h5(path, vgg.VGGEncoder(None), np.float16, skip=("block3_conv2",))
+    with pytest.raises(ValueError, match="vgg_no_block3_conv2.h5' has no layer 'block3_conv2'"):
+        vgg.VGGEncoder(str(path))
 
 
 def test_failed_download_names_the_flag(monkeypatch):

@@ -1,7 +1,6 @@
 """AdaIN baseline (Huang & Belongie [11]) on the project's VGG encoder and decoder layout."""
 
 import keras
-import tensorflow as tf
 
 from exchange_st import losses as losses_lib
 from exchange_st import ops
@@ -30,11 +29,11 @@ def adain(content_feat, style_feat, eps=1e-5):
       `[B, h, w, C]` features with the style's channel means and standard
       deviations (up to `eps`).
     """
-    c_mean, c_var = tf.nn.moments(content_feat, axes=[1, 2], keepdims=True)
-    style_feat = tf.cast(style_feat, content_feat.dtype)
-    s_mean, s_var = tf.nn.moments(style_feat, axes=[1, 2], keepdims=True)
-    normalised = (content_feat - c_mean) * tf.math.rsqrt(c_var + eps)
-    return normalised * tf.sqrt(s_var + eps) + s_mean
+    c_mean, c_var = keras.ops.moments(content_feat, axes=[1, 2], keepdims=True)
+    style_feat = keras.ops.cast(style_feat, content_feat.dtype)
+    s_mean, s_var = keras.ops.moments(style_feat, axes=[1, 2], keepdims=True)
+    normalised = (content_feat - c_mean) * keras.ops.rsqrt(c_var + eps)
+    return normalised * keras.ops.sqrt(s_var + eps) + s_mean
 
 
 def mean_std_loss(features, targets, eps=1e-5):
@@ -53,11 +52,11 @@ def mean_std_loss(features, targets, eps=1e-5):
     """
     out = {}
     for name, f, t in zip(FEATURE_NAMES, features, targets):
-        f_mean, f_var = tf.nn.moments(tf.cast(f, tf.float32), axes=[1, 2])
-        t_mean, t_var = tf.nn.moments(tf.cast(t, tf.float32), axes=[1, 2])
-        f_std, t_std = tf.sqrt(f_var + eps), tf.sqrt(t_var + eps)
-        out[name] = tf.reduce_mean(tf.square(f_mean - t_mean)) + tf.reduce_mean(
-            tf.square(f_std - t_std)
+        f_mean, f_var = keras.ops.moments(keras.ops.cast(f, "float32"), axes=[1, 2])
+        t_mean, t_var = keras.ops.moments(keras.ops.cast(t, "float32"), axes=[1, 2])
+        f_std, t_std = keras.ops.sqrt(f_var + eps), keras.ops.sqrt(t_var + eps)
+        out[name] = keras.ops.mean(keras.ops.square(f_mean - t_mean)) + keras.ops.mean(
+            keras.ops.square(f_std - t_std)
         )
     return out
 
@@ -183,7 +182,7 @@ class AdaINNet(keras.Model):
             return
         # Tracing a tiny pair creates every variable (as ExchangeStyleTransfer).
         self.built = True
-        image = tf.zeros([1, 32, 32, 3])
+        image = keras.ops.zeros((1, 32, 32, 3))
         self(image, image)
 
     def _encode(self, images, name, output_all=True):
@@ -195,7 +194,8 @@ class AdaINNet(keras.Model):
         _, feats_s = self._encode(style, "style")
         t = adain(feats_c[-1], feats_s[-1], self.epsilon)
         s2c = ops.crop_to(self.decoder(t), content)
-        return {"s2c": tf.cast(s2c, tf.float32), "t": t, "feats_c": feats_c, "feats_s": feats_s}
+        s2c = keras.ops.cast(s2c, "float32")
+        return {"s2c": s2c, "t": t, "feats_c": feats_c, "feats_s": feats_s}
 
     def stylize(self, content, style, alpha=1.0):
         """Inference with the content-style trade-off of [11] (Eq. 14 there).
@@ -214,10 +214,10 @@ class AdaINNet(keras.Model):
         _, f_s = self._encode(style, "style", output_all=False)
         t = adain(f_c, f_s, self.epsilon)
         if not (isinstance(alpha, (int, float)) and alpha == 1.0):
-            alpha = tf.cast(alpha, t.dtype)
+            alpha = keras.ops.cast(alpha, t.dtype)
             t = f_c + alpha * (t - f_c)
         image = ops.crop_to(self.decoder(t), content)
-        return tf.clip_by_value(tf.cast(image, tf.float32), 0.0, 1.0)
+        return keras.ops.clip(keras.ops.cast(image, "float32"), 0.0, 1.0)
 
     def get_config(self):
         config = super().get_config()
@@ -260,10 +260,11 @@ def adain_losses(outputs, content, style, encoder, style_weight=10.0):
         )
     # Pad the output the way the content was padded so its maps align with t.
     feats_out = encoder(ops.pad_to_multiple(s2c))
-    result = {"content": losses_lib.content_loss(feats_out[-1], tf.stop_gradient(outputs["t"]))}
+    target = keras.ops.stop_gradient(outputs["t"])
+    result = {"content": losses_lib.content_loss(feats_out[-1], target)}
     per_layer = mean_std_loss(feats_out, outputs["feats_s"])
     for name in FEATURE_NAMES:
         result[f"style/{name}"] = per_layer[name]
-    result["style"] = tf.add_n([per_layer[name] for name in FEATURE_NAMES])
+    result["style"] = sum(per_layer[name] for name in FEATURE_NAMES)
     result["total"] = result["content"] + style_weight * result["style"]
     return result
