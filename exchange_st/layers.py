@@ -238,9 +238,20 @@ class StyleHeads(keras.layers.Layer):
     projection vectors. With `fusion_rank=k > 1` (beyond the paper, see
     `CSFusion`) `v_c` and `v_r` hold k projections each.
 
+    The fresh heads' inputs are small (std ~0.05), so `v_c` and `v_r` are
+    their biases at first. Zero biases (Keras' default) make `R_fusion` of
+    Eq. 2 start at 1/17 of the content code's scale and grow only at Adam's
+    pace. With `code_rms` set, the biases start as random projections that
+    keep the scale: `v_c` entries ~ N(0, 1 / (C code_rms^2)) give `R_pool`
+    of unit variance, `v_r` entries ~ N(0, code_rms^2 / k) give `R_fusion`
+    the content code's RMS (BUILD_NOTES.md, "Trainability").
+
     Args:
       channels: size of the three vectors (512, the VGG channel count).
       fusion_rank: projections in `v_c`/`v_r` (1 in the paper).
+      code_rms: expected RMS of the content code `R_pool` is computed from,
+        or `None` for zero biases (the AdaIN and concat fusion modes, whose
+        `v_c`/`v_r` are not projections).
 
     Call arguments:
       inputs: pair `(f_com, f_x)`, each `[B, 256]`.
@@ -250,20 +261,25 @@ class StyleHeads(keras.layers.Layer):
       (the k x 512 rows), each stored flat as `[B, k * channels]`.
     """
 
-    def __init__(self, channels=512, fusion_rank=1, **kwargs):
+    def __init__(self, channels=512, fusion_rank=1, code_rms=None, **kwargs):
         super().__init__(**kwargs)
         if fusion_rank < 1:
             raise ValueError(f"fusion_rank must be >= 1, got {fusion_rank}")
         self.channels = channels
         self.fusion_rank = fusion_rank
+        self.code_rms = code_rms
+        c_bias, r_bias = "zeros", "zeros"
+        if code_rms is not None:
+            c_bias = keras.initializers.RandomNormal(stddev=1.0 / (channels**0.5 * code_rms))
+            r_bias = keras.initializers.RandomNormal(stddev=code_rms / fusion_rank**0.5)
         self.fc_w = keras.layers.Dense(
             channels, activation="sigmoid", name="fc_v_w", dtype=self.dtype_policy
         )
         self.fc_c = keras.layers.Dense(
-            channels * fusion_rank, name="fc_v_c", dtype=self.dtype_policy
+            channels * fusion_rank, bias_initializer=c_bias, name="fc_v_c", dtype=self.dtype_policy
         )
         self.fc_r = keras.layers.Dense(
-            channels * fusion_rank, name="fc_v_r", dtype=self.dtype_policy
+            channels * fusion_rank, bias_initializer=r_bias, name="fc_v_r", dtype=self.dtype_policy
         )
 
     def build(self, input_shape):
@@ -278,7 +294,9 @@ class StyleHeads(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"channels": self.channels, "fusion_rank": self.fusion_rank})
+        config.update(
+            {"channels": self.channels, "fusion_rank": self.fusion_rank, "code_rms": self.code_rms}
+        )
         return config
 
 
@@ -393,9 +411,15 @@ class CSFusion(keras.layers.Layer):
 class ResidualBlock(keras.layers.Layer):
     """conv-ReLU-conv with an identity skip, at constant width (Sec. 3.5).
 
+    With `zero_init=True` the second conv starts at zero, so a fresh block is
+    the identity (as in Goyal et al.'s zero-gamma and Fixup initialisations
+    of normalisation-free residual networks): a fresh stack of five blocks
+    otherwise scales its input unpredictably (BUILD_NOTES.md, "Trainability").
+
     Args:
       filters: channels in and out.
       kernel_size: conv kernel size.
+      zero_init: start the residual branch at zero.
 
     Call arguments:
       x: `[B, h, w, filters]`.
@@ -404,16 +428,22 @@ class ResidualBlock(keras.layers.Layer):
       `[B, h, w, filters]`.
     """
 
-    def __init__(self, filters=512, kernel_size=3, **kwargs):
+    def __init__(self, filters=512, kernel_size=3, zero_init=False, **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
         self.kernel_size = kernel_size
+        self.zero_init = zero_init
         self.conv1 = keras.layers.Conv2D(
             filters, kernel_size, padding="same", activation="relu", name="conv1",
             dtype=self.dtype_policy,
         )
         self.conv2 = keras.layers.Conv2D(
-            filters, kernel_size, padding="same", name="conv2", dtype=self.dtype_policy
+            filters,
+            kernel_size,
+            padding="same",
+            kernel_initializer="zeros" if zero_init else "glorot_uniform",
+            name="conv2",
+            dtype=self.dtype_policy,
         )
 
     def build(self, input_shape):
@@ -426,7 +456,9 @@ class ResidualBlock(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"filters": self.filters, "kernel_size": self.kernel_size})
+        config.update(
+            {"filters": self.filters, "kernel_size": self.kernel_size, "zero_init": self.zero_init}
+        )
         return config
 
 
@@ -451,6 +483,10 @@ class Decoder(keras.layers.Layer):
       fusion_mode: see `CSFusion`.
       upsample_filters: widths of the three upsampling stages.
       fusion_rank: see `CSFusion` (1 in the paper).
+      zero_init_residual: residual blocks start as the identity
+        (`ResidualBlock(zero_init=True)`).
+      output_bias: initial bias of the RGB output conv, i.e. the colour a
+        fresh decoder paints everywhere; `None` keeps zeros (black).
 
     Call arguments:
       inputs: triple `(f_pur [B, h, w, 512], v_c [B, 512], v_r [B, 512])`.
@@ -467,25 +503,31 @@ class Decoder(keras.layers.Layer):
         fusion_mode="ours",
         upsample_filters=(256, 128, 64),
         fusion_rank=1,
+        zero_init_residual=False,
+        output_bias=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.channels = channels
         self.fusion_rank = fusion_rank
+        self.zero_init_residual = zero_init_residual
+        self.output_bias = None if output_bias is None else tuple(float(v) for v in output_bias)
         self.num_pre_blocks = num_pre_blocks
         self.num_post_blocks = num_post_blocks
         self.fusion_mode = fusion_mode
         self.upsample_filters = tuple(upsample_filters)
         policy = self.dtype_policy
         self.pre_blocks = [
-            ResidualBlock(channels, name=f"pre_res{i}", dtype=policy)
+            ResidualBlock(channels, zero_init=zero_init_residual, name=f"pre_res{i}", dtype=policy)
             for i in range(num_pre_blocks)
         ]
         self.fusion = CSFusion(
             fusion_mode, channels, rank=fusion_rank, name="fusion", dtype=policy
         )
         self.post_blocks = [
-            ResidualBlock(channels, name=f"post_res{i}", dtype=policy)
+            ResidualBlock(
+                channels, zero_init=zero_init_residual, name=f"post_res{i}", dtype=policy
+            )
             for i in range(num_post_blocks)
         ]
         # Mirror of VGG-19 blocks 3, 2, 1: (conv to the stage width), upsample,
@@ -501,7 +543,10 @@ class Decoder(keras.layers.Layer):
             )
             for i in range(n_convs - 1):
                 self.up_layers.append(self._conv(filters, f"up{stage}_conv{i}"))
-        self.to_rgb = keras.layers.Conv2D(3, 3, padding="same", name="to_rgb", dtype=policy)
+        bias = "zeros" if output_bias is None else keras.initializers.Constant(self.output_bias)
+        self.to_rgb = keras.layers.Conv2D(
+            3, 3, padding="same", bias_initializer=bias, name="to_rgb", dtype=policy
+        )
         track_layer_list(self, "pre_block", self.pre_blocks)
         track_layer_list(self, "post_block", self.post_blocks)
         track_layer_list(self, "up_layer", self.up_layers)
@@ -556,6 +601,8 @@ class Decoder(keras.layers.Layer):
                 "fusion_mode": self.fusion_mode,
                 "upsample_filters": self.upsample_filters,
                 "fusion_rank": self.fusion_rank,
+                "zero_init_residual": self.zero_init_residual,
+                "output_bias": self.output_bias,
             }
         )
         return config

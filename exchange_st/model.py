@@ -7,6 +7,15 @@ from exchange_st import ops
 from exchange_st.vgg import VGGEncoder
 
 VGG_CHANNELS = 512
+INITIALIZATIONS = ("scaled", "keras")
+# RMS of the content code at initialisation: VGG features divided by their
+# mean activation (vgg.FEATURE_SCALES) have RMS ~2.4 and the fresh purifier
+# halves them (v_w ~ 0.5); measured 1.30 on training crops.
+CONTENT_CODE_RMS = 1.3
+# Mean colour of the training photos and artworks: what a fresh decoder
+# paints before it has learned anything (the L1 optimum of a constant image
+# is near it).
+IMAGE_MEAN_RGB = (0.50, 0.48, 0.43)
 
 
 @keras.saving.register_keras_serializable(package="exchange_st")
@@ -32,6 +41,12 @@ class ExchangeStyleTransfer(keras.Model):
       upsample_filters: widths of the decoders' three upsampling stages.
       fusion_rank: projections k of Eq. 1-2 (1 in the paper; k > 1 is the
         option the paper's conclusion suggests, `fusion_mode="ours"` only).
+      initialization: `"scaled"` (default) starts the decoders' residual
+        blocks as the identity, their output at the mean colour and `v_c`,
+        `v_r` as scale-keeping projections (`layers.StyleHeads`); `"keras"`
+        is Keras' defaults everywhere, with which a fresh model renders a
+        flat near-black image and trains slowly (BUILD_NOTES.md,
+        "Trainability"). The paper does not say.
 
     Call arguments:
       content: `[B, H, W, 3]` float32 in [0, 1] (`I_c`).
@@ -63,9 +78,14 @@ class ExchangeStyleTransfer(keras.Model):
         num_post_fusion_blocks=2,
         upsample_filters=(256, 128, 64),
         fusion_rank=1,
+        initialization="scaled",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if initialization not in INITIALIZATIONS:
+            raise ValueError(
+                f"initialization must be one of {INITIALIZATIONS}, got {initialization!r}"
+            )
         if fusion_mode not in layers.FUSION_MODES:
             raise ValueError(
                 f"fusion_mode must be one of {layers.FUSION_MODES}, got {fusion_mode!r}"
@@ -83,6 +103,8 @@ class ExchangeStyleTransfer(keras.Model):
         self.num_post_fusion_blocks = num_post_fusion_blocks
         self.upsample_filters = tuple(upsample_filters)
         self.fusion_rank = fusion_rank
+        self.initialization = initialization
+        scaled = initialization == "scaled"
 
         policy = self.dtype_policy
         self.encoder = VGGEncoder(
@@ -105,7 +127,11 @@ class ExchangeStyleTransfer(keras.Model):
         ]
         layers.track_layer_list(self, "exchange_block", self.exchange_blocks)
         self.style_heads = layers.StyleHeads(
-            VGG_CHANNELS, fusion_rank, name="style_heads", dtype=policy
+            VGG_CHANNELS,
+            fusion_rank,
+            code_rms=CONTENT_CODE_RMS if scaled and fusion_mode == "ours" else None,
+            name="style_heads",
+            dtype=policy,
         )
         # f* of Eq. 6: used by L_com during training only.
         self.fc_rec = keras.layers.Dense(code_dim, name="fc_rec", dtype=policy)
@@ -116,6 +142,8 @@ class ExchangeStyleTransfer(keras.Model):
             fusion_mode=fusion_mode,
             upsample_filters=self.upsample_filters,
             fusion_rank=fusion_rank,
+            zero_init_residual=scaled,
+            output_bias=IMAGE_MEAN_RGB if scaled else None,
             dtype=policy,
         )
         # Sec. 3.1: I_c->c and I_s->c share one decoder, I_c->s and I_s->s the
@@ -323,6 +351,7 @@ class ExchangeStyleTransfer(keras.Model):
                 "num_post_fusion_blocks": self.num_post_fusion_blocks,
                 "upsample_filters": self.upsample_filters,
                 "fusion_rank": self.fusion_rank,
+                "initialization": self.initialization,
             }
         )
         return config
