@@ -8,6 +8,9 @@ from exchange_st import ops
 from exchange_st.vgg import FEATURE_NAMES
 
 ORTHOGONALITY_MODES = ("abs", "square", "raw")
+PERCEPTUAL_NORMS = ("squared", "rms")
+# Keeps the gradient of the RMS finite where a difference is exactly zero.
+_RMS_EPSILON = 1e-8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +25,10 @@ class LossConfig:
         running to minus infinity: `"abs"` (|dot|, default), `"square"`
         (dot squared, the soft orthogonality of [2]) or `"raw"` (as printed;
         unbounded below, for the record only).
+      perceptual_norm: reduction of the `||.||_2` of Eq. 3-4: `"squared"`
+        (mean squared difference, the code of [11]; default) or `"rms"`
+        (root of it: the norm itself, normalised by the element count as
+        the L1 terms are).
     """
 
     content_weight: float = 1.0
@@ -29,23 +36,33 @@ class LossConfig:
     rec_weight: float = 5.0
     com_weight: float = 7.0
     orthogonality: str = "abs"
+    perceptual_norm: str = "squared"
 
     def __post_init__(self):
         if self.orthogonality not in ORTHOGONALITY_MODES:
             raise ValueError(
                 f"orthogonality must be one of {ORTHOGONALITY_MODES}, got {self.orthogonality!r}"
             )
+        if self.perceptual_norm not in PERCEPTUAL_NORMS:
+            raise ValueError(
+                f"perceptual_norm must be one of {PERCEPTUAL_NORMS}, got {self.perceptual_norm!r}"
+            )
 
 
-def content_loss(features, target):
+def _reduce_squares(squares, squared):
+    mse = keras.ops.mean(squares)
+    return mse if squared else keras.ops.sqrt(mse + _RMS_EPSILON)
+
+
+def content_loss(features, target, squared=True):
     """One term of Eq. 3: mean squared error of relu4_1 maps `[B, h, w, 512]`.
 
     The paper's `||.||_2` follows [11, 29], whose code averages the squared
     difference over all elements; the mean keeps the value independent of
-    the image size.
+    the image size. `squared=False` returns its root (`LossConfig.perceptual_norm`).
     """
     diff = keras.ops.cast(features, "float32") - keras.ops.cast(target, "float32")
-    return keras.ops.mean(keras.ops.square(diff))
+    return _reduce_squares(keras.ops.square(diff), squared)
 
 
 def gram_matrix(features):
@@ -56,17 +73,18 @@ def gram_matrix(features):
     return ops.pixel_gram(f, f) / keras.ops.cast(keras.ops.shape(f)[1], "float32")
 
 
-def style_loss(features, targets):
+def style_loss(features, targets, squared=True):
     """One term of Eq. 4 per layer: mean squared error of Gram matrices.
 
     Args:
       features, targets: lists of maps relu1_1..relu4_1 (the set L).
+      squared: `False` returns the root of each mean (`LossConfig.perceptual_norm`).
 
     Returns:
       Dict `{layer name: loss}`.
     """
     return {
-        name: keras.ops.mean(keras.ops.square(gram_matrix(f) - gram_matrix(t)))
+        name: _reduce_squares(keras.ops.square(gram_matrix(f) - gram_matrix(t)), squared)
         for name, f, t in zip(FEATURE_NAMES, features, targets)
     }
 
@@ -127,12 +145,13 @@ def compute_losses(outputs, content, style, encoder, config=LossConfig()):
     e_s2c = encoder(ops.pad_to_multiple(outputs["s2c"]))
     e_c2s = encoder(ops.pad_to_multiple(outputs["c2s"]))
 
+    squared = config.perceptual_norm == "squared"
     losses = {}
-    losses["content"] = content_loss(e_s2c[-1], feats_c[-1]) + content_loss(
-        e_c2s[-1], feats_s[-1]
+    losses["content"] = content_loss(e_s2c[-1], feats_c[-1], squared) + content_loss(
+        e_c2s[-1], feats_s[-1], squared
     )  # Eq. 3
-    style_s2c = style_loss(e_s2c, feats_s)
-    style_c2s = style_loss(e_c2s, feats_c)
+    style_s2c = style_loss(e_s2c, feats_s, squared)
+    style_c2s = style_loss(e_c2s, feats_c, squared)
     for name in FEATURE_NAMES:
         losses[f"style/{name}"] = style_s2c[name] + style_c2s[name]
     losses["style"] = sum(losses[f"style/{name}"] for name in FEATURE_NAMES)  # Eq. 4

@@ -114,3 +114,21 @@ def test_perfect_outputs_have_zero_perceptual_and_rec_loss():
     terms = losses.compute_losses(outputs, image, image, encoder)
     for key in ("content", "style", "rec"):
         assert float(terms[key]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_rms_perceptual_norm_is_the_root_of_each_mean():
+    a, b = _rand(2, 4, 4, 8), _rand(2, 4, 4, 8, seed=1)
+    np.testing.assert_allclose(
+        losses.content_loss(a, b, squared=False),
+        np.sqrt(losses.content_loss(a, b)),
+        rtol=1e-5,
+    )
+    feats_a = [_rand(1, 8, 8, 4, seed=2), _rand(1, 4, 4, 6, seed=3)]
+    feats_b = [_rand(1, 8, 8, 4, seed=4), _rand(1, 4, 4, 6, seed=5)]
+    squared = losses.style_loss(feats_a, feats_b)
+    rooted = losses.style_loss(feats_a, feats_b, squared=False)
+    for name in squared:
+        np.testing.assert_allclose(rooted[name], np.sqrt(squared[name]), rtol=1e-5)
+    with pytest.raises(ValueError, match="perceptual_norm"):
+        losses.LossConfig(perceptual_norm="l1")
+    assert losses.LossConfig().perceptual_norm == "squared"
