@@ -1,0 +1,62 @@
+r"""Trainability diagnostics of an efanet model: activation scale per stage, gradient norm per group.
+
+Prints two tables for one batch of training crops: the mean, std and spatial
+std of every stage of the `I_s->c` path (VGG features, codes, `v_w`/`v_c`/
+`v_r`, content code, `R_pool`, `R_fusion`, decoder stages, output), and the
+gradient norm each loss term of Eq. 7 sends to each trainable group. A flat
+output shows as a spatial std near 0; a loss term that drowns the others
+shows as a row of norms orders of magnitude above theirs.
+
+    python -m bench.diagnose --content_dir=../shared/data/train/content \
+        --style_dir=../shared/data/train/style \
+        --vgg_weights=../shared/weights/vgg19_to_relu4_1_float16.h5 [--initialization=keras]
+"""
+
+from __future__ import annotations
+
+import keras
+from absl import app, flags
+
+from exchange_st import data as data_lib
+from exchange_st import diagnostics, losses
+from exchange_st.model import INITIALIZATIONS, ExchangeStyleTransfer
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("content_dir", None, "Content images.", required=True)
+flags.DEFINE_string("style_dir", None, "Style images.", required=True)
+flags.DEFINE_string("vgg_weights", "imagenet", "VGG-19 weights: 'imagenet' or an h5 path.")
+flags.DEFINE_enum("initialization", "scaled", list(INITIALIZATIONS), "Model initialisation.")
+flags.DEFINE_enum("perceptual_norm", "squared", list(losses.PERCEPTUAL_NORMS), "Eq. 3-4 norm.")
+flags.DEFINE_integer("fusion_rank", 1, "Projections of Eq. 1-2.")
+flags.DEFINE_integer("crop_size", 128, "Crop side.")
+flags.DEFINE_integer("batch_size", 4, "Pairs in the batch.")
+flags.DEFINE_integer("seed", 0, "Seed of the weights and the crops.")
+
+
+def main(argv):
+    del argv
+    keras.utils.set_random_seed(FLAGS.seed)
+    model = ExchangeStyleTransfer(
+        vgg_weights=FLAGS.vgg_weights,
+        initialization=FLAGS.initialization,
+        fusion_rank=FLAGS.fusion_rank,
+    )
+    cfg = data_lib.DataConfig(
+        FLAGS.content_dir,
+        FLAGS.style_dir,
+        resize_short_side=2 * FLAGS.crop_size,
+        crop_size=FLAGS.crop_size,
+        batch_size=FLAGS.batch_size,
+        seed=FLAGS.seed,
+    )
+    batch = next(iter(data_lib.make_pair_dataset(cfg)))
+    content, style = batch["content"], batch["style"]
+    stats = diagnostics.stage_statistics(model, content, style)
+    values, norms = diagnostics.gradient_norms(
+        model, content, style, losses.LossConfig(perceptual_norm=FLAGS.perceptual_norm)
+    )
+    print(diagnostics.format_report(stats, values, norms))
+
+
+if __name__ == "__main__":
+    app.run(main)
