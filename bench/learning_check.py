@@ -1,0 +1,203 @@
+r"""Learning check: does a fresh model learn in its first few hundred steps?
+
+Trains each model from the same seed on random crops of the training set
+(Adam of Sec. 3.5 with its warm-up, `optim.make_optimizer`; the objective
+of each model) and at steps 0, `report_every`, ... prints every loss term
+and the perceptual loss of Table 1 (`metrics.perceptual_loss`) of the
+stylizations of fixed evaluation pairs, their spatial standard deviation
+(a flat image has ~0) and the correlation of their luminance with the
+content's (structure kept). One PNG per model shows `s2c` (and `c2c` for
+efanet) of every pair at every reported step, one row per step.
+
+    python -m bench.learning_check \
+        --content_dir=../shared/data/train/content --style_dir=../shared/data/train/style \
+        --eval_content_dir=../shared/images/content --eval_style_dir=../shared/images/style \
+        --vgg_weights=../shared/weights/vgg19_to_relu4_1_float16.h5 \
+        --models='efanet;efanet:fusion_rank=4;efanet:initialization=keras,warmup_steps=0;adain'
+
+A model spec is `efanet` or `adain`, optionally followed by `:key=value,...`
+overrides: constructor arguments (`efanet:fusion_rank=4`,
+`efanet:initialization=keras`), `LossConfig` fields
+(`efanet:perceptual_norm=rms`) and `warmup_steps`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+
+from exchange_st import data as data_lib
+from exchange_st import eval_lib, image_io, losses, metrics, optim
+from exchange_st.baselines import adain as adain_lib
+from exchange_st.model import ExchangeStyleTransfer
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("content_dir", None, "Training content images.", required=True)
+flags.DEFINE_string("style_dir", None, "Training style images.", required=True)
+flags.DEFINE_string("eval_content_dir", None, "Evaluation content images.", required=True)
+flags.DEFINE_string("eval_style_dir", None, "Evaluation style images.", required=True)
+flags.DEFINE_string("vgg_weights", "imagenet", "VGG-19 weights: 'imagenet' or an h5 path.")
+flags.DEFINE_string("models", "efanet;adain", "Model specs separated by ';' (module docstring).")
+flags.DEFINE_integer("steps", 300, "Optimizer steps per model.")
+flags.DEFINE_integer("report_every", 100, "Steps between reports and grid rows.")
+flags.DEFINE_integer("crop_size", 64, "Training crop side.")
+flags.DEFINE_integer("resize_short_side", 128, "Short side before cropping.")
+flags.DEFINE_integer("batch_size", 4, "Pairs per step (4 in the paper).")
+flags.DEFINE_float("lr", 1e-4, "Adam learning rate after the warm-up (Sec. 3.5).")
+flags.DEFINE_integer("warmup_steps", optim.DEFAULT_WARMUP_STEPS, "Learning-rate warm-up steps.")
+flags.DEFINE_integer("eval_pairs", 4, "Evaluation pairs (content i with style i).")
+flags.DEFINE_integer("eval_size", 128, "Side of the evaluation images.")
+flags.DEFINE_integer("seed", 0, "Seed of the weights and the crops.")
+flags.DEFINE_string("output_dir", "bench_out/learning_check", "Grids and results.json.")
+
+
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """`"efanet:fusion_rank=4"` -> `("efanet", {"fusion_rank": 4})`."""
+    name, _, rest = spec.partition(":")
+    if name not in ("efanet", "adain"):
+        raise ValueError(f"model spec {spec!r} must start with 'efanet' or 'adain'")
+    kwargs = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    return name, kwargs
+
+
+def build(spec: str, vgg_weights: str):
+    """The model of `spec`, its objective `(outputs, c, s) -> dict` and its optimizer."""
+    name, kwargs = parse_spec(spec)
+    optimizer = optim.make_optimizer(FLAGS.lr, kwargs.pop("warmup_steps", FLAGS.warmup_steps))
+    if name == "adain":
+        model = adain_lib.AdaINNet(vgg_weights=vgg_weights, **kwargs)
+        model.build()
+        return model, lambda out, c, s: adain_lib.adain_losses(out, c, s, model.encoder), optimizer
+    loss_fields = {f.name for f in dataclasses.fields(losses.LossConfig)}
+    config = losses.LossConfig(**{k: kwargs.pop(k) for k in list(kwargs) if k in loss_fields})
+    model = ExchangeStyleTransfer(vgg_weights=vgg_weights, **kwargs)
+    model.build()
+    objective = lambda out, c, s: losses.compute_losses(out, c, s, model.encoder, config)  # noqa: E731
+    return model, objective, optimizer
+
+
+def evaluate(model, content, style) -> tuple[dict, dict]:
+    """Images and scores of the evaluation pairs (content i with style i)."""
+    images = {"s2c": np.asarray(model.stylize(content, style))}
+    if isinstance(model, ExchangeStyleTransfer):
+        images["c2c"] = np.clip(np.asarray(model(content, style)["c2c"]), 0.0, 1.0)
+    scores = metrics.perceptual_loss(model.encoder, images["s2c"], content, style)
+    luminance, reference = images["s2c"].mean(-1), content.mean(-1)
+    scores = {k: scores[k] for k in ("content", "style", "total")}
+    scores["spatial_std"] = float(luminance.std(axis=(1, 2)).mean())
+    scores["luminance_corr"] = float(
+        np.mean([np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(luminance, reference)])
+    )
+    return images, scores
+
+
+def train_and_report(spec, eval_content, eval_style) -> dict:
+    keras.utils.set_random_seed(FLAGS.seed)
+    model, objective, optimizer = build(spec, FLAGS.vgg_weights)
+    variables = model.trainable_variables
+
+    @tf.function
+    def step(content, style):
+        with tf.GradientTape() as tape:
+            terms = objective(model(content, style, training=True), content, style)
+        grads = tape.gradient(terms["total"], variables)
+        optimizer.apply_gradients(zip(grads, variables))
+        return terms
+
+    data_cfg = data_lib.DataConfig(
+        content_source=FLAGS.content_dir,
+        style_source=FLAGS.style_dir,
+        resize_short_side=FLAGS.resize_short_side,
+        crop_size=FLAGS.crop_size,
+        batch_size=FLAGS.batch_size,
+        seed=FLAGS.seed,
+    )
+    batches = iter(data_lib.make_pair_dataset(data_cfg))
+    reports, rows, window = [], [], {}
+    progbar = keras.utils.Progbar(FLAGS.steps, unit_name="step")
+    start = time.perf_counter()
+    for i in range(FLAGS.steps + 1):
+        if i % FLAGS.report_every == 0 or i == FLAGS.steps:
+            if i == 0:
+                batch = next(batches)
+                out = model(batch["content"], batch["style"], training=False)
+                window = {
+                    k: [float(v)]
+                    for k, v in objective(out, batch["content"], batch["style"]).items()
+                }
+            images, scores = evaluate(model, eval_content, eval_style)
+            train = {k: float(np.mean(v)) for k, v in window.items()}
+            reports.append({"step": i, "train": train, "eval": scores})
+            rows.append(images)
+            window = {}
+        if i == FLAGS.steps:
+            break
+        batch = next(batches)
+        terms = step(batch["content"], batch["style"])
+        for k, v in terms.items():
+            window.setdefault(k, []).append(float(v))
+        progbar.update(i + 1, [("total", float(terms["total"]))])
+    seconds = time.perf_counter() - start
+    path = os.path.join(FLAGS.output_dir, spec.replace(":", "_").replace("=", "").replace(",", "_"))
+    write_grid(path + ".png", eval_content, eval_style, rows)
+    return {"spec": spec, "seconds": seconds, "reports": reports, "grid": path + ".png"}
+
+
+def write_grid(path, content, style, rows):
+    """First row: content over style of each pair; then one row per reported step."""
+    header = [np.concatenate([c, s], axis=0) for c, s in zip(content, style)]
+    grid = [header]
+    for images in rows:
+        grid.append([np.concatenate([images[k][i] for k in images], axis=0) for i in range(len(content))])
+    image_io.save_image(path, image_io.make_grid(grid, pad=2))
+
+
+def format_table(results) -> str:
+    head = f"{'model':<44}{'step':>5}{'content':>9}{'style':>9}{'rec':>7}{'com':>7}" \
+        f"{'| eval content':>15}{'style':>8}{'total':>8}{'sp.std':>8}{'corr':>7}"
+    lines = [head]
+    for r in results:
+        for rep in r["reports"]:
+            t, e = rep["train"], rep["eval"]
+            lines.append(
+                f"{r['spec']:<44}{rep['step']:>5}{t['content']:>9.3g}{t['style']:>9.3g}"
+                f"{t.get('rec', float('nan')):>7.3g}{t.get('com', float('nan')):>7.3g}"
+                f"{e['content']:>15.3g}{e['style']:>8.3g}{e['total']:>8.3g}"
+                f"{e['spatial_std']:>8.3f}{e['luminance_corr']:>7.2f}"
+            )
+    return "\n".join(lines)
+
+
+def main(argv):
+    del argv
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    size = FLAGS.eval_size
+    contents = eval_lib._load_directory(FLAGS.eval_content_dir, size, "content")[1]
+    styles = eval_lib._load_directory(FLAGS.eval_style_dir, size, "style")[1]
+    n = min(FLAGS.eval_pairs, len(contents), len(styles))
+    eval_content, eval_style = np.stack(contents[:n]), np.stack(styles[:n])
+    results = []
+    for spec in filter(None, (m.strip() for m in FLAGS.models.split(";"))):
+        logging.info("Training %s for %d steps.", spec, FLAGS.steps)
+        results.append(train_and_report(spec, eval_content, eval_style))
+        print(format_table(results[-1:]), flush=True)
+    print(format_table(results))
+    with open(os.path.join(FLAGS.output_dir, "results.json"), "w") as f:
+        json.dump({"flags": FLAGS.flag_values_dict(), "results": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)
