@@ -144,8 +144,10 @@ def compressor_flops(compressor, channels):
 def fusion_flops(fusion, pixels, channels):
     """`CSFusion` on `[pixels, channels]`."""
     if fusion.mode == "ours":
-        # Eq. 1 (multiply, add per element) and Eq. 2 (multiply per element).
-        return 3 * pixels * channels
+        # Eq. 1 (multiply, add per element) and Eq. 2 (multiply per element;
+        # plus an add when k > 1 projections are summed), once per projection.
+        per_projection = 3 if fusion.rank == 1 else 4
+        return per_projection * fusion.rank * pixels * channels
     if fusion.mode == "adain":
         return _ADAIN_FLOPS_PER_ELEMENT * pixels * channels
     return dense_flops(fusion.mix_content, pixels) + dense_flops(fusion.mix_style)

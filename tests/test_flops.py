@@ -4,7 +4,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from exchange_st import flops
+from exchange_st import flops, layers
 from exchange_st.baselines.adain import AdaINNet
 from exchange_st.model import ExchangeStyleTransfer
 from exchange_st.vgg import VGGEncoder
@@ -159,3 +159,10 @@ def test_convs_and_dense_match_tf_graph_profiler(small_efanet, small_adain):
     )
     assert tf_counts["Conv2D"] == convs
     assert tf_counts["MatMul"] == ours["codes"] + 2 * compressor_fc
+
+
+def test_fusion_rank_scales_the_fusion_count():
+    one = layers.CSFusion("ours", 16)
+    four = layers.CSFusion("ours", 16, rank=4)
+    assert flops.fusion_flops(one, 10, 16) == 3 * 10 * 16
+    assert flops.fusion_flops(four, 10, 16) == 4 * 4 * 10 * 16
