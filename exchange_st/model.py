@@ -1,10 +1,14 @@
 """The full network of Fig. 3: encoder, joint analysis, two decoders, four outputs."""
 
+import dataclasses
+
 import keras
 
 from exchange_st import layers
+from exchange_st import losses
+from exchange_st import objective
 from exchange_st import ops
-from exchange_st.vgg import VGGEncoder
+from exchange_st.vgg import FEATURE_NAMES, VGGEncoder
 
 VGG_CHANNELS = 512
 INITIALIZATIONS = ("scaled", "keras")
@@ -19,7 +23,7 @@ IMAGE_MEAN_RGB = (0.50, 0.48, 0.43)
 
 
 @keras.saving.register_keras_serializable(package="exchange_st")
-class ExchangeStyleTransfer(keras.Model):
+class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
     """Pair-wise exchangeable feature extraction for arbitrary style transfer.
 
     Every hyperparameter the paper fixes has its paper value as the default;
@@ -47,10 +51,17 @@ class ExchangeStyleTransfer(keras.Model):
         is Keras' defaults everywhere, with which a fresh model renders a
         flat near-black image and trains slowly (BUILD_NOTES.md,
         "Trainability"). The paper does not say.
+      content_weight, style_weight, rec_weight, com_weight, orthogonality,
+        perceptual_norm: the training objective (`losses.LossConfig`: the
+        lambdas of Eq. 7, 1 / 2 / 5 / 7, the form of Eq. 6's orthogonality
+        terms, the reduction of Eq. 3-4's norm), used by `compute_loss`
+        when the model trains with `fit`.
 
     Call arguments:
-      content: `[B, H, W, 3]` float32 in [0, 1] (`I_c`).
-      style: `[B, H2, W2, 3]` float32 in [0, 1] (`I_s`).
+      content: `[B, H, W, 3]` float32 in [0, 1] (`I_c`), or a batch
+        `{"content": ..., "style": ...}` / `(content, style)` as `fit` passes.
+      style: `[B, H2, W2, 3]` float32 in [0, 1] (`I_s`); omitted when
+        `content` holds the pair.
       content_mask, style_mask: optional `[B, H, W]`/`[B, H2, W2]` weights
         restricting the pairwise analysis to the masked pixels.
 
@@ -63,6 +74,17 @@ class ExchangeStyleTransfer(keras.Model):
       features `feats_c`, `feats_s` of the (padded) inputs, lists of four
       maps relu1_1..relu4_1, which the losses reuse.
     """
+
+    # Every term of `losses.compute_losses` but the total (Keras' `loss`).
+    LOSS_TERMS = (
+        "content",
+        "style",
+        *(f"style/{name}" for name in FEATURE_NAMES),
+        "rec",
+        "com",
+        "com/orthogonality",
+        "com/reconstruction",
+    )
 
     def __init__(
         self,
@@ -79,6 +101,12 @@ class ExchangeStyleTransfer(keras.Model):
         upsample_filters=(256, 128, 64),
         fusion_rank=1,
         initialization="scaled",
+        content_weight=1.0,
+        style_weight=2.0,
+        rec_weight=5.0,
+        com_weight=7.0,
+        orthogonality="abs",
+        perceptual_norm="squared",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -86,6 +114,15 @@ class ExchangeStyleTransfer(keras.Model):
             raise ValueError(
                 f"initialization must be one of {INITIALIZATIONS}, got {initialization!r}"
             )
+        # Validates the objective before any layer is built.
+        self.loss_config = losses.LossConfig(
+            content_weight=content_weight,
+            style_weight=style_weight,
+            rec_weight=rec_weight,
+            com_weight=com_weight,
+            orthogonality=orthogonality,
+            perceptual_norm=perceptual_norm,
+        )
         if fusion_mode not in layers.FUSION_MODES:
             raise ValueError(
                 f"fusion_mode must be one of {layers.FUSION_MODES}, got {fusion_mode!r}"
@@ -150,6 +187,11 @@ class ExchangeStyleTransfer(keras.Model):
         # other, i.e. decoders are keyed by the image the content comes from.
         self.decoder_c = layers.Decoder(name="decoder_c", **decoder)
         self.decoder_s = layers.Decoder(name="decoder_s", **decoder)
+        self._init_objective()
+
+    def loss_terms(self, outputs, content, style):
+        """Eq. 3-7 of the batch: `losses.compute_losses` with this model's weights."""
+        return losses.compute_losses(outputs, content, style, self.encoder, self.loss_config)
 
     def build(self, content_shape=None, style_shape=None):
         if self.built:
@@ -202,7 +244,8 @@ class ExchangeStyleTransfer(keras.Model):
             feat_mask = ops.mask_to_features(ops.validate_mask(mask, images, f"{name}_mask"))
         return images, feats, feat_mask
 
-    def call(self, content, style, training=None, content_mask=None, style_mask=None):
+    def call(self, content, style=None, training=None, content_mask=None, style_mask=None):
+        content, style = objective.split_pair(content, style)
         content, feats_c, mask_c = self._encode(content, content_mask, "content")
         style, feats_s, mask_s = self._encode(style, style_mask, "style")
         static_b = (content.shape[0], style.shape[0])
@@ -352,6 +395,10 @@ class ExchangeStyleTransfer(keras.Model):
                 "upsample_filters": self.upsample_filters,
                 "fusion_rank": self.fusion_rank,
                 "initialization": self.initialization,
+                **{
+                    f.name: getattr(self.loss_config, f.name)
+                    for f in dataclasses.fields(self.loss_config)
+                },
             }
         )
         return config

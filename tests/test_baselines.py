@@ -257,3 +257,16 @@ def test_adain_decoder_weights_are_checkpoint_dependencies(net, tmp_path):
     prefix = tf.train.Checkpoint(model=net).save(os.path.join(tmp_path, "ckpt"))
     saved = [n for n, _ in tf.train.list_variables(prefix) if n.startswith("model/decoder/")]
     assert len(saved) == len(net.decoder.weights) == 18
+
+
+def test_adainnet_owns_its_objective(net):
+    content, style = _images(2, 32, 40), _images(2, 32, 32, seed=4)
+    out = net({"content": content, "style": style})
+    want = adain_lib.adain_losses(out, content, style, net.encoder, style_weight=3.0)
+    weighted = adain_lib.AdaINNet.from_config(dict(net.get_config(), adain_style_weight=3.0))
+    weighted.build()
+    weighted.set_weights(net.get_weights())
+    total = weighted.compute_loss(x=(content, style), y_pred=out)
+    assert float(total) == pytest.approx(float(want["total"]), rel=1e-6)
+    assert {m.name for m in weighted.metrics} == set(want) - {"total"}
+    assert float(weighted.metrics[0].result()) == pytest.approx(float(want["content"]), rel=1e-6)

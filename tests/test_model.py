@@ -292,3 +292,35 @@ def test_tf_checkpoint_holds_every_variable(model, tmp_path):
     np.testing.assert_allclose(model.stylize(image, image), other.stylize(image, image), atol=1e-6)
     # The config reports the restored scales, not the constructor's.
     assert other.get_config()["vgg_feature_scales"] == pytest.approx(TEST_FEATURE_SCALES)
+
+
+def test_the_model_owns_its_objective(model):
+    content = _images([2, 32, 32, 3], 20)
+    style = _images([2, 32, 32, 3], 21)
+    # fit passes one batch: a dict (or a tuple) as the first argument.
+    direct = model(content, style)
+    for batch in ({"content": content, "style": style}, (content, style)):
+        np.testing.assert_array_equal(model(batch)["s2c"], direct["s2c"])
+    weighted = ExchangeStyleTransfer.from_config(
+        dict(model.get_config(), style_weight=3.0, orthogonality="square", perceptual_norm="rms")
+    )
+    weighted.build()
+    weighted.set_weights(model.get_weights())
+    assert weighted.get_config()["style_weight"] == 3.0
+    config = losses.LossConfig(style_weight=3.0, orthogonality="square", perceptual_norm="rms")
+    want = losses.compute_losses(direct, content, style, model.encoder, config)
+    for m in weighted.metrics:
+        m.reset_state()
+    total = weighted.compute_loss(x={"content": content, "style": style}, y_pred=direct)
+    assert float(total) == pytest.approx(float(want["total"]), rel=1e-6)
+    # Every term but the total (Keras' own `loss`) is a Mean metric of fit's logs.
+    names = [m.name for m in weighted.metrics]
+    assert set(names) == set(want) - {"total"}
+    for m in weighted.metrics:
+        assert float(m.result()) == pytest.approx(float(want[m.name]), rel=1e-6), m.name
+    # Without y_pred the model runs itself.
+    assert float(weighted.compute_loss(x=(content, style))) == pytest.approx(float(total), rel=1e-5)
+    with pytest.raises(ValueError, match="orthogonality"):
+        ExchangeStyleTransfer(vgg_weights=None, orthogonality="cubic")
+    with pytest.raises(ValueError, match="no style"):
+        model(content)

@@ -3,6 +3,7 @@
 import keras
 
 from exchange_st import losses as losses_lib
+from exchange_st import objective
 from exchange_st import ops
 from exchange_st.vgg import FEATURE_NAMES, VGGEncoder
 
@@ -137,7 +138,7 @@ class AdaINDecoder(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="exchange_st")
-class AdaINNet(keras.Model):
+class AdaINNet(objective.ObjectiveMixin, keras.Model):
     """Arbitrary style transfer with AdaIN [11], sharing the exchange model's VGG.
 
     Encoder -> AdaIN at relu4_1 -> decoder. Only the decoder trains.
@@ -147,10 +148,14 @@ class AdaINNet(keras.Model):
       vgg_feature_scales: see `VGGEncoder`; `None` resolves from `vgg_weights`.
       upsample_filters: widths of the decoder's three upsampling stages.
       epsilon: variance floor of the AdaIN re-normalisation.
+      adain_style_weight: lambda of the training objective `L_c + lambda L_s`
+        (10 in [11]'s training script), used by `compute_loss` under `fit`.
 
     Call arguments:
-      content: `[B, H, W, 3]` float32 in [0, 1], any size >= 16.
-      style: `[B, H2, W2, 3]` or `[1, H2, W2, 3]` in [0, 1], any size.
+      content: `[B, H, W, 3]` float32 in [0, 1], any size >= 16, or a batch
+        `{"content": ..., "style": ...}` / `(content, style)` as `fit` passes.
+      style: `[B, H2, W2, 3]` or `[1, H2, W2, 3]` in [0, 1], any size;
+        omitted when `content` holds the pair.
 
     Returns:
       Dict with `s2c` `[B, H, W, 3]` (linear decoder output cropped to the
@@ -159,16 +164,21 @@ class AdaINNet(keras.Model):
       reflect-padded inputs, reused by `adain_losses`).
     """
 
+    # The terms of `adain_losses` but the total (Keras' `loss`).
+    LOSS_TERMS = ("content", "style", *(f"style/{name}" for name in FEATURE_NAMES))
+
     def __init__(
         self,
         vgg_weights="imagenet",
         vgg_feature_scales=None,
         upsample_filters=(256, 128, 64),
         epsilon=1e-5,
+        adain_style_weight=10.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.vgg_weights = vgg_weights
+        self.adain_style_weight = float(adain_style_weight)
         self.upsample_filters = tuple(upsample_filters)
         self.epsilon = epsilon
         policy = self.dtype_policy
@@ -176,6 +186,13 @@ class AdaINNet(keras.Model):
             vgg_weights, vgg_feature_scales, name="vgg_encoder", dtype=policy
         )
         self.decoder = AdaINDecoder(self.upsample_filters, name="decoder", dtype=policy)
+        self._init_objective()
+
+    def loss_terms(self, outputs, content, style):
+        """The objective of [11] on the batch (`adain_losses`)."""
+        return adain_losses(
+            outputs, content, style, self.encoder, style_weight=self.adain_style_weight
+        )
 
     def build(self, content_shape=None, style_shape=None):
         if self.built:
@@ -189,7 +206,8 @@ class AdaINNet(keras.Model):
         images = ops.validate_images(images, name)
         return images, self.encoder(ops.pad_to_multiple(images), output_all=output_all)
 
-    def call(self, content, style, training=None):
+    def call(self, content, style=None, training=None):
+        content, style = objective.split_pair(content, style)
         content, feats_c = self._encode(content, "content")
         _, feats_s = self._encode(style, "style")
         t = adain(feats_c[-1], feats_s[-1], self.epsilon)
@@ -228,6 +246,7 @@ class AdaINNet(keras.Model):
                 "vgg_feature_scales": self.encoder.feature_scales,
                 "upsample_filters": self.upsample_filters,
                 "epsilon": self.epsilon,
+                "adain_style_weight": self.adain_style_weight,
             }
         )
         return config
