@@ -27,7 +27,9 @@ class ImageReadError(OSError):
     """An image file exists but cannot be decoded (corrupt, truncated, not an image)."""
 
 
-def load_image(path: str | os.PathLike, max_size: int | None = None) -> np.ndarray:
+def load_image(
+    path: str | os.PathLike, max_size: int | None = None, min_short_side: int | None = None
+) -> np.ndarray:
     """Loads any PIL-readable image as RGB float32 in [0, 1].
 
     EXIF orientation is applied, so a portrait photo stored sideways comes back
@@ -41,6 +43,10 @@ def load_image(path: str | os.PathLike, max_size: int | None = None) -> np.ndarr
       path: Image file path.
       max_size: If given, the longer side is bounded by this many pixels
         (aspect ratio kept, Lanczos filter). Smaller images are not upscaled.
+      min_short_side: If given, a JPEG at least twice this size on its
+        smaller side may be decoded at 1/2, 1/4 or 1/8 scale (in the DCT
+        domain, fast), never below this size; for callers that resize the
+        image down anyway (the training pipelines).
 
     Returns:
       `np.ndarray` float32 `[H, W, 3]` in [0, 1].
@@ -67,6 +73,11 @@ def load_image(path: str | os.PathLike, max_size: int | None = None) -> np.ndarr
                     img.draft(
                         img.mode, (max(1, int(w * scale)), max(1, int(h * scale)))
                     )
+            elif min_short_side is not None:
+                w, h = img.size
+                ratio = next((r for r in (8, 4, 2) if min(w, h) // r >= min_short_side), 1)
+                if ratio > 1:
+                    img.draft(img.mode, (-(-w // ratio), -(-h // ratio)))
             img.load()
             img = _exif_transpose(img, path)
             array = _to_rgb_float(img)

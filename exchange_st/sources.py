@@ -1,0 +1,193 @@
+"""What both input pipelines share, without TensorFlow: the config, file checks, seeds.
+
+`exchange_st.data` (tf.data, TensorFlow only) and `exchange_st.pydata`
+(`keras.utils.PyDataset`, any backend) read the same `DataConfig` and check
+image directories with the same PIL scan.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from absl import logging
+from PIL import Image
+
+BUILTIN_SOURCE = "builtin"
+TFDS_PREFIX = "tfds:"
+# Which pipeline reads the data: "tf" (`data`, tf.data), "py" (`pydata`,
+# a PyDataset) or "auto" (tf.data on the TensorFlow backend, else the PyDataset).
+PIPELINES = ("auto", "tf", "py")
+
+# EXIF tag holding the orientation (1..8) of the stored pixels.
+_EXIF_ORIENTATION = 0x0112
+# How many bad file names a warning lists before summarising.
+_MAX_LISTED_BAD_FILES = 20
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Input pipeline configuration (both pipelines).
+
+    Attributes:
+      content_source: Where content images come from; see
+        `data.make_image_dataset` for the accepted forms (directory,
+        `tfds:<name>[:<split>]` (tf.data only), `builtin`). The paper uses
+        Places365.
+      style_source: Same for style images. The paper uses WikiArt.
+      resize_short_side: The smaller image side is resized to this many pixels
+        keeping the aspect ratio (small images are upscaled) before cropping.
+      crop_size: Side of the random square training crop.
+      batch_size: Global batch size (pairs per step).
+      shuffle_buffer: Examples in the shuffle buffer of TFDS sources (encoded
+        bytes, so it is cheap). Directories shuffle their whole file list.
+      seed: Seed for shuffling, cropping and builtin images; None draws one
+        from Python's `random` (so `keras.utils.set_random_seed` fixes it) and
+        lets tf.data trade element order for speed.
+      builtin_size: Side of the procedural images of the `builtin` source
+        before the resize / crop.
+      validate_files: Check every directory file with PIL before training
+        (reports and drops corrupt files, reads EXIF orientation). Turn off for
+        directories so large that a scan is too slow; corrupt files are then
+        only skipped at runtime and EXIF orientation is ignored (tf.data).
+      pipeline: `"auto"` (tf.data on the TensorFlow backend, the PyDataset
+        on others), `"tf"` or `"py"`.
+      workers: PyDataset only: threads (or processes) preparing batches;
+        1 prepares them in the training thread.
+      use_multiprocessing: PyDataset only: `workers` processes, not threads.
+    """
+
+    content_source: str
+    style_source: str
+    resize_short_side: int = 512
+    crop_size: int = 256
+    batch_size: int = 4
+    shuffle_buffer: int = 1000
+    seed: int | None = None
+    builtin_size: int = 64
+    validate_files: bool = True
+    pipeline: str = "auto"
+    workers: int = 1
+    use_multiprocessing: bool = False
+
+    def __post_init__(self):
+        if self.pipeline not in PIPELINES:
+            raise ValueError(
+                f"DataConfig.pipeline must be one of {PIPELINES}, got {self.pipeline!r}."
+            )
+        for name in (
+            "resize_short_side",
+            "crop_size",
+            "batch_size",
+            "shuffle_buffer",
+            "builtin_size",
+            "workers",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"DataConfig.{name} must be >= 1, got {getattr(self, name)}."
+                )
+        if self.crop_size > self.resize_short_side:
+            raise ValueError(
+                f"DataConfig.crop_size ({self.crop_size}) cannot exceed "
+                f"resize_short_side ({self.resize_short_side})."
+            )
+
+
+
+# ----------------------------------------------------------------------------
+# File validation.
+# ----------------------------------------------------------------------------
+
+
+def scan_image_files(files: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Checks image files with PIL and separates readable ones from bad ones.
+
+    The check is quick rather than a full decode: PIL parses the header and
+    runs `verify` (PNG chunk CRCs catch truncation); JPEGs lacking the
+    end-of-image marker are fully decoded at 1/8 scale to confirm. Bad files
+    are logged with `absl.logging.warning`. Files that still fail in TF at run
+    time are dropped by `ignore_errors` in the dataset.
+
+    Args:
+      files: Image paths.
+
+    Returns:
+      `(good, bad)` lists of paths, each in input order.
+    """
+    good, _, bad = _scan(files)
+    return good, bad
+
+
+def _scan(files: Sequence[str]) -> tuple[list[str], list[int], list[str]]:
+    """`scan_image_files` that also returns each good file's EXIF orientation."""
+    files = list(files)
+    if len(files) > 1000:
+        logging.info("Checking %d image files with PIL...", len(files))
+    # Mostly file I/O and C decoders that release the GIL, so threads help.
+    workers = min(32, 4 * (os.cpu_count() or 1), max(1, len(files)))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(_inspect_file, files))
+
+    good, orientations, bad, reasons = [], [], [], []
+    for path, (orientation, error) in zip(files, results):
+        if error is None:
+            good.append(path)
+            orientations.append(orientation)
+        else:
+            bad.append(path)
+            reasons.append(f"{path} ({error})")
+    if bad:
+        listed = "\n  ".join(reasons[:_MAX_LISTED_BAD_FILES])
+        more = len(bad) - _MAX_LISTED_BAD_FILES
+        logging.warning(
+            "Skipping %d of %d image files that cannot be read:\n  %s%s",
+            len(bad),
+            len(files),
+            listed,
+            f"\n  ... and {more} more" if more > 0 else "",
+        )
+    return good, orientations, bad
+
+
+def _inspect_file(path: str) -> tuple[int, str | None]:
+    """Returns (EXIF orientation, None) for a readable image, (1, reason) otherwise."""
+    try:
+        with Image.open(path) as img:
+            # verify() must come first and leaves the image unusable, so the
+            # EXIF is read from a second open.
+            img.verify()
+        with Image.open(path) as img:
+            image_format = img.format
+            try:
+                orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1))
+            except Exception:  # noqa: BLE001 - broken EXIF only loses the rotation.
+                orientation = 1
+        if image_format == "JPEG":
+            # Real JPEGs end with the EOI marker; only suspicious files pay for
+            # a (1/8 scale) decode, which raises on truncated data.
+            with open(path, "rb") as f:
+                f.seek(-2, os.SEEK_END)
+                complete = f.read(2) == b"\xff\xd9"
+            if not complete:
+                with Image.open(path) as img:
+                    img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+                    img.load()
+        elif image_format != "PNG":
+            # verify() is a no-op for formats like BMP; decode them fully.
+            with Image.open(path) as img:
+                img.load()
+        return orientation, None
+    except Exception as e:  # noqa: BLE001 - any failure means "skip this file".
+        return 1, f"{type(e).__name__}: {e}"
+
+
+
+def derive_seed(*values: int) -> int:
+    """Mixes integers into an independent 31-bit seed (stable across runs)."""
+    return int(
+        np.random.SeedSequence([v % 2**32 for v in values]).generate_state(1)[0] >> 1
+    )
