@@ -1,9 +1,11 @@
 """Exports a trained (or, for demos, untrained) model as a SavedModel for any image size.
 
   python export_savedmodel.py --checkpoint_dir=runs/efanet --export_dir=export/efanet
+  python export_savedmodel.py --checkpoint_dir=runs/efanet/latest.weights.h5 --export_dir=...
   python export_savedmodel.py --random_init --export_dir=/tmp/demo --tflite
 """
 
+import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -16,8 +18,9 @@ from exchange_st import export  # noqa: E402
 
 _CHECKPOINT_DIR = flags.DEFINE_string(
     "checkpoint_dir", None,
-    "Training model_dir (its latest checkpoint is used) or a checkpoint prefix like "
-    "model_dir/ckpt-1000. The model hyperparameters come from model_dir/config.json.",
+    "Training model_dir (its latest.weights.h5), a .weights.h5 file, or a legacy TF "
+    "checkpoint prefix like model_dir/ckpt-1000. The architecture comes from the config "
+    "saved next to the weights (legacy: model_dir/config.json).",
 )
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Output SavedModel directory.", required=True)
 _RANDOM_INIT = flags.DEFINE_boolean(
@@ -37,45 +40,21 @@ _TFLITE_SIZE = flags.DEFINE_integer(
     "tflite_size", 512,
     "Input side of the fixed-size TFLite model written when no any-size conversion runs.",
 )
-# Used for --random_init, and for --checkpoint_dir only without a config.json.
-_CODE_DIM = flags.DEFINE_integer("code_dim", 256, "Size of the style codes (model config).")
-_NUM_EXCHANGE_BLOCKS = flags.DEFINE_integer(
-    "num_exchange_blocks", 3, "Feature Exchange blocks (model config)."
-)
-_SHARE_EXCHANGE_BLOCK = flags.DEFINE_boolean(
-    "share_exchange_block", False, "Iterate one shared exchange block (model config)."
-)
-_COMPRESSOR_FILTERS = flags.DEFINE_list(
-    "compressor_filters", ["32", "64", "128", "128", "64"],
-    "Conv widths of the covariance compressor (model config).",
-)
-_FUSION_MODE = flags.DEFINE_enum(
-    "fusion_mode", "ours", ["ours", "adain", "concat"], "Style-content fusion (model config)."
-)
-_NUM_PRE_FUSION_BLOCKS = flags.DEFINE_integer(
-    "num_pre_fusion_blocks", 3, "Decoder residual blocks before fusion (model config)."
-)
-_NUM_POST_FUSION_BLOCKS = flags.DEFINE_integer(
-    "num_post_fusion_blocks", 2, "Decoder residual blocks after fusion (model config)."
-)
-_UPSAMPLE_FILTERS = flags.DEFINE_list(
-    "upsample_filters", ["256", "128", "64"], "Decoder upsampling widths (model config)."
+_MODEL_CONFIG = flags.DEFINE_string(
+    "model_config", None,
+    "JSON dict of ExchangeStyleTransfer arguments for --random_init (e.g. "
+    '\'{"upsample_filters": [64, 32, 16]}\'), or for a legacy TF checkpoint whose model_dir '
+    "holds no config.json. A training run's weights carry their own config.",
 )
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    model_config = {
-        "code_dim": _CODE_DIM.value,
-        "num_exchange_blocks": _NUM_EXCHANGE_BLOCKS.value,
-        "share_exchange_block": _SHARE_EXCHANGE_BLOCK.value,
-        "compressor_filters": [int(v) for v in _COMPRESSOR_FILTERS.value],
-        "fusion_mode": _FUSION_MODE.value,
-        "num_pre_fusion_blocks": _NUM_PRE_FUSION_BLOCKS.value,
-        "num_post_fusion_blocks": _NUM_POST_FUSION_BLOCKS.value,
-        "upsample_filters": [int(v) for v in _UPSAMPLE_FILTERS.value],
-    }
+    try:
+        model_config = json.loads(_MODEL_CONFIG.value) if _MODEL_CONFIG.value else {}
+    except json.JSONDecodeError as e:
+        raise app.UsageError(f"--model_config is not valid JSON: {e}") from e
     try:
         config = export.ExportConfig(
             export_dir=_EXPORT_DIR.value,

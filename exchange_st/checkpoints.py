@@ -1,15 +1,190 @@
-"""Finding and restoring the training checkpoints that train_lib writes."""
+"""Saving, finding and loading trained models: one loader for every tool.
+
+A training `model_dir` holds `latest.weights.h5` (`model.save_weights`: the
+model, the optimizer state and its step; any backend writes it, any backend
+reads it) and `latest.config.json` (the model's class and `get_config()`),
+so `load_model` rebuilds the network with `from_config` and loads the
+weights with no architecture flags and no conversion step. Older runs of
+the TensorFlow-only training loop (`tf.train.Checkpoint` files `ckpt-N.*`
+next to the run's `config.json`) still load, on TensorFlow.
+
+TensorFlow is imported only for those legacy checkpoints.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 
-import tensorflow as tf
+import keras
 from absl import logging
 
-# The resolved training config, written by train_lib next to the checkpoints.
+# The resolved training config (`TrainConfig`), written by train_lib.
 CONFIG_FILE = "config.json"
+# The latest training state: weights, optimizer slots and step.
+WEIGHTS_FILE = "latest.weights.h5"
+_WEIGHTS_SUFFIX = ".weights.h5"
+# Next to `<name>.weights.h5`: the model that reads it.
+_CONFIG_SUFFIX = ".config.json"
+_SERIALIZED_KEYS = ("module", "class_name", "registered_name", "config")
+
+
+def config_path(weights_path):
+    """`<name>.config.json` next to `<name>.weights.h5`."""
+    weights_path = os.fspath(weights_path)
+    if not weights_path.endswith(_WEIGHTS_SUFFIX):
+        raise ValueError(f"A weights file must end in {_WEIGHTS_SUFFIX}: {weights_path}")
+    return weights_path[: -len(_WEIGHTS_SUFFIX)] + _CONFIG_SUFFIX
+
+
+def _atomic_write_text(path, text):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_model_config(model, weights_path):
+    """Writes `model`'s class and `get_config()` next to `weights_path` (atomically)."""
+    serialized = keras.saving.serialize_keras_object(model)
+    # The architecture only: no optimizer (`compile_config`), no build shapes.
+    serialized = {k: serialized[k] for k in _SERIALIZED_KEYS if k in serialized}
+    _atomic_write_text(config_path(weights_path), json.dumps(serialized, indent=2, sort_keys=True))
+
+
+def save_weights(model, path):
+    """`model.save_weights(path)` plus its config JSON, each replaced atomically.
+
+    The weights are written under a temporary name and renamed, so a run
+    killed while saving leaves the previous file intact, never half a file.
+    They include the optimizer's variables (slots, step) when the model is
+    compiled. The config is written first: it never changes within a run.
+    """
+    path = os.fspath(path)
+    directory, name = os.path.split(path)
+    os.makedirs(directory or ".", exist_ok=True)
+    write_model_config(model, path)
+    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
+    try:
+        model.save_weights(tmp)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    os.replace(tmp, path)
+    return path
+
+
+def find_weights(path):
+    """The weights file `path` names (a `.weights.h5` file or a model_dir), or None."""
+    path = os.fspath(path)
+    if path.endswith(_WEIGHTS_SUFFIX):
+        return path if os.path.isfile(path) else None
+    candidate = os.path.join(path, WEIGHTS_FILE)
+    return candidate if os.path.isfile(candidate) else None
+
+
+def read_model_config(weights_path):
+    """The serialized model (`{"class_name", "config", ...}`) next to `weights_path`."""
+    path = config_path(weights_path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{path} is missing: the weights file {weights_path} cannot say which model "
+            "reads it (train_lib writes both)."
+        )
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _registered_models():
+    # Importing the modules registers their classes for deserialization.
+    from exchange_st.baselines.adain import AdaINNet
+    from exchange_st.model import ExchangeStyleTransfer
+
+    return {"efanet": ExchangeStyleTransfer, "adain": AdaINNet}
+
+
+def load_model(path, fallback_config=None, what="model", expect=None):
+    """Rebuilds a trained model (`from_config`) and loads its weights.
+
+    Args:
+      path: a training `model_dir`, a `<name>.weights.h5` file (with its
+        `<name>.config.json`), or, for runs of the old TensorFlow loop, a
+        checkpoint prefix such as `model_dir/ckpt-1000` (TensorFlow only).
+      fallback_config: constructor kwargs for a legacy checkpoint whose
+        model_dir lacks `config.json`; None means the paper defaults.
+      what: what the file is of, for error messages (e.g. `"adain"`).
+      expect: a model class (e.g. `ExchangeStyleTransfer`); another class
+        in the file raises `ValueError`. None accepts either.
+
+    Returns:
+      The built model with every variable (the VGG encoder's included) from
+      the file, in the current dtype policy (a mixed-precision run's
+      float32 variables load into a float32 model).
+
+    Raises:
+      FileNotFoundError: nothing loadable at `path`.
+      ValueError: another model family than `expect`, or variable shapes
+        that differ from the file's.
+    """
+    _registered_models()
+    weights = find_weights(path)
+    if weights is None:
+        return _load_legacy(path, fallback_config, what, expect)
+    serialized = read_model_config(weights)
+    config = dict(serialized.get("config", {}))
+    # The run's dtype policy (e.g. mixed_float16) is a training choice.
+    config.pop("dtype", None)
+    serialized = {k: serialized[k] for k in _SERIALIZED_KEYS if k in serialized}
+    serialized["config"] = config
+    model = keras.saving.deserialize_keras_object(serialized)
+    if expect is not None and not isinstance(model, expect):
+        raise ValueError(
+            f"{weights} holds a {type(model).__name__}, not the {expect.__name__} "
+            f"expected for {what}."
+        )
+    model.build()
+    model.load_weights(weights)
+    logging.info("Loaded %s (%s).", weights, type(model).__name__)
+    return model
+
+
+def _load_legacy(path, fallback_config, what, expect):
+    """A model from a `tf.train.Checkpoint` of the former TensorFlow training loop."""
+    prefix, model_dir = resolve_checkpoint(path, what)
+    config = read_run_config(model_dir)
+    if isinstance(config.get("model"), dict):
+        config = config["model"]
+    families = _registered_models()
+    family = config.get("model", "efanet")
+    if expect is not None:
+        wanted = {c: name for name, c in families.items()}[expect]
+        if config and family != wanted:
+            raise ValueError(
+                f"{os.path.join(model_dir, CONFIG_FILE)} describes a {family!r} "
+                f"model, not {wanted}"
+            )
+        family = wanted
+    if not config:
+        config = dict(fallback_config or {})
+        logging.warning(
+            "No %s in %s; using model hyperparameters %s.",
+            CONFIG_FILE, model_dir, config or "(defaults)",
+        )
+    cls = families[family]
+    keys = _constructor_keys(cls)
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k in keys}
+    return restore(cls(vgg_weights=None, **kwargs), prefix)
+
+
+def _constructor_keys(cls):
+    import inspect
+
+    return {
+        name
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if name not in ("self", "vgg_weights") and p.kind is p.POSITIONAL_OR_KEYWORD
+    }
 
 
 def resolve_checkpoint(path_or_dir, what="model"):
@@ -27,11 +202,16 @@ def resolve_checkpoint(path_or_dir, what="model"):
     Raises:
       FileNotFoundError: no checkpoint in the directory, or no such prefix.
     """
+    import tensorflow as tf  # Legacy TF checkpoints only.
+
     path = os.fspath(path_or_dir)
     if tf.io.gfile.isdir(path):
         prefix = tf.train.latest_checkpoint(path)
         if prefix is None:
-            raise FileNotFoundError(f"No {what} checkpoint in directory {path}.")
+            raise FileNotFoundError(
+                f"No {what} checkpoint in directory {path} (neither {WEIGHTS_FILE} nor a "
+                "TF checkpoint)."
+            )
         return prefix, path
     if not tf.io.gfile.exists(path + ".index"):
         raise FileNotFoundError(
@@ -44,14 +224,16 @@ def resolve_checkpoint(path_or_dir, what="model"):
 def read_run_config(model_dir):
     """The `config.json` train_lib wrote into `model_dir`, or `{}` if there is none."""
     path = os.path.join(model_dir, CONFIG_FILE)
-    if not tf.io.gfile.exists(path):
+    if not os.path.isfile(path):
         return {}
-    with tf.io.gfile.GFile(path) as f:
+    with open(path, encoding="utf-8") as f:
         return json.load(f)
 
 
 def checkpoint_dependencies(root):
     """ids of every object (`root` included) a `tf.train.Checkpoint` of `root` reaches."""
+    import tensorflow as tf
+
     return {id(obj) for obj in tf.train.TrackableView(root).descendants()}
 
 
@@ -101,6 +283,8 @@ def restore(model, prefix):
       ValueError: a variable's shape differs from the checkpoint's (e.g.
         other layer widths).
     """
+    import tensorflow as tf
+
     if not model.built:
         model.build()
     assert_checkpointable(model)

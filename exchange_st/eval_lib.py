@@ -16,7 +16,6 @@ import tensorflow as tf
 from absl import logging
 
 from exchange_st import checkpoints
-from exchange_st import export
 from exchange_st import image_io
 from exchange_st import metrics
 from exchange_st.baselines import adain as adain_lib
@@ -237,25 +236,12 @@ def _feed_forward(stylize_fn):
 
 
 def load_adain_model(path):
-    """An `AdaINNet` from a `train.py --model=adain` model_dir or checkpoint prefix.
-
-    The encoder is built with random weights: the checkpoint holds the VGG
-    and its feature scales the decoder was trained with.
+    """An `AdaINNet` from a `train.py --model=adain` run (`checkpoints.load_model`).
 
     Args:
-      path: model_dir (latest checkpoint) or checkpoint prefix.
+      path: model_dir, `.weights.h5` file or legacy checkpoint prefix.
     """
-    prefix, model_dir = checkpoints.resolve_checkpoint(path, "adain")
-    config = checkpoints.read_run_config(model_dir)
-    if config.get("model", "adain") != "adain":
-        raise ValueError(
-            f"{os.path.join(model_dir, checkpoints.CONFIG_FILE)} describes a "
-            f"{config['model']!r} model, not adain"
-        )
-    kwargs = {}
-    if "upsample_filters" in config:
-        kwargs["upsample_filters"] = tuple(config["upsample_filters"])
-    return checkpoints.restore(adain_lib.AdaINNet(vgg_weights=None, **kwargs), prefix)
+    return checkpoints.load_model(path, what="adain", expect=adain_lib.AdaINNet)
 
 
 class _Models:
@@ -288,7 +274,9 @@ class _Models:
         if cfg.efanet_saved_model:
             return _saved_model_stylize(cfg.efanet_saved_model), cfg.efanet_saved_model
         if cfg.efanet_checkpoint:
-            model = export.load_model_from_checkpoint(cfg.efanet_checkpoint, what="efanet")
+            model = checkpoints.load_model(
+                cfg.efanet_checkpoint, what="efanet", expect=ExchangeStyleTransfer
+            )
             return _feed_forward(model.stylize), cfg.efanet_checkpoint
         if cfg.random_init:
             _warn_random("efanet")
@@ -330,7 +318,7 @@ def build_methods(cfg: EvalConfig, encoder) -> list[Method]:
         method = Method(name)
         try:
             if path is not None:
-                model = export.load_model_from_checkpoint(path, what=name)
+                model = checkpoints.load_model(path, what=name, expect=ExchangeStyleTransfer)
                 method.stylize, method.source = _feed_forward(model.stylize), path
             elif name == "efanet":
                 method.stylize, method.source = models.efanet()

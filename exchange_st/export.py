@@ -430,13 +430,15 @@ class ExportConfig:
 
     Attributes:
       export_dir: SavedModel output directory.
-      checkpoint_dir: training model_dir (latest checkpoint) or a checkpoint
-        prefix; exclusive with `random_init`.
+      checkpoint_dir: training model_dir, `.weights.h5` file or legacy
+        checkpoint prefix (see `checkpoints.load_model`); exclusive with
+        `random_init`.
       random_init: export an untrained model (demos and tests).
       vgg_weights: VGG weights of the `random_init` model (`"imagenet"`, an
         h5 path, or None for random); a checkpoint holds its own.
       model_config: `ExchangeStyleTransfer` kwargs for `random_init`, and for
-        `checkpoint_dir` only when the model_dir has no config.json.
+        a legacy `checkpoint_dir` only when its model_dir has no config.json
+        (a weights file's own config describes its model).
       tflite: also try a TFLite conversion.
       tflite_size: input side of the fixed-size TFLite fallback.
       seed: weight-init seed of the `random_init` model.
@@ -498,35 +500,24 @@ def read_model_config(model_dir):
 
 
 def load_model_from_checkpoint(checkpoint_path_or_dir, model_config=None, what="model"):
-    """Builds an `ExchangeStyleTransfer` and restores trained weights into it.
-
-    The model is created with random VGG weights: the checkpoint holds the
-    encoder and its feature scales too (see `checkpoints.restore`).
+    """An `ExchangeStyleTransfer` from a training run: `checkpoints.load_model`.
 
     Args:
-      checkpoint_path_or_dir: a model_dir (latest checkpoint is used) or a
-        specific checkpoint prefix such as `model_dir/ckpt-1000`.
-      model_config: constructor kwargs used only if the model_dir has no
-        `config.json`; None means the paper defaults.
-      what: what the checkpoint is of, for error messages (e.g. an ablation's
-        name).
-
-    Returns:
-      The restored, built model.
+      checkpoint_path_or_dir: a training model_dir, a `.weights.h5` file
+        (its `.config.json` next to it), or a legacy TF checkpoint prefix
+        such as `model_dir/ckpt-1000`.
+      model_config: constructor kwargs used only for a legacy checkpoint
+        whose model_dir has no `config.json`; None means the paper defaults.
+      what: what the checkpoint is of, for error messages (e.g. an
+        ablation's name).
 
     Raises:
-      FileNotFoundError: no checkpoint found.
-      ValueError: the model_dir holds another model family, or a layer
-        width differs from the checkpoint's.
-      AssertionError: the checkpoint does not cover the model's variables
-        (usually a config that does not match the trained model).
+      FileNotFoundError: nothing loadable found.
+      ValueError: the run trained another model family, or a layer width
+        differs from the file's.
+      AssertionError: a legacy checkpoint does not cover the model's
+        variables (usually a config that does not match the trained model).
     """
-    prefix, model_dir = checkpoints.resolve_checkpoint(checkpoint_path_or_dir, what)
-    config = read_model_config(model_dir)
-    if config is None:
-        config = dict(model_config or {})
-        logging.warning(
-            "No %s in %s; using model hyperparameters %s.",
-            checkpoints.CONFIG_FILE, model_dir, config or "(defaults)",
-        )
-    return checkpoints.restore(ExchangeStyleTransfer(vgg_weights=None, **config), prefix)
+    return checkpoints.load_model(
+        checkpoint_path_or_dir, model_config, what=what, expect=ExchangeStyleTransfer
+    )

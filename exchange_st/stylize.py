@@ -30,6 +30,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from exchange_st import checkpoints
 from exchange_st import export
 from exchange_st import image_io
 from exchange_st import video as video_lib
@@ -62,12 +63,13 @@ class StylizeConfig:
       video_format: `"auto"`, `"mp4"` or `"frames"` (see `video.VideoWriter`).
       max_frames: stop the video after this many frames (None: all).
       saved_model: directory of a SavedModel from `export_savedmodel.py`.
-      checkpoint_dir: a training model_dir or checkpoint prefix.
+      checkpoint_dir: a training model_dir, `.weights.h5` file or legacy
+        checkpoint prefix (`checkpoints.load_model`).
       random_init: use an untrained model (demos and tests only).
       vgg_weights: VGG weights of the `random_init` model: `"imagenet"` or an
         h5 path (None: random). Checkpoints and SavedModels hold their own.
       model_config: `ExchangeStyleTransfer` kwargs for `random_init`, or for
-        `checkpoint_dir` when it has no config.json.
+        a legacy `checkpoint_dir` without config.json.
     """
 
     content: str | None
@@ -214,7 +216,9 @@ def load_stylizer(config: StylizeConfig) -> Stylizer:
         logging.info("Loading SavedModel %s.", config.saved_model)
         return Stylizer.from_saved_model(config.saved_model)
     if config.checkpoint_dir:
-        model = export.load_model_from_checkpoint(config.checkpoint_dir, config.model_config)
+        model = checkpoints.load_model(
+            config.checkpoint_dir, config.model_config, expect=ExchangeStyleTransfer
+        )
         return Stylizer.from_model(model)
     logging.warning(
         "random_init: the model is UNTRAINED, outputs are meaningless (demo/test only)."
@@ -515,7 +519,9 @@ def _define_flags():
         module_name=owner,
     )
     flags.DEFINE_string(
-        "checkpoint_dir", None, "Training model_dir (latest checkpoint) or a checkpoint prefix.",
+        "checkpoint_dir", None,
+        "Training model_dir, a .weights.h5 file (its .config.json next to it) or a "
+        "legacy TF checkpoint prefix.",
         module_name=owner,
     )
     flags.DEFINE_boolean(
@@ -529,8 +535,8 @@ def _define_flags():
     )
     flags.DEFINE_string(
         "model_config", None,
-        "JSON dict of ExchangeStyleTransfer arguments for --random_init, or for "
-        "--checkpoint_dir when it holds no config.json.",
+        "JSON dict of ExchangeStyleTransfer arguments for --random_init, or for a legacy "
+        "TF checkpoint whose model_dir holds no config.json (weights files carry their own).",
         module_name=owner,
     )
     flags.mark_flags_as_required(["style", "output_dir"])

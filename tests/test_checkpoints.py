@@ -176,3 +176,81 @@ def test_unreachable_variables_are_detected(tmp_path):
         checkpoints.restore(_Stack(track=True), prefix)
     with pytest.raises(AssertionError, match="would not save or restore"):
         checkpoints.restore(_Stack(track=False), prefix)
+
+
+# ----------------------------------------------------------------------------
+# Weights files (what train_lib writes on every backend) and the one loader.
+# ----------------------------------------------------------------------------
+
+
+def test_save_weights_and_load_model_round_trip(tmp_path):
+    keras.utils.set_random_seed(6)
+    model = ExchangeStyleTransfer(vgg_weights=None, style_weight=3.0, **TINY_EFANET)
+    model.build()
+    _perturb(model, seed=6)
+    path = checkpoints.save_weights(model, tmp_path / "run" / checkpoints.WEIGHTS_FILE)
+    assert sorted(os.listdir(tmp_path / "run")) == ["latest.config.json", "latest.weights.h5"]
+    adain = AdaINNet(vgg_weights=None, upsample_filters=(8, 8, 8), adain_style_weight=4.0)
+    adain.build()
+    adain_path = checkpoints.save_weights(adain, tmp_path / "adain" / "step-3.weights.h5")
+    assert checkpoints.config_path(adain_path).endswith("adain/step-3.config.json")
+
+    content = tf.random.stateless_uniform([1, 24, 40, 3], seed=[1, 2])
+    style = tf.random.stateless_uniform([1, 32, 32, 3], seed=[3, 4])
+    keras.utils.set_random_seed(7)  # The loader's fresh weights all get replaced.
+    for source in (tmp_path / "run", path):
+        loaded = checkpoints.load_model(source, expect=ExchangeStyleTransfer)
+        assert loaded.get_config() == model.get_config()
+        assert loaded.loss_config.style_weight == 3.0
+        _assert_same_variables(model, loaded)
+        np.testing.assert_allclose(
+            loaded.stylize(content, style, 0.5).numpy(),
+            model.stylize(content, style, 0.5).numpy(),
+            atol=1e-6,
+        )
+    loaded = checkpoints.load_model(adain_path)
+    assert isinstance(loaded, AdaINNet) and loaded.adain_style_weight == 4.0
+    _assert_same_variables(adain, loaded)
+    with pytest.raises(ValueError, match="holds a AdaINNet, not the ExchangeStyleTransfer"):
+        checkpoints.load_model(adain_path, expect=ExchangeStyleTransfer)
+    os.remove(checkpoints.config_path(adain_path))
+    with pytest.raises(FileNotFoundError, match="step-3.config.json is missing"):
+        checkpoints.load_model(adain_path)
+
+
+def test_load_model_builds_in_the_current_policy(tmp_path):
+    """A mixed-precision run's weights (float32 variables) load into a float32 model."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = AdaINNet(vgg_weights=None, upsample_filters=(8, 8, 8))
+        model.build()
+        path = checkpoints.save_weights(model, tmp_path / checkpoints.WEIGHTS_FILE)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    loaded = checkpoints.load_model(path)
+    assert loaded.dtype_policy.name == "float32"
+    _assert_same_variables(model, loaded)
+
+
+def test_a_failed_save_leaves_the_previous_file(tmp_path, monkeypatch):
+    model = AdaINNet(vgg_weights=None, upsample_filters=(8, 8, 8))
+    model.build()
+    path = checkpoints.save_weights(model, tmp_path / checkpoints.WEIGHTS_FILE)
+    before = [v.numpy() for v in model.variables]
+    _perturb(model, seed=8)
+
+    def dies_while_writing(self, filepath, **kwargs):
+        with open(filepath, "wb") as f:
+            f.write(b"half an h5 file")
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(keras.Model, "save_weights", dies_while_writing)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.save_weights(model, path)
+    monkeypatch.undo()
+    loaded = checkpoints.load_model(tmp_path)
+    for want, v in zip(before, loaded.variables):
+        np.testing.assert_array_equal(want, v.numpy())
+    # No half-written file is left behind.
+    assert sorted(os.listdir(tmp_path)) == ["latest.config.json", checkpoints.WEIGHTS_FILE]
