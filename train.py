@@ -1,18 +1,22 @@
-"""Trains the exchangeable-feature style transfer network (or a baseline).
+"""Trains the exchangeable-feature style transfer network (or a baseline) with `fit`.
 
     python train.py --flagfile=configs/smoke.cfg   # minute-long CPU smoke run
     python train.py --flagfile=configs/paper.cfg   # the paper's setting
+    KERAS_BACKEND=jax python train.py --flagfile=configs/smoke.cfg  # JAX, no TF needed
 
-Rerunning the same command resumes from the latest checkpoint in --model_dir.
+Rerunning the same command resumes from the latest state in --model_dir.
 """
 
 import os
+import time
 
+# --max_seconds counts from here.
+_START = time.monotonic()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging
+from absl import app, flags, logging  # noqa: E402
 
-from exchange_st import data, layers, losses, train_lib
+from exchange_st import layers, losses, optim, sources, train_lib  # noqa: E402
 
 _VGG_CHOICES = "'imagenet' (Keras download), a notop .h5 path, or 'none' (random, smoke only)"
 
@@ -37,6 +41,17 @@ flags.DEFINE_integer("batch_size", 4, "Global batch size (pairs per step), split
 flags.DEFINE_integer("shuffle_buffer", 1000, "Shuffle buffer size of TFDS sources.")
 flags.DEFINE_boolean(
     "validate_files", True, "Check every directory image with PIL before training."
+)
+flags.DEFINE_enum(
+    "data_pipeline",
+    "auto",
+    list(sources.PIPELINES),
+    "Input pipeline: tf (tf.data), py (keras PyDataset, PIL + NumPy, no TensorFlow), "
+    "auto (tf.data on the TensorFlow backend, else py).",
+)
+flags.DEFINE_integer("data_workers", 1, "PyDataset pipeline: worker threads (or processes).")
+flags.DEFINE_boolean(
+    "data_multiprocessing", False, "PyDataset pipeline: workers are processes, not threads."
 )
 # Model.
 flags.DEFINE_enum(
@@ -79,7 +94,10 @@ flags.DEFINE_float(
     "adain_style_weight", 10.0, "Style weight of the AdaIN baseline (--model=adain)."
 )
 # Optimisation.
-flags.DEFINE_float("lr", 1e-4, "Adam learning rate (default betas).")
+flags.DEFINE_float("lr", 1e-4, "Adam learning rate (default betas), reached after the warm-up.")
+flags.DEFINE_integer(
+    "warmup_steps", optim.DEFAULT_WARMUP_STEPS, "Steps of the linear learning-rate warm-up."
+)
 flags.DEFINE_integer("steps", 350_000, "Total training steps; a resumed run continues up to it.")
 flags.DEFINE_integer("seed", None, "Seed of weight init and data (default: random).")
 flags.DEFINE_enum(
@@ -88,14 +106,29 @@ flags.DEFINE_enum(
     list(train_lib.MIXED_PRECISION_MODES),
     "Keras dtype policy; mixed_float16 adds dynamic loss scaling.",
 )
-flags.DEFINE_boolean("jit_compile", False, "Compile the forward/backward pass with XLA.")
+flags.DEFINE_boolean(
+    "jit_compile", False, "XLA-compile the train step on TensorFlow (JAX always compiles)."
+)
+flags.DEFINE_float(
+    "max_seconds",
+    None,
+    "Stop cleanly, with the weights saved, before this many seconds since the start.",
+)
 # Output.
-flags.DEFINE_string("model_dir", None, "Directory of checkpoints, config.json and summaries.")
-flags.DEFINE_integer("log_every", 100, "Steps between console progress lines.")
-flags.DEFINE_integer("summary_every", 100, "Steps between scalar summaries.")
-flags.DEFINE_integer("image_every", 1000, "Steps between image-grid summaries.")
-flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
-flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept in model_dir.")
+flags.DEFINE_string(
+    "model_dir", None, "Directory of latest.weights.h5, config.json, the CSV log and summaries."
+)
+flags.DEFINE_integer("log_every", 100, "Steps per console line and CSV row (fit epoch).")
+flags.DEFINE_integer("summary_every", 100, "Steps between TensorBoard scalars (with TF).")
+flags.DEFINE_integer("image_every", 1000, "Steps between image grids (PNG; TensorBoard with TF).")
+flags.DEFINE_integer("checkpoint_every", 1000, "Steps between saves of latest.weights.h5.")
+flags.DEFINE_float(
+    "save_every_seconds", None, "Also save when this many seconds passed since the last save."
+)
+flags.DEFINE_integer(
+    "keep_checkpoints", 5, "Saves kept: the latest plus hard-linked ckpt-<step> copies."
+)
+flags.DEFINE_integer("verbose", 0, "fit's own progress output: 0 none, 1 bar, 2 line per epoch.")
 
 flags.mark_flags_as_required(["content_source", "style_source", "model_dir"])
 
@@ -108,7 +141,7 @@ def config_from_flags() -> train_lib.TrainConfig:
     """Converts the parsed flags into a `TrainConfig`."""
     vgg_weights = None if FLAGS.vgg_weights.lower() == "none" else FLAGS.vgg_weights
     return train_lib.TrainConfig(
-        data=data.DataConfig(
+        data=sources.DataConfig(
             content_source=FLAGS.content_source,
             style_source=FLAGS.style_source,
             resize_short_side=FLAGS.resize_short_side,
@@ -116,6 +149,9 @@ def config_from_flags() -> train_lib.TrainConfig:
             batch_size=FLAGS.batch_size,
             shuffle_buffer=FLAGS.shuffle_buffer,
             validate_files=FLAGS.validate_files,
+            pipeline=FLAGS.data_pipeline,
+            workers=FLAGS.data_workers,
+            use_multiprocessing=FLAGS.data_multiprocessing,
         ),
         model_dir=FLAGS.model_dir,
         loss=losses.LossConfig(
@@ -137,6 +173,7 @@ def config_from_flags() -> train_lib.TrainConfig:
         adain_style_weight=FLAGS.adain_style_weight,
         vgg_weights=vgg_weights,
         lr=FLAGS.lr,
+        warmup_steps=FLAGS.warmup_steps,
         steps=FLAGS.steps,
         seed=FLAGS.seed,
         log_every=FLAGS.log_every,
@@ -144,8 +181,11 @@ def config_from_flags() -> train_lib.TrainConfig:
         image_every=FLAGS.image_every,
         checkpoint_every=FLAGS.checkpoint_every,
         keep_checkpoints=FLAGS.keep_checkpoints,
+        save_every_seconds=FLAGS.save_every_seconds,
+        max_seconds=FLAGS.max_seconds,
         mixed_precision=FLAGS.mixed_precision,
         jit_compile=FLAGS.jit_compile,
+        verbose=FLAGS.verbose,
     )
 
 
@@ -153,7 +193,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unknown arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
-    train_lib.train(config_from_flags())
+    train_lib.train(config_from_flags(), start_time=_START)
 
 
 if __name__ == "__main__":

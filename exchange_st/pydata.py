@@ -154,7 +154,10 @@ class _DirectorySource:
                     "see the warning above for the reasons."
                 )
             logging.info(
-                "Image directory %s: %d readable files, %d skipped.", directory, len(files), len(bad)
+                "Image directory %s: %d readable files, %d skipped.",
+                directory,
+                len(files),
+                len(bad),
             )
         self.files, self.cfg, self.seed = files, cfg, seed
         self._order = (None, None)
