@@ -26,13 +26,14 @@ flags.DEFINE_list(
     "(e.g. efanet_concat=runs/concat, a train.py model_dir).")
 flags.DEFINE_string(
     "efanet_checkpoint", None,
-    "train.py model_dir (latest checkpoint) or checkpoint prefix of the full model.")
+    "train.py model_dir, .weights.h5 file or legacy checkpoint prefix of the full model.")
 flags.DEFINE_string(
     "efanet_saved_model", None,
     "SavedModel directory from export_savedmodel.py, instead of --efanet_checkpoint.")
 flags.DEFINE_string(
     "adain_checkpoint", None,
-    "train.py --model=adain model_dir or checkpoint prefix; WCT uses its decoder too.")
+    "train.py --model=adain model_dir, .weights.h5 file or legacy checkpoint prefix; WCT uses "
+    "its decoder too.")
 flags.DEFINE_string("content_dir", None, "Directory of content images (searched recursively).")
 flags.DEFINE_string("style_dir", None, "Directory of style images (searched recursively).")
 flags.DEFINE_integer(

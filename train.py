@@ -126,7 +126,7 @@ flags.DEFINE_float(
     "save_every_seconds", None, "Also save when this many seconds passed since the last save."
 )
 flags.DEFINE_integer(
-    "keep_checkpoints", 5, "Saves kept: the latest plus hard-linked ckpt-<step> copies."
+    "keep_checkpoints", 5, "States kept: 1 = latest only; K = also ckpt-<step> links to the last K."
 )
 flags.DEFINE_integer("verbose", 0, "fit's own progress output: 0 none, 1 bar, 2 line per epoch.")
 

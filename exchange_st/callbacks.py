@@ -65,8 +65,8 @@ class Checkpoint(_StepCallback):
     last save, and when `save` is called (end, SIGTERM, `--max_seconds`).
     Each save replaces the file atomically (`checkpoints.save_weights`) and
     refuses non-finite weights, so the file is always the last good state.
-    `keep` > 1 also keeps hard links `ckpt-<step>.weights.h5` to the `keep - 1`
-    previous saves (no extra disk).
+    `keep` > 1 also keeps hard links `ckpt-<step>.weights.h5` to the last
+    `keep` saves (the newest is `latest` itself; no extra disk for it).
 
     Keras' `BackupAndRestore` restores the same file contents (weights and
     optimizer, `iterations` included, on TensorFlow and JAX) but resumes at
@@ -145,9 +145,11 @@ class Checkpoint(_StepCallback):
             for name in os.listdir(directory)
             if name.startswith("ckpt-") and name.endswith(".weights.h5")
         )
-        for old in steps[: -(self.keep - 1)]:
+        for old in steps[: -self.keep]:
             for suffix in (".weights.h5", ".config.json"):
-                os.remove(os.path.join(directory, f"ckpt-{old}{suffix}"))
+                stale = os.path.join(directory, f"ckpt-{old}{suffix}")
+                if os.path.exists(stale):
+                    os.remove(stale)
 
 
 def _all_finite(variable):

@@ -57,8 +57,8 @@ class TrainConfig:
       image_every: Steps between image grids (PNG, and TensorBoard with TF).
       checkpoint_every: Steps between saves of `latest.weights.h5` (also
         saved at the end, on SIGINT/SIGTERM and before `max_seconds`).
-      keep_checkpoints: 1 keeps only the latest state; more also keep
-        hard-linked `ckpt-<step>.weights.h5` of the previous saves.
+      keep_checkpoints: 1 keeps only the latest state; K > 1 also keeps
+        hard-linked `ckpt-<step>.weights.h5` of the last K saves.
       save_every_seconds: Also save when this long has passed since the
         last save (None: by steps only).
       max_seconds: Stop (and save) before this many seconds since the start

@@ -21,7 +21,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from exchange_st import data, train_lib
+from exchange_st import callbacks, data, train_lib
+from exchange_st.baselines import adain as adain_lib
 
 REPO = Path(__file__).resolve().parents[1]
 CROP = 32
@@ -418,3 +419,29 @@ def test_mirrored_strategy_matches_default_strategy(tmp_path):
     # Summation order differs, so variables with tiny gradients agree to a
     # few 1e-4 only; a wrong replica scaling would be off by a factor of 2.
     np.testing.assert_allclose(out["mirrored_m"], out["single_m"], rtol=1e-2)
+
+
+def test_checkpoint_keeps_hard_linked_snapshots(tmp_path):
+    model = adain_lib.AdaINNet(vgg_weights=None, upsample_filters=(8, 8, 8))
+    model.build()
+    model.compile(optimizer=keras.optimizers.Adam())
+    checkpoint = callbacks.Checkpoint(str(tmp_path), every_steps=2, keep=2)
+    checkpoint.set_model(model)
+    for batch in range(6):
+        checkpoint.on_train_batch_end(batch)
+    assert checkpoint.saved_step == 6
+    names = sorted(os.listdir(tmp_path))
+    assert names == [
+        "ckpt-4.config.json",
+        "ckpt-4.weights.h5",
+        "ckpt-6.config.json",
+        "ckpt-6.weights.h5",
+        "latest.config.json",
+        "latest.weights.h5",
+    ]
+    latest, snapshot = tmp_path / "latest.weights.h5", tmp_path / "ckpt-6.weights.h5"
+    assert os.path.samefile(latest, snapshot)  # A hard link: no extra disk.
+    # A save replaces latest (a new file); the snapshot keeps the old contents.
+    checkpoint.on_train_batch_end(6)
+    checkpoint.save()
+    assert not os.path.samefile(latest, snapshot) and snapshot.exists()
