@@ -14,6 +14,7 @@ TensorBoard summaries), so `KERAS_BACKEND=jax` runs without it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -176,7 +177,7 @@ class Trainer:
     def _scope(self):
         if self.strategy is not None:
             return self.strategy.scope()
-        return _NullScope()
+        return contextlib.nullcontext()
 
     def _check_encoder_frozen(self):
         encoder = getattr(self.model, "encoder", None)
@@ -394,14 +395,6 @@ class Trainer:
         return TrainResult(
             step, start_step, losses, rate, stop.stopped_by, self.checkpoint.latest, elapsed
         )
-
-
-class _NullScope:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def train(

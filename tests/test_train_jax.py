@@ -179,3 +179,19 @@ def test_jax_weights_load_into_the_tensorflow_model_and_export(jax_run, tmp_path
         model.stylize(content, style, 0.5).numpy(),
         atol=TOL,
     )
+
+
+def test_data_parallel_over_two_devices_matches_one(jax_run, tmp_path):
+    # Two host devices stand in for two GPUs: DataParallel shards the batch.
+    env = dict(_hide_tensorflow(tmp_path), XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    model_dir = str(tmp_path / "run")
+    log = _run(
+        ["train.py", "--flagfile=configs/smoke.cfg", *OVERRIDES, f"--model_dir={model_dir}",
+         "--steps=3"],
+        env,
+        REPO,
+    )
+    assert "from step 0 to 3 on 2 replica(s)" in log
+    for single, sharded in zip(jax_run["first_rows"], _rows(model_dir), strict=True):
+        for key in ("loss", "content", "style", "rec", "com"):
+            assert float(sharded[key]) == pytest.approx(float(single[key]), rel=1e-4), key
