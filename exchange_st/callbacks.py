@@ -59,7 +59,7 @@ class _StepCallback(keras.callbacks.Callback):
 
 
 class Checkpoint(_StepCallback):
-    """Writes `model_dir/latest.weights.h5` (weights, optimizer slots, step) and its config.
+    """Writes `model_dir/latest.weights.h5` (weights, optimizer state, step) and its config.
 
     Saves at multiples of `every_steps`, after `every_seconds` since the
     last save, and when `save` is called (end, SIGTERM, `--max_seconds`).
@@ -90,8 +90,11 @@ class Checkpoint(_StepCallback):
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         model.load_weights(self.path)
-        self.step = self.saved_step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-        return self.step
+        step = checkpoints.saved_step(self.path)
+        if step is None:  # A file saved without its step: the optimizer's count.
+            step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        self.step = self.saved_step = step
+        return step
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, logs)
@@ -113,7 +116,7 @@ class Checkpoint(_StepCallback):
                 f"Non-finite weights at step {self.step} ({len(bad)} variables, e.g. "
                 f"{bad[:3]}); not saving. The last good checkpoint is {self.latest}."
             )
-        checkpoints.save_weights(model, self.path)
+        checkpoints.save_weights(model, self.path, step=self.step)
         if self.keep > 1:
             self._link_snapshot()
         self.saved_step = self.step

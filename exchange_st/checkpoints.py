@@ -27,6 +27,7 @@ _WEIGHTS_SUFFIX = ".weights.h5"
 # Next to `<name>.weights.h5`: the model that reads it.
 _CONFIG_SUFFIX = ".config.json"
 _SERIALIZED_KEYS = ("module", "class_name", "registered_name", "config")
+_STEP_ATTRIBUTE = "exchange_st_step"
 
 
 def config_path(weights_path):
@@ -52,14 +53,24 @@ def write_model_config(model, weights_path):
     _atomic_write_text(config_path(weights_path), json.dumps(serialized, indent=2, sort_keys=True))
 
 
-def save_weights(model, path):
+def save_weights(model, path, step=None):
     """`model.save_weights(path)` plus its config JSON, each replaced atomically.
 
     The weights are written under a temporary name and renamed, so a run
     killed while saving leaves the previous file intact, never half a file.
-    They include the optimizer's variables (slots, step) when the model is
-    compiled. The config is written first: it never changes within a run.
+    They include the optimizer's variables (slots, `iterations`) when the
+    model is compiled. The config is written first: it never changes within
+    a run.
+
+    Args:
+      model: a built Keras model.
+      path: `<name>.weights.h5`.
+      step: if given, stored in the file (an HDF5 attribute, see
+        `saved_step`): the training step, which differs from the optimizer's
+        `iterations` when a float16 loss scale skips updates.
     """
+    import h5py  # Keras' own weights format.
+
     path = os.fspath(path)
     directory, name = os.path.split(path)
     os.makedirs(directory or ".", exist_ok=True)
@@ -67,12 +78,24 @@ def save_weights(model, path):
     tmp = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
     try:
         model.save_weights(tmp)
+        if step is not None:
+            with h5py.File(tmp, "a") as f:
+                f.attrs[_STEP_ATTRIBUTE] = int(step)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
     os.replace(tmp, path)
     return path
+
+
+def saved_step(path):
+    """The training step `save_weights` stored in `path`, or None."""
+    import h5py
+
+    with h5py.File(os.fspath(path), "r") as f:
+        step = f.attrs.get(_STEP_ATTRIBUTE)
+    return None if step is None else int(step)
 
 
 def find_weights(path):
