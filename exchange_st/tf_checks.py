@@ -1,4 +1,4 @@
-"""In-graph TensorFlow input checks for the TF edges (SavedModel signatures, training steps).
+"""In-graph TensorFlow input checks for the TF edges (SavedModel signatures, training input).
 
 The backend-neutral core (`ops.validate_images`, `ops.validate_mask`) raises
 `ValueError` for everything it can see: static shapes always, values when
@@ -66,3 +66,20 @@ def check_mask(mask, images, name):
     )
     with tf.control_dependencies([check]):
         return tf.identity(mask)
+
+
+def check_pair_dataset(dataset):
+    """Maps `check_images` over the `"content"` and `"style"` of a training `tf.data.Dataset`.
+
+    `fit` traces the model into a graph, where `ops.validate_images` cannot
+    see values; this puts the range and size assertions in the input.
+    """
+
+    def check(batch):
+        return {
+            **batch,
+            "content": check_images(batch["content"], "content"),
+            "style": check_images(batch["style"], "style"),
+        }
+
+    return dataset.map(check)

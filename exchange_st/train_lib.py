@@ -256,9 +256,13 @@ class Trainer:
         return pipeline == "tf" or (pipeline == "auto" and self.backend == "tensorflow")
 
     def dataset(self, start_step: int = 0):
-        """The input `fit` reads: global batches, or per-replica ones under a TF strategy."""
+        """The input `fit` reads: global batches, or per-replica ones under a TF strategy.
+
+        A `tf.data` input gets the in-graph value checks of `tf_checks` (the
+        model checks values only where they are concrete, not in fit's graph).
+        """
         if self._dataset_fn is not None:
-            return self._dataset_fn(start_step)
+            return _with_input_checks(self._dataset_fn(start_step))
         data_cfg = self.data_config(start_step)
         if not self.uses_tf_data():
             return pydata.PairDataset(data_cfg)
@@ -268,10 +272,12 @@ class Trainer:
             # Each input pipeline reads its own shard with its own seeds.
             def per_replica(ctx):
                 batch = ctx.get_per_replica_batch_size(data_cfg.batch_size)
-                return data_lib.make_pair_dataset(data_cfg, batch_size=batch, input_context=ctx)
+                return _with_input_checks(
+                    data_lib.make_pair_dataset(data_cfg, batch_size=batch, input_context=ctx)
+                )
 
             return self.strategy.distribute_datasets_from_function(per_replica)
-        return data_lib.make_pair_dataset(data_cfg)
+        return _with_input_checks(data_lib.make_pair_dataset(data_cfg))
 
     def sample_batch(self, start_step: int = 0, examples: int = _MAX_GRID_EXAMPLES):
         """A fixed batch for the image grid, from an undistributed copy of the input."""
@@ -395,6 +401,15 @@ class Trainer:
         return TrainResult(
             step, start_step, losses, rate, stop.stopped_by, self.checkpoint.latest, elapsed
         )
+
+
+def _with_input_checks(dataset):
+    """`tf_checks.check_pair_dataset` for a `tf.data.Dataset`; other inputs as they are."""
+    if type(dataset).__module__.split(".")[0] != "tensorflow" or not hasattr(dataset, "map"):
+        return dataset
+    from exchange_st import tf_checks
+
+    return tf_checks.check_pair_dataset(dataset)
 
 
 def train(

@@ -445,3 +445,13 @@ def test_checkpoint_keeps_hard_linked_snapshots(tmp_path):
     checkpoint.on_train_batch_end(6)
     checkpoint.save()
     assert not os.path.samefile(latest, snapshot) and snapshot.exists()
+
+
+def test_tf_data_input_is_range_checked_in_the_graph(tmp_path):
+    # uint8-range floats would train silently: fit's graph has no concrete values.
+    bad = tf.data.Dataset.from_tensors(
+        {"content": tf.fill([2, CROP, CROP, 3], 200.0), "style": tf.fill([2, CROP, CROP, 3], 0.5)}
+    ).repeat()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="content values must lie in"):
+        train_lib.train(_config(tmp_path, steps=2), dataset_fn=lambda start_step: bad)
+    assert not (tmp_path / "latest.weights.h5").exists()
