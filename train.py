@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 
 from exchange_st import layers, losses, optim, sources, train_lib  # noqa: E402
+from exchange_st import model as model_lib  # noqa: E402
 
 _VGG_CHOICES = "'imagenet' (Keras download), a notop .h5 path, or 'none' (random, smoke only)"
 
@@ -78,6 +79,12 @@ flags.DEFINE_integer("num_post_fusion_blocks", 2, "Decoder residual blocks after
 flags.DEFINE_list(
     "upsample_filters", ["256", "128", "64"], "Widths of the decoder upsampling stages."
 )
+flags.DEFINE_enum(
+    "initialization",
+    "scaled",
+    list(model_lib.INITIALIZATIONS),
+    "Decoder/style-head initialisation: scaled (BUILD_NOTES, Trainability) or keras.",
+)
 flags.DEFINE_string("vgg_weights", "imagenet", f"VGG-19 encoder weights: {_VGG_CHOICES}.")
 # Objective (Eq. 7); a weight of 0 switches a term off (Fig. 7 ablation).
 flags.DEFINE_float("content_weight", 1.0, "lambda_pc of Eq. 7 (content perceptual loss).")
@@ -89,6 +96,12 @@ flags.DEFINE_enum(
     "abs",
     list(losses.ORTHOGONALITY_MODES),
     "Form of the f_com . f_uni terms of Eq. 6: abs, square or raw (unbounded).",
+)
+flags.DEFINE_enum(
+    "perceptual_norm",
+    "squared",
+    list(losses.PERCEPTUAL_NORMS),
+    "Reduction of the norm of Eq. 3-4: squared (mean squared error) or rms (its root).",
 )
 flags.DEFINE_float(
     "adain_style_weight", 10.0, "Style weight of the AdaIN baseline (--model=adain)."
@@ -160,6 +173,7 @@ def config_from_flags() -> train_lib.TrainConfig:
             rec_weight=FLAGS.rec_weight,
             com_weight=FLAGS.com_weight,
             orthogonality=FLAGS.orthogonality,
+            perceptual_norm=FLAGS.perceptual_norm,
         ),
         model=FLAGS.model,
         num_exchange_blocks=FLAGS.num_exchange_blocks,
@@ -170,6 +184,7 @@ def config_from_flags() -> train_lib.TrainConfig:
         num_pre_fusion_blocks=FLAGS.num_pre_fusion_blocks,
         num_post_fusion_blocks=FLAGS.num_post_fusion_blocks,
         upsample_filters=_ints(FLAGS.upsample_filters),
+        initialization=FLAGS.initialization,
         adain_style_weight=FLAGS.adain_style_weight,
         vgg_weights=vgg_weights,
         lr=FLAGS.lr,

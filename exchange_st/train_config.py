@@ -43,6 +43,7 @@ class TrainConfig:
       num_pre_fusion_blocks, num_post_fusion_blocks: Decoder residual blocks
         before / after fusion (3 / 2).
       upsample_filters: Widths of the decoder's three upsampling stages.
+      initialization: `"scaled"` or `"keras"` (`ExchangeStyleTransfer`).
       adain_style_weight: lambda of the AdaIN baseline's `L_c + lambda L_s`
         (10 in [11]'s training script); only used by `model="adain"`.
       vgg_weights: `"imagenet"`, a Keras notop h5 path, or None (random
@@ -83,6 +84,7 @@ class TrainConfig:
     num_pre_fusion_blocks: int = 3
     num_post_fusion_blocks: int = 2
     upsample_filters: tuple[int, ...] = (256, 128, 64)
+    initialization: str = "scaled"
     adain_style_weight: float = 10.0
     vgg_weights: str | None = "imagenet"
     lr: float = 1e-4
@@ -178,6 +180,7 @@ def _build_efanet(cfg: TrainConfig) -> keras.Model:
         num_pre_fusion_blocks=cfg.num_pre_fusion_blocks,
         num_post_fusion_blocks=cfg.num_post_fusion_blocks,
         upsample_filters=cfg.upsample_filters,
+        initialization=cfg.initialization,
         **dataclasses.asdict(cfg.loss),
     )
 
