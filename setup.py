@@ -13,9 +13,13 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["exchange_st", "exchange_st.*"]),
     python_requires=">=3.10",
-    # Backend-neutral: the model, the losses, the PyDataset input and
-    # training with fit run on Keras' JAX backend without TensorFlow.
+    # TensorFlow is the default backend (tf.data/TFDS input, TensorBoard
+    # summaries, SavedModel export, stylize, eval). The model, the losses,
+    # the PyDataset input and training with fit also run on Keras' JAX
+    # backend without it, from the source tree (README, "Train").
     install_requires=[
+        "tensorflow>=2.16",
+        "tensorflow-datasets>=4.9",
         "keras>=3.5",
         "numpy",
         "pillow",
@@ -23,12 +27,10 @@ setuptools.setup(
         "h5py",
     ],
     extras_require={
-        # TensorFlow: tf.data/TFDS input, TensorBoard summaries, SavedModel
-        # export, stylize and eval.
-        "tf": ["tensorflow>=2.16", "tensorflow-datasets>=4.9"],
         # JAX training (on CUDA: pip install "jax[cuda12]" first).
         "jax": ["jax"],
-        "test": ["pytest"],
+        # The tests also run the core and training on JAX (CPU).
+        "test": ["pytest", "jax"],
         # mp4 reading/writing for `exchange-st-stylize --video`; without it
         # videos are read/written as PNG frame sequences.
         "video": ["imageio", "imageio-ffmpeg"],
