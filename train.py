@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
-from exchange_st import layers, losses, optim, sources, train_lib  # noqa: E402
+from exchange_st import decoder, losses, optim, sources, train_lib  # noqa: E402
 from exchange_st import model as model_lib  # noqa: E402
 
 _VGG_CHOICES = "'imagenet' (Keras download), a notop .h5 path, or 'none' (random, smoke only)"
@@ -66,7 +66,7 @@ flags.DEFINE_boolean(
     "share_exchange_block", False, "Iterate one shared Feature Exchange block (ablation)."
 )
 flags.DEFINE_enum(
-    "fusion_mode", "ours", list(layers.FUSION_MODES), "Content-style fusion (Fig. 8 ablation)."
+    "fusion_mode", "ours", list(decoder.FUSION_MODES), "Content-style fusion (Fig. 8 ablation)."
 )
 flags.DEFINE_list(
     "compressor_filters",

@@ -15,7 +15,7 @@ import math
 
 import keras
 
-from exchange_st import layers as layers_lib
+from exchange_st import decoder as decoder_lib
 from exchange_st import ops
 
 # Per-pixel elementwise FLOPs of the AdaIN re-normalisation of a [N, C] map:
@@ -95,7 +95,7 @@ def layer_stack_flops(layer_list, h, w):
             w = _out_size(w, pw, sw, layer.padding)
         elif isinstance(layer, keras.layers.UpSampling2D):
             h, w = h * layer.size[0], w * layer.size[1]
-        elif isinstance(layer, layers_lib.ResidualBlock):
+        elif isinstance(layer, decoder_lib.ResidualBlock):
             flops, h, w = layer_stack_flops([layer.conv1, layer.conv2], h, w)
             total += flops
         else:

@@ -4,6 +4,7 @@ import dataclasses
 
 import keras
 
+from exchange_st import decoder as decoder_lib
 from exchange_st import layers
 from exchange_st import losses
 from exchange_st import objective
@@ -123,9 +124,9 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
             orthogonality=orthogonality,
             perceptual_norm=perceptual_norm,
         )
-        if fusion_mode not in layers.FUSION_MODES:
+        if fusion_mode not in decoder_lib.FUSION_MODES:
             raise ValueError(
-                f"fusion_mode must be one of {layers.FUSION_MODES}, got {fusion_mode!r}"
+                f"fusion_mode must be one of {decoder_lib.FUSION_MODES}, got {fusion_mode!r}"
             )
         if num_exchange_blocks < 0:
             raise ValueError(f"num_exchange_blocks must be >= 0, got {num_exchange_blocks}")
@@ -185,8 +186,8 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         )
         # Sec. 3.1: I_c->c and I_s->c share one decoder, I_c->s and I_s->s the
         # other, i.e. decoders are keyed by the image the content comes from.
-        self.decoder_c = layers.Decoder(name="decoder_c", **decoder)
-        self.decoder_s = layers.Decoder(name="decoder_s", **decoder)
+        self.decoder_c = decoder_lib.Decoder(name="decoder_c", **decoder)
+        self.decoder_s = decoder_lib.Decoder(name="decoder_s", **decoder)
         self._init_objective()
 
     def loss_terms(self, outputs, content, style):

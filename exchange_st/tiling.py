@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from exchange_st import decoder as decoder_lib
 from exchange_st import layers
 from exchange_st import ops
 
@@ -37,7 +38,7 @@ def receptive_radius(layer_list):
             jump *= max(layer.strides)
         elif isinstance(layer, keras.layers.UpSampling2D):
             jump /= max(layer.size)
-        elif isinstance(layer, layers.ResidualBlock):
+        elif isinstance(layer, decoder_lib.ResidualBlock):
             radius += receptive_radius([layer.conv1, layer.conv2]) * jump
         else:
             raise TypeError(f"no receptive field rule for {layer.name!r} ({type(layer).__name__})")
@@ -147,7 +148,7 @@ def render_tiled(decoder, r_fusion, tile=128, overlap=8, halo=None):
     smaller halo trades exactness for speed, the window then hides seams.
 
     Args:
-      decoder: a `layers.Decoder`.
+      decoder: a `decoder.Decoder`.
       r_fusion: `[B, h, w, C]` fused features (Eq. 2 / Eq. 8).
       tile: core side in feature pixels.
       overlap: blend band width in feature pixels.

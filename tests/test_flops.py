@@ -4,7 +4,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from exchange_st import flops, layers
+from exchange_st import decoder, flops
 from exchange_st.baselines.adain import AdaINNet
 from exchange_st.model import ExchangeStyleTransfer
 from exchange_st.vgg import VGGEncoder
@@ -162,7 +162,7 @@ def test_convs_and_dense_match_tf_graph_profiler(small_efanet, small_adain):
 
 
 def test_fusion_rank_scales_the_fusion_count():
-    one = layers.CSFusion("ours", 16)
-    four = layers.CSFusion("ours", 16, rank=4)
+    one = decoder.CSFusion("ours", 16)
+    four = decoder.CSFusion("ours", 16, rank=4)
     assert flops.fusion_flops(one, 10, 16) == 3 * 10 * 16
     assert flops.fusion_flops(four, 10, 16) == 4 * 4 * 10 * 16

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from exchange_st import layers
+from exchange_st import decoder, layers
 
 
 def _rand(*shape, seed=0):
@@ -89,7 +89,7 @@ def test_exchange_blocks_at_init_are_nearly_identity():
 def test_csfusion_ours_is_rank_one_eq1_eq2():
     f = _rand(2, 3, 5, 16, seed=11)
     v_c, v_r = _rand(2, 16, seed=12), _rand(2, 16, seed=13)
-    out = layers.CSFusion("ours", channels=16)((tf.constant(f), v_c, v_r)).numpy()
+    out = decoder.CSFusion("ours", channels=16)((tf.constant(f), v_c, v_r)).numpy()
     for b in range(2):
         f_n = f[b].reshape(-1, 16)  # [N, 512] in the paper
         r_pool = f_n @ v_c[b].reshape(16, 1)  # Eq. 1: [N, 1]
@@ -102,7 +102,7 @@ def test_csfusion_ours_is_rank_one_eq1_eq2():
 def test_csfusion_rank_k_sums_k_projections(rank):
     f = _rand(2, 3, 5, 16, seed=11)
     v_c, v_r = _rand(2, rank * 16, seed=12), _rand(2, rank * 16, seed=13)
-    out = layers.CSFusion("ours", channels=16, rank=rank)((tf.constant(f), v_c, v_r)).numpy()
+    out = decoder.CSFusion("ours", channels=16, rank=rank)((tf.constant(f), v_c, v_r)).numpy()
     for b in range(2):
         f_n = f[b].reshape(-1, 16)
         cols = v_c[b].reshape(rank, 16).T  # [512, k]
@@ -116,14 +116,14 @@ def test_csfusion_rank_one_is_the_paper_layer():
     v_c, v_r = _rand(2, 16, seed=12), _rand(2, 16, seed=13)
     inputs = (tf.constant(f), v_c, v_r)
     np.testing.assert_allclose(
-        layers.CSFusion("ours", 16, rank=1)(inputs).numpy(),
-        layers.CSFusion("ours", 16)(inputs).numpy(),
+        decoder.CSFusion("ours", 16, rank=1)(inputs).numpy(),
+        decoder.CSFusion("ours", 16)(inputs).numpy(),
     )
 
 
 def test_csfusion_rank_needs_ours_mode():
     with pytest.raises(ValueError, match="rank"):
-        layers.CSFusion("adain", rank=2)
+        decoder.CSFusion("adain", rank=2)
     with pytest.raises(ValueError, match="fusion_rank"):
         layers.StyleHeads(8, fusion_rank=0)
 
@@ -131,13 +131,13 @@ def test_csfusion_rank_needs_ours_mode():
 def test_csfusion_adain_mode_sets_mean_and_std():
     f = _rand(1, 6, 6, 8, seed=14) * 3 + 1
     v_c, v_r = _rand(1, 8, seed=15), np.abs(_rand(1, 8, seed=16)) + 0.5
-    out = layers.CSFusion("adain", channels=8)((tf.constant(f), v_c, v_r)).numpy()
+    out = decoder.CSFusion("adain", channels=8)((tf.constant(f), v_c, v_r)).numpy()
     np.testing.assert_allclose(out.mean(axis=(1, 2)), v_c, atol=1e-4)
     np.testing.assert_allclose(out.std(axis=(1, 2)), v_r, rtol=1e-3)
 
 
 def test_csfusion_concat_equals_conv_over_tiled_concatenation():
-    fusion = layers.CSFusion("concat", channels=4)
+    fusion = decoder.CSFusion("concat", channels=4)
     f = _rand(1, 3, 3, 4, seed=17)
     v_c, v_r = _rand(1, 4, seed=18), _rand(1, 4, seed=19)
     out = fusion((tf.constant(f), v_c, v_r)).numpy()
@@ -152,7 +152,7 @@ def test_csfusion_concat_equals_conv_over_tiled_concatenation():
 
 def test_csfusion_rejects_unknown_mode():
     with pytest.raises(ValueError, match="fusion mode"):
-        layers.CSFusion("sum")
+        decoder.CSFusion("sum")
 
 
 def test_purification_multiplies_channels():
@@ -172,7 +172,7 @@ def test_style_heads_ranges():
 
 @pytest.mark.parametrize("mode", ["ours", "adain", "concat"])
 def test_decoder_upsamples_by_eight(mode):
-    dec = layers.Decoder(channels=16, fusion_mode=mode, upsample_filters=(8, 8, 4))
+    dec = decoder.Decoder(channels=16, fusion_mode=mode, upsample_filters=(8, 8, 4))
     out = dec((tf.constant(_rand(2, 3, 5, 16)), _rand(2, 16), _rand(2, 16, seed=3)))
     assert out.shape == (2, 24, 40, 3)
     assert len(dec.pre_blocks) == 3 and len(dec.post_blocks) == 2
@@ -187,10 +187,10 @@ def _layer_cases():
         (layers.FeatureExchangeBlock(8), ((vec, vec * 2, vec * 3),)),
         (layers.StyleHeads(32), ((vec, vec),)),
         (layers.StyleHeads(16, fusion_rank=2), ((vec, vec),)),
-        (layers.CSFusion("concat", 32), ((f4, _rand(2, 32), _rand(2, 32)),)),
-        (layers.CSFusion("ours", 32, rank=2), ((f4, _rand(2, 64), _rand(2, 64)),)),
-        (layers.ResidualBlock(32), (f4,)),
-        (layers.Decoder(32, fusion_mode="adain", upsample_filters=(8, 8, 4)),
+        (decoder.CSFusion("concat", 32), ((f4, _rand(2, 32), _rand(2, 32)),)),
+        (decoder.CSFusion("ours", 32, rank=2), ((f4, _rand(2, 64), _rand(2, 64)),)),
+        (decoder.ResidualBlock(32), (f4,)),
+        (decoder.Decoder(32, fusion_mode="adain", upsample_filters=(8, 8, 4)),
          ((f4, _rand(2, 32), _rand(2, 32)),)),
     ]
 

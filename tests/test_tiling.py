@@ -23,6 +23,9 @@ def model():
         num_pre_fusion_blocks=1,
         num_post_fusion_blocks=1,
         upsample_filters=(16, 8, 8),
+        # Residual blocks with non-zero branches: the halo checks need the
+        # decoder's convs to see their neighbours (identity blocks would not).
+        initialization="keras",
     )
     m.build()
     return m

@@ -9,7 +9,7 @@ from exchange_st.vgg import FEATURE_NAMES, VGGEncoder
 
 VGG_CHANNELS = 512
 # Conv layers per upsampling stage: the mirror of VGG-19 blocks 4 (its first
-# conv only), 3, 2 and 1, exactly as AdaIN's decoder and `layers.Decoder`.
+# conv only), 3, 2 and 1, exactly as AdaIN's decoder and `decoder.Decoder`.
 _CONVS_PER_STAGE = (4, 2, 2)
 
 
@@ -66,10 +66,10 @@ def mean_std_loss(features, targets, eps=1e-5):
 class AdaINDecoder(keras.layers.Layer):
     """AdaIN's decoder [11]: relu4_1 features back to RGB.
 
-    The same layout as the upsampling half of `layers.Decoder` (3 x 3 convs
+    The same layout as the upsampling half of `decoder.Decoder` (3 x 3 convs
     with ReLU, three 2x nearest-neighbour upsamplings, a final linear 3 x 3
     conv to RGB), so AdaIN and the exchange model differ only in what feeds
-    the upsampling. Zero "same" padding as in `layers.Decoder` (the original
+    the upsampling. Zero "same" padding as in `decoder.Decoder` (the original
     AdaIN uses reflection padding).
 
     Args:
