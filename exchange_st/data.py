@@ -14,13 +14,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from exchange_st import image_io
 from exchange_st.sources import (  # noqa: F401 - re-exported: data.DataConfig etc.
     BUILTIN_SOURCE,
     TFDS_PREFIX,
     DataConfig,
-    _scan,
     derive_seed as _derive_seed,
+    list_directory,
     scan_image_files,
 )
 
@@ -430,23 +429,7 @@ def _element_seeds(seed: int) -> tf.data.Dataset:
 def _directory_dataset(
     directory: str, cfg: DataConfig, seed: int, num_pipelines: int, pipeline_id: int
 ) -> tf.data.Dataset:
-    files = image_io.list_images(directory, recursive=True)
-    if cfg.validate_files:
-        files, orientations, bad = _scan(files)
-        if not files:
-            raise ValueError(
-                f"None of the {len(bad)} image files in {directory} can be read; "
-                f"see the warning above for the reasons."
-            )
-        logging.info(
-            "Image directory %s: %d readable files, %d skipped.",
-            directory,
-            len(files),
-            len(bad),
-        )
-    else:
-        orientations = [1] * len(files)
-
+    files, orientations = list_directory(directory, cfg.validate_files)
     # A full Python shuffle mixes the whole list once; the tf.data buffer below
     # then only needs to reshuffle between epochs.
     order = np.random.default_rng(seed).permutation(len(files))

@@ -24,7 +24,13 @@ from absl import logging
 from PIL import Image
 
 from exchange_st import image_io
-from exchange_st.sources import BUILTIN_SOURCE, TFDS_PREFIX, DataConfig, _scan, derive_seed
+from exchange_st.sources import (
+    BUILTIN_SOURCE,
+    TFDS_PREFIX,
+    DataConfig,
+    derive_seed,
+    list_directory,
+)
 
 # A file that fails to decode is replaced by the next one of the order; this
 # many failures in a row stop the run (the directory is unusable).
@@ -145,20 +151,7 @@ class _DirectorySource:
     """Element `i`: file `order(i // n)[i % n]` of `n` files, a new order per pass."""
 
     def __init__(self, directory: str, cfg: DataConfig, seed: int):
-        files = image_io.list_images(directory, recursive=True)
-        if cfg.validate_files:
-            files, _, bad = _scan(files)
-            if not files:
-                raise ValueError(
-                    f"None of the {len(bad)} image files in {directory} can be read; "
-                    "see the warning above for the reasons."
-                )
-            logging.info(
-                "Image directory %s: %d readable files, %d skipped.",
-                directory,
-                len(files),
-                len(bad),
-            )
+        files, _ = list_directory(directory, cfg.validate_files)
         self.files, self.cfg, self.seed = files, cfg, seed
         self._order = (None, None)
 

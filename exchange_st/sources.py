@@ -16,6 +16,8 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
+from exchange_st import image_io
+
 BUILTIN_SOURCE = "builtin"
 TFDS_PREFIX = "tfds:"
 # Which pipeline reads the data: "tf" (`data`, tf.data), "py" (`pydata`,
@@ -120,6 +122,30 @@ def scan_image_files(files: Sequence[str]) -> tuple[list[str], list[str]]:
     """
     good, _, bad = _scan(files)
     return good, bad
+
+
+def list_directory(directory: str, validate: bool) -> tuple[list[str], list[int]]:
+    """The image files of a training directory and their EXIF orientations.
+
+    With `validate`, every file is checked with PIL first (corrupt ones are
+    dropped and listed in a warning); otherwise all are kept, orientation 1.
+
+    Raises:
+      ValueError: no file of the directory can be read.
+    """
+    files = image_io.list_images(directory, recursive=True)
+    if not validate:
+        return files, [1] * len(files)
+    files, orientations, bad = _scan(files)
+    if not files:
+        raise ValueError(
+            f"None of the {len(bad)} image files in {directory} can be read; "
+            "see the warning above for the reasons."
+        )
+    logging.info(
+        "Image directory %s: %d readable files, %d skipped.", directory, len(files), len(bad)
+    )
+    return files, orientations
 
 
 def _scan(files: Sequence[str]) -> tuple[list[str], list[int], list[str]]:
