@@ -185,8 +185,11 @@ def main(argv):
     del argv
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     size = FLAGS.eval_size
-    contents = eval_lib._load_directory(FLAGS.eval_content_dir, size, "content")[1]
-    styles = eval_lib._load_directory(FLAGS.eval_style_dir, size, "style")[1]
+    # The evaluation's own loader: the pairs are cropped exactly as eval.py crops them.
+    contents, styles = (
+        [eval_lib.load_eval_image(p, size) for p in image_io.list_images(d)]
+        for d in (FLAGS.eval_content_dir, FLAGS.eval_style_dir)
+    )
     n = min(FLAGS.eval_pairs, len(contents), len(styles))
     eval_content, eval_style = np.stack(contents[:n]), np.stack(styles[:n])
     results = []
