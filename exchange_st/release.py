@@ -155,23 +155,29 @@ def dequantized_weights(model, int8_min_params=0):
             v.assign(saved[key])
 
 
-def quantization_error(model, pairs, int8_min_params=0):
+def stylize_pairs(model, pairs):
+    """`model.stylize` of each `(content, style)` pair of `[H, W, 3]` images, as NumPy."""
+    return [keras.ops.convert_to_numpy(model.stylize(c[None], s[None]))[0] for c, s in pairs]
+
+
+def quantization_error(model, pairs, int8_min_params=0, reference=None):
     """How far the release's stylizations are from the float32 model's.
 
     Args:
       model: a built `ExchangeStyleTransfer`.
       pairs: `(content, style)` float32 `[H, W, 3]` images in [0, 1].
       int8_min_params: the storage policy measured (see `save`).
+      reference: `stylize_pairs(model, pairs)` if already computed.
 
     Returns:
       `{"mean_abs", "max_abs", "per_pair": [{"mean_abs", "max_abs"}]}`, in
       [0, 1] units, of `model.stylize` (clipped to [0, 1]) with int8 kernels
       against float32 ones.
     """
-    pairs = [(c[None], s[None]) for c, s in pairs]
-    reference = [keras.ops.convert_to_numpy(model.stylize(c, s)) for c, s in pairs]
+    if reference is None:
+        reference = stylize_pairs(model, pairs)
     with dequantized_weights(model, int8_min_params):
-        compact = [keras.ops.convert_to_numpy(model.stylize(c, s)) for c, s in pairs]
+        compact = stylize_pairs(model, pairs)
     diffs = [np.abs(a - b) for a, b in zip(compact, reference)]
     per_pair = [{"mean_abs": float(d.mean()), "max_abs": float(d.max())} for d in diffs]
     total = sum(d.size for d in diffs)
