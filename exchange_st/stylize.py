@@ -67,9 +67,8 @@ class StylizeConfig:
       saved_model: directory of a SavedModel from `export_savedmodel.py`.
       checkpoint_dir: a training model_dir, `.weights.h5` file or legacy
         checkpoint prefix (`checkpoints.load_model`).
-      random_init: use an untrained model (demos and tests only).
-      With none of the three, the pretrained release is used
-      (`ExchangeStyleTransfer.from_pretrained()`).
+      random_init: use an untrained model (demos and tests only). With none
+        of the three the pretrained release is used (`release.load`).
       vgg_weights: VGG weights of the `random_init` model: `"imagenet"` or an
         h5 path (None: random). Checkpoints and SavedModels hold their own.
       model_config: `ExchangeStyleTransfer` kwargs for `random_init`, or for

@@ -44,7 +44,7 @@ flags.DEFINE_integer(
     "shape, so JAX compiles each op once).",
 )
 flags.DEFINE_list(
-    "int8_min_params", ["0", "1000000"],
+    "int8_min_params", ["0", "1000000", "2000000"],
     "Storage policies tried in order: kernels with fewer parameters are float16 (0: all int8).",
 )
 flags.DEFINE_string(
