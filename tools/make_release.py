@@ -116,13 +116,17 @@ def _training_facts(model_dir):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        policies = [int(p) for p in FLAGS.int8_min_params]
+    except ValueError as e:
+        raise app.UsageError(f"--int8_min_params must be integers: {e}") from e
     model = checkpoints.load_model(FLAGS.checkpoint_dir, expect=ExchangeStyleTransfer)
     pairs = _pairs()
     start = time.monotonic()
     reference = release.stylize_pairs(model, pairs)
     print(f"float32 stylizations: {time.monotonic() - start:.0f} s", flush=True)
     measured, chosen = {}, None
-    for policy in (int(p) for p in FLAGS.int8_min_params):
+    for policy in policies:
         start = time.monotonic()
         error = release.quantization_error(model, pairs, policy, reference)
         ok = release.within_target(error)
