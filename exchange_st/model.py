@@ -53,9 +53,10 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         flat near-black image and trains slowly (BUILD_NOTES.md,
         "Trainability"). The paper does not say.
       content_weight, style_weight, rec_weight, com_weight, orthogonality,
-        perceptual_norm: the training objective (`losses.LossConfig`: the
-        lambdas of Eq. 7, 1 / 2 / 5 / 7, the form of Eq. 6's orthogonality
-        terms, the reduction of Eq. 3-4's norm), used by `compute_loss`
+        perceptual_norm, exchange_targets: the training objective
+        (`losses.LossConfig`: the lambdas of Eq. 7, 1 / 2 / 5 / 7, the form
+        of Eq. 6's orthogonality terms, the reduction of Eq. 3-4's norm,
+        whether Eq. 6's targets take its gradient), used by `compute_loss`
         when the model trains with `fit`.
 
     Call arguments:
@@ -108,6 +109,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         com_weight=7.0,
         orthogonality="abs",
         perceptual_norm="squared",
+        exchange_targets="trainable",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -123,6 +125,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
             com_weight=com_weight,
             orthogonality=orthogonality,
             perceptual_norm=perceptual_norm,
+            exchange_targets=exchange_targets,
         )
         if fusion_mode not in decoder_lib.FUSION_MODES:
             raise ValueError(
