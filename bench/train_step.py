@@ -57,6 +57,7 @@ MODELS = ("efanet", "adain")
 MODES = ("step", "fit_vs_loop")
 INPUTS = ("fixed", "pipeline")
 JIT_CHOICES = ("auto", "on", "off")
+CALLBACKS = ("train", "none")
 TARGET_PIPELINE_OVER_MODEL = 5.0
 # Dense bf16 matrix rate of an H100 / H200: about 790 TFLOP/s measured for an
 # 8192^3 bf16 matmul on an H200 (the datasheet says 989).
@@ -80,8 +81,8 @@ class TrainBenchConfig:
         `--jit_compile`, always on on JAX), `"on"`, `"off"` (JAX: op by op).
       inputs: `"fixed"` (one random batch) and/or `"pipeline"`.
       callbacks: `"train"` (train.py's callbacks: the NaN guard reads every
-        step's losses, so each step waits for the last) or `"none"` (fit
-        dispatches steps back to back).
+        step's losses, so each step waits for the last) and/or `"none"`
+        (fit dispatches steps back to back); fit_vs_loop uses the first.
       steps: steps per round and variant (>= 2; the first is not timed).
       rounds: timed rounds (after one untimed round that compiles).
       content_dir, style_dir: directory sources of the pipeline (else
@@ -94,7 +95,9 @@ class TrainBenchConfig:
       vgg_weights: VGG weights (None = random; speed does not depend on them).
       device: TensorFlow device; "" = first GPU, else CPU.
       peak_tflops: the peak that MFU is a fraction of.
-      profile_dir: if set, trace one round of the first variant there.
+      profile_dir: if set, trace `profile_steps` steps of the first variant
+        there (after the timed rounds).
+      profile_steps: steps of the traced `fit` call.
       output: JSON report path (rewritten after every round).
       seed: seed of weights, inputs and pipeline.
     """
@@ -106,7 +109,7 @@ class TrainBenchConfig:
     precisions: tuple[str, ...] = ("none",)
     jit: tuple[str, ...] = ("auto",)
     inputs: tuple[str, ...] = ("fixed",)
-    callbacks: str = "train"
+    callbacks: tuple[str, ...] = ("train",)
     steps: int = 5
     rounds: int = 3
     content_dir: str = ""
@@ -121,14 +124,15 @@ class TrainBenchConfig:
     device: str = ""
     peak_tflops: float = DEFAULT_PEAK_TFLOPS
     profile_dir: str = ""
+    profile_steps: int = 3
     output: str = "bench_out/train_step.json"
     seed: int = 0
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.steps < 2:
-            raise ValueError(f"steps must be >= 2 (the first step is not timed), got {self.steps}")
+        if min(self.steps, self.profile_steps) < 2:
+            raise ValueError("steps and profile_steps must be >= 2 (the first step is not timed)")
         if self.rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
         for name, allowed in (
@@ -140,8 +144,9 @@ class TrainBenchConfig:
             bad = [v for v in getattr(self, name) if v not in allowed]
             if bad:
                 raise ValueError(f"{name}: {bad} not in {allowed}")
-        if self.callbacks not in ("train", "none"):
-            raise ValueError(f"callbacks must be 'train' or 'none', got {self.callbacks!r}")
+        bad = [c for c in self.callbacks if c not in CALLBACKS]
+        if bad or not self.callbacks:
+            raise ValueError(f"callbacks: {bad or 'none given'}, choose from {CALLBACKS}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,13 +158,24 @@ class Variant:
     batch: int
     precision: str
     jit: bool
-    input: str
+    input: str = ""
+    callbacks: str = ""
 
     @property
     def name(self) -> str:
         precision = "float32" if self.precision == "none" else self.precision
         jit = "jit" if self.jit else "nojit"
-        return f"{self.model} {self.crop}px b{self.batch} {precision} {jit} {self.input}"
+        name = f"{self.model} {self.crop}px b{self.batch} {precision} {jit}"
+        if self.input:
+            name += f" {self.input}"
+        if self.callbacks:
+            name += " train-callbacks" if self.callbacks == "train" else " no-callbacks"
+        return name
+
+    @property
+    def trainer_key(self) -> Variant:
+        """What needs a Trainer of its own: inputs and callbacks share the compiled step."""
+        return dataclasses.replace(self, input="", callbacks="")
 
 
 def resolve_jit(choice: str) -> bool:
@@ -177,7 +193,9 @@ def variants(cfg: TrainBenchConfig) -> list[Variant]:
                 for precision in cfg.precisions:
                     for jit in dict.fromkeys(resolve_jit(j) for j in cfg.jit):
                         for input_ in cfg.inputs:
-                            out.append(Variant(model, crop, batch, precision, jit, input_))
+                            for callbacks in cfg.callbacks:
+                                v = Variant(model, crop, batch, precision, jit, input_, callbacks)
+                                out.append(v)
     return out
 
 
@@ -233,11 +251,16 @@ def _uses_tf_data(pipeline: str) -> bool:
 
 
 def fixed_dataset(batch: dict, pipeline: str):
-    """`batch` repeated, in the kind of input the configured pipeline gives `fit`."""
+    """`batch` repeated, in the kind of input the configured pipeline gives `fit`.
+
+    A tf.data input gets the in-graph value checks train.py adds to it.
+    """
     if _uses_tf_data(pipeline):
         import tensorflow as tf
 
-        return tf.data.Dataset.from_tensors(batch).repeat()
+        from exchange_st import tf_checks
+
+        return tf_checks.check_pair_dataset(tf.data.Dataset.from_tensors(batch).repeat())
     return FixedBatch(batch)
 
 
@@ -332,37 +355,48 @@ class _Clock(keras.callbacks.Callback):
         self.end = time.perf_counter(), time.process_time()
 
 
-class FitRunner:
-    """`model.fit` of one variant for `steps` steps per call, with train.py's callbacks or none.
+class WaitMeter:
+    """Records how long each JAX training step blocks on `next(iterator)`, i.e. waits for data.
 
-    With `measure_wait` (JAX), `model.train_function` is wrapped so that the
-    time each step blocks on `next(iterator)` (its batch) is recorded:
-    Keras' JAX loop fetches the batch, then dispatches the compiled step.
+    Keras' JAX loop fetches the batch, then dispatches the compiled step;
+    the model's `train_function` is wrapped to time the fetch alone.
     """
 
-    def __init__(self, trainer, dataset, steps: int, callbacks: str, measure_wait=False):
-        self.trainer, self.dataset, self.steps = trainer, dataset, steps
-        self.callbacks = []
-        if callbacks == "train":
-            self.callbacks = trainer.callbacks(0, time.monotonic())
+    def __init__(self, model):
         self.waits: list[float] = []
+        model.make_train_function()
+        inner = model.train_function
+
+        def timed(state, iterator):
+            t0 = time.perf_counter()
+            data = next(iterator)
+            self.waits.append(time.perf_counter() - t0)
+            return inner(state, iter((data,)))
+
+        model.train_function = timed
+
+
+class FitRunner:
+    """`model.fit` of one Trainer on one input for `steps` steps per call.
+
+    Args:
+      trainer: the `train_lib.Trainer`.
+      dataset: what `fit` reads.
+      steps: steps per call.
+      callbacks: `"train"` (train.py's, `Trainer.callbacks`) or `"none"`.
+      wait_meter: the trainer's `WaitMeter` (JAX), or None.
+    """
+
+    def __init__(self, trainer, dataset, steps: int, callbacks: str, wait_meter=None):
+        self.trainer, self.dataset, self.steps = trainer, dataset, steps
+        self.callback_kind = callbacks
+        self.callbacks = trainer.callbacks(0, time.monotonic()) if callbacks == "train" else []
+        self.wait_meter = wait_meter
         self.round_waits: list[float] = []
-        if measure_wait:
-            model = trainer.model
-            model.make_train_function()
-            inner = model.train_function
-
-            def timed(state, iterator):
-                t0 = time.perf_counter()
-                data = next(iterator)
-                self.waits.append(time.perf_counter() - t0)
-                return inner(state, iter((data,)))
-
-            model.train_function = timed
 
     def run(self) -> tuple[float, float]:
         clock = _Clock()
-        first_wait = len(self.waits)
+        first_wait = len(self.wait_meter.waits) if self.wait_meter else 0
         self.trainer.model.fit(
             self.dataset,
             steps_per_epoch=self.steps,
@@ -371,9 +405,9 @@ class FitRunner:
             verbose=0,
             shuffle=False,
         )
-        # The first fetch of a call starts the iterator (and its workers).
-        waits = self.waits[first_wait + 1 :]
-        if waits:
+        if self.wait_meter:
+            # The first fetch of a call starts the iterator (and its workers).
+            waits = self.wait_meter.waits[first_wait + 1 :]
             self.round_waits.append(sum(waits) / len(waits))
         n = self.steps - 1
         return (clock.end[0] - clock.first[0]) / n, (clock.end[1] - clock.first[1]) / n
@@ -427,7 +461,7 @@ class LoopRunner:
 
 
 def build_trainer(cfg: TrainBenchConfig, v: Variant, workdir: str) -> train_lib.Trainer:
-    """The Trainer of train.py for a variant; `input=fixed` feeds one random batch."""
+    """The Trainer of train.py for a variant (its input is chosen by `variant_input`)."""
     data_cfg = data_config(cfg, v.crop, v.batch)
     train_cfg = train_lib.TrainConfig(
         data=data_cfg,
@@ -443,19 +477,11 @@ def build_trainer(cfg: TrainBenchConfig, v: Variant, workdir: str) -> train_lib.
         image_every=_NEVER,
         checkpoint_every=_NEVER,
     )
-    dataset_fn = None
-    if v.input == "fixed":
-        shape = [v.batch, v.crop, v.crop, 3]
-        batch = {
-            "content": common.random_array(shape, cfg.seed + 1),
-            "style": common.random_array(shape, cfg.seed + 2),
-        }
-        dataset_fn = lambda start_step: fixed_dataset(batch, cfg.data_pipeline)  # noqa: E731
     # As train_lib.train: the policy is read when the model is built.
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32" if v.precision == "none" else v.precision)
     try:
-        trainer = train_lib.Trainer(train_cfg, dataset_fn=dataset_fn)
+        trainer = train_lib.Trainer(train_cfg)
     finally:
         keras.config.set_dtype_policy(previous)
     trainer.write_config()  # Creates model_dir, where the callbacks write (as Trainer.run).
@@ -463,6 +489,35 @@ def build_trainer(cfg: TrainBenchConfig, v: Variant, workdir: str) -> train_lib.
         # The Trainer always compiles JAX steps; "off" measures what that buys.
         trainer.model.jit_compile = False
     return trainer
+
+
+def variant_input(cfg: TrainBenchConfig, v: Variant, trainer):
+    """`fixed`: one random batch repeated; `pipeline`: the Trainer's configured input."""
+    if v.input == "pipeline":
+        return trainer.dataset()
+    shape = [v.batch, v.crop, v.crop, 3]
+    batch = {
+        "content": common.random_array(shape, cfg.seed + 1),
+        "style": common.random_array(shape, cfg.seed + 2),
+    }
+    return fixed_dataset(batch, cfg.data_pipeline)
+
+
+def build_runners(cfg: TrainBenchConfig, all_variants, workdir: str, make_runners):
+    """One Trainer per variant but its input (inputs share the model and its compiled step).
+
+    `make_runners(variant, trainer, wait_meter) -> {name: runner}`.
+    """
+    trainers, runners = {}, {}
+    for v in all_variants:
+        key = v.trainer_key
+        if key not in trainers:
+            logging.info("Building %s.", key.name)
+            trainer = build_trainer(cfg, v, workdir)
+            meter = WaitMeter(trainer.model) if common.backend() == "jax" else None
+            trainers[key] = trainer, meter
+        runners.update(make_runners(v, *trainers[key]))
+    return runners, {k: t for k, (t, _) in trainers.items()}
 
 
 def _summary(times: list[float]) -> dict:
@@ -475,22 +530,29 @@ def _summary(times: list[float]) -> dict:
 
 
 def interleave(runners: dict, rounds: int, on_round=None) -> dict:
-    """One untimed round (compiles), then `rounds` rounds in which every runner runs once."""
+    """One untimed round (compiles), then `rounds` rounds in which every runner runs once.
+
+    Returns `{name: {"wall": [...], "cpu": [...], "first_call_s": s}}`: per-step
+    seconds of each timed round, and the whole first call (compilation included).
+    """
     results = {name: {"wall": [], "cpu": []} for name in runners}
     for r in range(rounds + 1):
         for name, runner in runners.items():
             logging.info("Round %d/%d: %s", r, rounds, name)
+            t0 = time.perf_counter()
             wall, cpu = runner.run()
             if r:
                 results[name]["wall"].append(wall)
                 results[name]["cpu"].append(cpu)
-        if r and on_round is not None:
+            else:
+                results[name]["first_call_s"] = time.perf_counter() - t0
+        if on_round is not None:
             on_round(results, r)
     return results
 
 
 def _profile(cfg: TrainBenchConfig, runner: FitRunner) -> dict:
-    """Traces one round of a runner into `cfg.profile_dir`; op types by time on TensorFlow."""
+    """Traces one call of a runner into `cfg.profile_dir`; op types by time on TensorFlow."""
     common.trace(cfg.profile_dir, runner.run)
     if common.backend() != "tensorflow":
         return {"dir": cfg.profile_dir}
@@ -511,26 +573,27 @@ def run_steps(cfg: TrainBenchConfig, report: dict) -> dict:
                 report["pipelines"][f"{crop}px b{batch}"] = time_pipelines(cfg, crop, batch)
     report["variants"] = {}
     with tempfile.TemporaryDirectory() as workdir, common.device_scope(report["device"]):
-        runners, flops = {}, {}
-        for v in all_variants:
-            logging.info("Building %s.", v.name)
-            trainer = build_trainer(cfg, v, workdir)
-            measure_wait = v.input == "pipeline" and common.backend() == "jax"
-            runners[v.name] = FitRunner(
-                trainer, trainer.dataset(), cfg.steps, cfg.callbacks, measure_wait
-            )
-            flops[v.name] = step_flops(trainer.model, v.crop, v.batch)
+
+        def make_runners(v, trainer, meter):
+            data = variant_input(cfg, v, trainer)
+            return {v.name: FitRunner(trainer, data, cfg.steps, v.callbacks, meter)}
+
+        runners, trainers = build_runners(cfg, all_variants, workdir, make_runners)
+        flops = {
+            key: step_flops(trainer.model, key.crop, key.batch) for key, trainer in trainers.items()
+        }
 
         def record(results, r):
             for v in all_variants:
                 res = results[v.name]
-                entry = dict(dataclasses.asdict(v), flops_per_step=flops[v.name], rounds=r)
-                entry["wall"] = _summary(res["wall"])
-                entry["cpu"] = _summary(res["cpu"])
-                entry.update(
-                    throughput(entry["wall"]["median_s"], v.batch, flops[v.name], cfg.peak_tflops)
-                )
-                waits = runners[v.name].round_waits
+                f = flops[v.trainer_key]
+                entry = dict(dataclasses.asdict(v), flops_per_step=f, rounds=r)
+                entry["first_call_s"] = res["first_call_s"]
+                if res["wall"]:
+                    entry["wall"] = _summary(res["wall"])
+                    entry["cpu"] = _summary(res["cpu"])
+                    entry.update(throughput(entry["wall"]["median_s"], v.batch, f, cfg.peak_tflops))
+                waits = runners[v.name].round_waits[1:]  # Round 0 is the warm-up.
                 if waits:
                     entry["input_wait"] = _summary(waits)
                 report["variants"][v.name] = entry
@@ -540,8 +603,10 @@ def run_steps(cfg: TrainBenchConfig, report: dict) -> dict:
         interleave(runners, cfg.rounds, record)
         if cfg.profile_dir:
             first = all_variants[0].name
-            logging.info("Tracing one round of %s into %s.", first, cfg.profile_dir)
-            report["profile"] = dict(_profile(cfg, runners[first]), variant=first)
+            logging.info("Tracing %d steps of %s.", cfg.profile_steps, first)
+            r = runners[first]
+            short = FitRunner(r.trainer, r.dataset, cfg.profile_steps, r.callback_kind)
+            report["profile"] = dict(_profile(cfg, short), variant=first, steps=cfg.profile_steps)
     return report
 
 
@@ -562,20 +627,35 @@ def step_lines(cfg: TrainBenchConfig, report: dict) -> list[str]:
     for name, e in entries.items():
         if e["input"] != "pipeline":
             continue
-        fixed = entries.get(name[: -len("pipeline")] + "fixed")
+        v = Variant(**{f.name: e[f.name] for f in dataclasses.fields(Variant)})
+        fixed = entries.get(dataclasses.replace(v, input="fixed").name)
         parts = []
         if "input_wait" in e:
             wait = e["input_wait"]["median_s"]
             step = e["wall"]["median_s"]
             parts.append(
                 f"waits {1e3 * wait:.3g} ms of its {1e3 * step:.3g} ms step for data "
-                f"({100 * wait / step:.1f}%)"
+                f"({100 * wait / step:.1f}%; median of {len(e['input_wait']['times_s'])} rounds)"
             )
+            if fixed and "input_wait" in fixed:
+                parts.append(f"fixed batch {1e3 * fixed['input_wait']['median_s']:.3g} ms")
         if fixed:
             extra = e["wall"]["median_s"] - fixed["wall"]["median_s"]
             parts.append(f"pipeline step - fixed-batch step = {1e3 * extra:+.3g} ms")
         if parts:
             lines.append(f"KEY input {name}: " + "; ".join(parts))
+    for name, e in entries.items():
+        if e["callbacks"] != "none":
+            continue
+        v = Variant(**{f.name: e[f.name] for f in dataclasses.fields(Variant)})
+        synced = entries.get(dataclasses.replace(v, callbacks="train").name)
+        if synced:
+            a, b = synced["wall"]["median_s"], e["wall"]["median_s"]
+            lines.append(
+                f"KEY callbacks {dataclasses.replace(v, callbacks='').name}: train.py's callbacks "
+                f"(losses read every step) {1e3 * a:.3g} ms/step, none {1e3 * b:.3g} ms/step "
+                f"({1e3 * (a - b):+.3g} ms)"
+            )
     # The pipelines against the step alone (the fixed-batch variants, if any).
     steps = {n: e for n, e in entries.items() if e["input"] == "fixed"} or entries
     for key, pipes in report.get("pipelines", {}).items():
@@ -596,22 +676,32 @@ def run_fit_vs_loop(cfg: TrainBenchConfig, report: dict) -> dict:
     if common.backend() != "tensorflow":
         raise ValueError("--mode=fit_vs_loop compares TensorFlow loops; run it on TensorFlow")
     report["pairs"] = {}
+    fixed = variants(dataclasses.replace(cfg, inputs=("fixed",), callbacks=cfg.callbacks[:1]))
     with tempfile.TemporaryDirectory() as workdir, common.device_scope(report["device"]):
-        runners, shapes = {}, {}
-        for v in variants(dataclasses.replace(cfg, inputs=("fixed",))):
-            logging.info("Building %s.", v.name)
-            trainer = build_trainer(cfg, v, workdir)
-            dataset = trainer.dataset()
-            runners[f"{v.name} fit"] = FitRunner(trainer, dataset, cfg.steps, cfg.callbacks)
-            runners[f"{v.name} loop"] = LoopRunner(trainer, trainer.dataset(), cfg.steps)
-            shapes[v.name] = v
+
+        def make_runners(v, trainer, meter):
+            # Both read the same kind of input (one batch, train.py's checks).
+            return {
+                f"{v.name} fit": FitRunner(
+                    trainer, variant_input(cfg, v, trainer), cfg.steps, v.callbacks
+                ),
+                f"{v.name} loop": LoopRunner(trainer, variant_input(cfg, v, trainer), cfg.steps),
+            }
+
+        runners, _ = build_runners(cfg, fixed, workdir, make_runners)
 
         def record(results, r):
-            for name, v in shapes.items():
-                fit, loop = results[f"{name} fit"], results[f"{name} loop"]
+            if not r:
+                return
+            for v in fixed:
+                fit, loop = results[f"{v.name} fit"], results[f"{v.name} loop"]
                 entry = dict(dataclasses.asdict(v), rounds=r)
-                entry["fit"] = {"wall": _summary(fit["wall"]), "cpu": _summary(fit["cpu"])}
-                entry["loop"] = {"wall": _summary(loop["wall"]), "cpu": _summary(loop["cpu"])}
+                for kind, res in (("fit", fit), ("loop", loop)):
+                    entry[kind] = {
+                        "wall": _summary(res["wall"]),
+                        "cpu": _summary(res["cpu"]),
+                        "first_call_s": res["first_call_s"],
+                    }
                 entry["fit_over_loop"] = (
                     entry["fit"]["wall"]["median_s"] / entry["loop"]["wall"]["median_s"]
                 )
@@ -620,7 +710,7 @@ def run_fit_vs_loop(cfg: TrainBenchConfig, report: dict) -> dict:
                 )
                 # Per round: the ratio of the two runs of that round.
                 entry["fit_over_loop_by_round"] = [a / b for a, b in zip(fit["wall"], loop["wall"])]
-                report["pairs"][name] = entry
+                report["pairs"][v.name] = entry
             report["environment"]["load_average_now"] = common.load_average()
             common.write_json(cfg.output, report)
 
@@ -721,7 +811,7 @@ flags.DEFINE_list("jit", ["auto"], "jit_compile: auto (train.py's: JAX on, TF of
 flags.DEFINE_list(
     "input", ["fixed"], "fixed (one random batch) and/or pipeline (the configured input)."
 )
-flags.DEFINE_enum("callbacks", "train", ["train", "none"], "train.py's callbacks, or none.")
+flags.DEFINE_list("callbacks", ["train"], "train (train.py's callbacks) and/or none.")
 flags.DEFINE_integer("steps", 5, "Steps per round and variant (the first is not timed).")
 flags.DEFINE_integer("rounds", 3, "Timed rounds, after one untimed round that compiles.")
 flags.DEFINE_string("content_dir", "", "Content image directory of the pipeline; default builtin.")
@@ -737,7 +827,8 @@ flags.DEFINE_integer("pipeline_warmup", 5, "Untimed batches per pipeline.")
 flags.DEFINE_string("vgg_weights", None, "VGG-19 notop h5 path; default random (same speed).")
 flags.DEFINE_string("device", "", "TF device, e.g. /CPU:0 or /GPU:0; default GPU if present.")
 flags.DEFINE_float("peak_tflops", DEFAULT_PEAK_TFLOPS, "Peak TFLOP/s that MFU is a fraction of.")
-flags.DEFINE_string("profile_dir", "", "Trace one round of the first variant into this directory.")
+flags.DEFINE_string("profile_dir", "", "Trace the first variant's steps into this directory.")
+flags.DEFINE_integer("profile_steps", 3, "Steps of the traced fit call (--profile_dir).")
 flags.DEFINE_string("output", "bench_out/train_step.json", "JSON report path.")
 flags.DEFINE_integer("seed", 0, "Seed of weights, inputs and pipeline.")
 
@@ -754,7 +845,7 @@ def main(argv):
             precisions=tuple(FLAGS.precisions),
             jit=tuple(FLAGS.jit),
             inputs=tuple(FLAGS.input),
-            callbacks=FLAGS.callbacks,
+            callbacks=tuple(FLAGS.callbacks),
             steps=FLAGS.steps,
             rounds=FLAGS.rounds,
             content_dir=FLAGS.content_dir,
@@ -769,6 +860,7 @@ def main(argv):
             device=FLAGS.device,
             peak_tflops=FLAGS.peak_tflops,
             profile_dir=FLAGS.profile_dir,
+            profile_steps=FLAGS.profile_steps,
             output=FLAGS.output,
             seed=FLAGS.seed,
         )
