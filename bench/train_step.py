@@ -4,37 +4,42 @@ Runs on the TensorFlow and the JAX backend (`KERAS_BACKEND=jax`, no
 TensorFlow needed). Two modes:
 
 `--mode=step` (default). Each variant (model x crop x batch x precision x
-jit x input) is a `train_lib.Trainer` (the model, optimizer and callbacks of
-train.py) whose `model.fit` runs `--steps` steps per round; the variants
-take turns round by round, so a drifting machine load hits them alike.
-A round's figure is the time from the end of its first step to the end of
-its last, per step (both ends waited for, so asynchronous dispatch cannot
-hide work). `--input=fixed` feeds one fixed random batch (the step alone);
-`--input=pipeline` the configured input (tf.data on TensorFlow, the
-`pydata.PairDataset` on JAX) and, on JAX, times how long each step waits
-for its batch. The pipelines are also timed alone (batches/s). FLOPs come
-from `flops.training_step_flops`: the forward pass of `call` +
-`compute_loss`, times 3 for forward + backward (the usual model-FLOP
-convention; the count of only the backward work actually needed, smaller
-because the frozen VGG needs little of it, is printed next to it); MFU is
-TFLOP/s over `--peak_tflops`.
+jit, then input x callbacks, which share the variant's compiled step) is a
+`train_lib.Trainer` (train.py's model, optimizer and callbacks) whose
+`model.fit` runs `--steps` steps per round; the variants take turns round
+by round, so a drifting machine load hits them alike. A round's figure is
+the time from the end of its first step to the end of its last, per step
+(both ends waited for, so asynchronous dispatch cannot hide work).
+`--input=fixed` feeds one random batch (the step alone), `pipeline` the
+configured input (tf.data on TensorFlow, the `pydata.PairDataset` on JAX);
+on JAX every step's wait for its batch is timed. `--callbacks=train` are
+train.py's (its NaN guard reads every step's losses, so each step waits
+for the previous one), `none` lets fit dispatch steps back to back. The
+pipelines are also timed alone (batches/s).
+
+FLOPs: `flops.training_step_flops`, the forward pass of `call` +
+`compute_loss` times 3 for forward + backward (the usual model-FLOP
+convention); the count of only the backward work actually needed (smaller:
+the frozen VGG needs little) is printed next to it. MFU is TFLOP/s over
+`--peak_tflops`.
 
     python -m bench.train_step --crop_sizes=256 --batch_sizes=4
     KERAS_BACKEND=jax python -m bench.train_step --precisions=none,mixed_bfloat16 \
-        --batch_sizes=4,16 --input=fixed,pipeline --data_workers=8
+        --batch_sizes=4 --input=fixed,pipeline --callbacks=train,none --data_workers=8
 
 `--mode=fit_vs_loop` (TensorFlow). The same model, `compute_loss` and Adam
 trained (a) by `model.fit` with train.py's callbacks and (b) by a bare
 `tf.function` step (forward, `compute_loss`, gradient, `apply_gradients`)
 called from a Python loop that reads every step's losses back and checks
-them, as the hand-written loop that `fit` replaced did:
+them, as the hand-written loop that `fit` replaced did (issue 10):
 
     python -m bench.train_step --mode=fit_vs_loop --models=efanet \
-        --crop_sizes=64,128 --batch_sizes=4 --rounds=3
+        --crop_sizes=64,128 --batch_sizes=4 --steps=4 --rounds=5
 
-The load average is printed at the start; each KEY line gives the median
-over the rounds and the range. On a shared CPU also compare the process
-CPU seconds per step (in the table and the JSON).
+The load average is printed at the start and the end; each KEY line gives
+the median over the rounds and their range. On a shared CPU compare the
+process CPU seconds per step too (in the table and the JSON): other jobs
+move the wall clock more.
 """
 
 from __future__ import annotations
