@@ -249,10 +249,8 @@ def latency_line(record, precision: str) -> str:
         f"({time_ratio / flop_ratio:.3f}x)"
     )
     if size in PAPER_TABLE2_S["efanet"]:
-        paper = {m: PAPER_TABLE2_S[m][size] for m in MODELS}
-        line += f"; paper (Titan Xp) efanet {1e3 * paper['efanet']:g} ms, adain " + (
-            f"{1e3 * paper['adain']:g} ms"
-        )
+        paper = {m: 1e3 * PAPER_TABLE2_S[m][size] for m in MODELS}
+        line += f"; paper (Titan Xp) efanet {paper['efanet']:g} ms, adain {paper['adain']:g} ms"
     return line
 
 
