@@ -1,4 +1,8 @@
-"""The training benchmark's arithmetic and its fit-vs-loop premise (tiny network, TensorFlow)."""
+"""The training benchmark's arithmetic, its fit-vs-loop premise (tiny network) and its imports."""
+
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -9,6 +13,7 @@ from bench import train_step as bench
 from exchange_st import flops, sources, train_lib
 from exchange_st.model import ExchangeStyleTransfer
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_ARCH = {
     "num_exchange_blocks": 1,
     "num_pre_fusion_blocks": 0,
@@ -88,3 +93,29 @@ def test_loop_runner_makes_the_same_updates_as_fit(tmp_path):
             moved += 1
             assert np.linalg.norm(a - b) <= 1e-2 * np.linalg.norm(a - a0), a.shape
     assert moved > len(initial) // 2
+
+
+def test_benchmarks_import_without_tensorflow(tmp_path):
+    """The GPU machines have JAX but no TensorFlow: the benchmarks must not import it."""
+    pytest.importorskip("jax")
+    shim = tmp_path / "no_tf"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text("import sys\nsys.modules['tensorflow'] = None\n")
+    env = dict(
+        os.environ,
+        KERAS_BACKEND="jax",
+        JAX_PLATFORMS="cpu",
+        PYTHONPATH=os.pathsep.join([str(shim), REPO]),
+    )
+    # One process per script: each defines its own absl flags.
+    for script in ("train_step", "inference"):
+        code = (
+            f"from bench import common, {script}\n"
+            "print(common.environment(common.select_device())['backend'])\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=300, check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.strip().endswith("jax")
