@@ -2,7 +2,7 @@
 # Issue 14's measurement on a CUDA machine with JAX (no TensorFlow), as one prepared command of
 # at most ~9 minutes: training steps/s, pairs/s and MFU of efanet at 256x256 (float32 vs
 # mixed_bfloat16, fixed batch vs the input pipeline with its wait, train.py's per-step callbacks
-# vs none, then batch 16 and jit off), one profiled round, and Table 2 (efanet and AdaIN at
+# vs none, then batch 16 and jit off), 3 profiled steps, and Table 2 (efanet and AdaIN at
 # 256/512/1024, float32 and bfloat16). Each stage has its own time limit and writes its JSON as
 # it goes, so a stage that runs out of time still leaves what it measured.
 #
@@ -13,10 +13,10 @@
 # Keras (with namex and optree) is not installed there: its wheels travel in .whl/ and are
 # installed into /tmp/site first. The pipeline variant reads the builtin procedural images
 # unless GPU_BENCH_DATA names a folder with content/ and style/ images (a carried copy of the
-# training images, to include JPEG decoding). Files in $OUT (at most 7): gpu_bench.log, train_main.json,
-# inference_none.json, inference_mixed_bfloat16.json, train_batch.json, train_jit_off.json,
-# train_profile.xplane.pb[.gz] (one traced round of the first training variant). The KEY lines
-# of every stage are repeated at the end of the log.
+# training images, to include JPEG decoding). Files in $OUT (7): gpu_bench.log,
+# train_main.json, inference_none.json, inference_mixed_bfloat16.json, train_batch.json,
+# train_jit_off.json, train_profile.xplane.pb[.gz] (3 traced steps of the first training
+# variant). The KEY lines of every stage are repeated at the end of the output.
 set -uo pipefail
 
 OUT=${OUT:-bench_out/gpu}
@@ -129,6 +129,9 @@ if [[ -n $trace ]]; then
     fi
 fi
 
+# Clocks and power after the work (read only), to tell a throttled card.
+command -v nvidia-smi > /dev/null &&
+    nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv
 echo "=== done in ${SECONDS}s; files: $(ls "$OUT" | tr '\n' ' ')"
 }
 

@@ -301,6 +301,8 @@ def run(cfg: InferenceBenchConfig) -> dict:
         report["notes"] = notes
         for size in cfg.sizes:
             records.append(measure_size(cfg, models, compiled, size))
+            # Written as it goes: a run stopped by a time limit keeps its sizes.
+            common.write_json(cfg.output, dict(report, sizes=records))
         if cfg.profile_dir:
             report["profile"] = {
                 "size": cfg.profile_size,
