@@ -368,6 +368,9 @@ class WaitMeter:
     """
 
     def __init__(self, model):
+        if model.steps_per_execution != 1:
+            # Each call then fetches several batches; only the first would be timed.
+            raise ValueError("WaitMeter needs steps_per_execution=1 (train.py's)")
         self.waits: list[float] = []
         model.make_train_function()
         inner = model.train_function
