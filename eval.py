@@ -26,7 +26,9 @@ flags.DEFINE_list(
     "(e.g. efanet_concat=runs/concat, a train.py model_dir).")
 flags.DEFINE_string(
     "efanet_checkpoint", None,
-    "train.py model_dir, .weights.h5 file or legacy checkpoint prefix of the full model.")
+    "train.py model_dir, .weights.h5 file, release directory or legacy checkpoint prefix of "
+    "the full model. Unset (with no --efanet_saved_model or --random_init): the pretrained "
+    "release ($EXCHANGE_ST_PRETRAINED or pretrained/efanet/).")
 flags.DEFINE_string(
     "efanet_saved_model", None,
     "SavedModel directory from export_savedmodel.py, instead of --efanet_checkpoint.")

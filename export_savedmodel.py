@@ -1,5 +1,6 @@
 """Exports a trained (or, for demos, untrained) model as a SavedModel for any image size.
 
+  python export_savedmodel.py --export_dir=export/efanet     # the pretrained release
   python export_savedmodel.py --checkpoint_dir=runs/efanet --export_dir=export/efanet
   python export_savedmodel.py --checkpoint_dir=runs/efanet/latest.weights.h5 --export_dir=...
   python export_savedmodel.py --random_init --export_dir=/tmp/demo --tflite
@@ -7,6 +8,7 @@
 
 import json
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -14,13 +16,15 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
-from exchange_st import export  # noqa: E402
+from exchange_st import export, release  # noqa: E402
 
 _CHECKPOINT_DIR = flags.DEFINE_string(
     "checkpoint_dir", None,
-    "Training model_dir (its latest.weights.h5), a .weights.h5 file, or a legacy TF "
-    "checkpoint prefix like model_dir/ckpt-1000. The architecture comes from the config "
-    "saved next to the weights (legacy: model_dir/config.json).",
+    "Training model_dir (its latest.weights.h5), a .weights.h5 file, a release directory "
+    "or a legacy TF checkpoint prefix like model_dir/ckpt-1000. The architecture comes "
+    "from the config saved next to the weights (legacy: model_dir/config.json). Unset "
+    "(and no --random_init): the pretrained release ($EXCHANGE_ST_PRETRAINED or "
+    "pretrained/efanet/).",
 )
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Output SavedModel directory.", required=True)
 _RANDOM_INIT = flags.DEFINE_boolean(
@@ -68,7 +72,11 @@ def main(argv):
         )
     except ValueError as e:
         raise app.UsageError(str(e)) from e
-    result = export.export_from_config(config)
+    try:
+        result = export.export_from_config(config)
+    except release.NoPretrainedModel as e:
+        print(f"export_savedmodel.py: error: {e}", file=sys.stderr)
+        return 1
     logging.info("SavedModel: %s", result.export_dir)
     if config.tflite:
         for error in result.tflite_errors:

@@ -85,6 +85,9 @@ flags.DEFINE_enum(
     list(model_lib.INITIALIZATIONS),
     "Decoder/style-head initialisation: scaled (BUILD_NOTES, Trainability) or keras.",
 )
+flags.DEFINE_integer(
+    "fusion_rank", 1, "Projections k of Eq. 1-2: 1 is the paper; k > 1 its conclusion's option."
+)
 flags.DEFINE_string("vgg_weights", "imagenet", f"VGG-19 encoder weights: {_VGG_CHOICES}.")
 # Objective (Eq. 7); a weight of 0 switches a term off (Fig. 7 ablation).
 flags.DEFINE_float("content_weight", 1.0, "lambda_pc of Eq. 7 (content perceptual loss).")
@@ -193,6 +196,7 @@ def config_from_flags() -> train_lib.TrainConfig:
         num_post_fusion_blocks=FLAGS.num_post_fusion_blocks,
         upsample_filters=_ints(FLAGS.upsample_filters),
         initialization=FLAGS.initialization,
+        fusion_rank=FLAGS.fusion_rank,
         adain_style_weight=FLAGS.adain_style_weight,
         vgg_weights=vgg_weights,
         lr=FLAGS.lr,

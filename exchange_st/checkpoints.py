@@ -45,11 +45,28 @@ def _atomic_write_text(path, text):
     os.replace(tmp, path)
 
 
-def write_model_config(model, weights_path):
-    """Writes `model`'s class and `get_config()` next to `weights_path` (atomically)."""
+def serialize_model(model):
+    """`model`'s class and `get_config()`, JSON-ready (what `model_from_serialized` reads)."""
     serialized = keras.saving.serialize_keras_object(model)
     # The architecture only: no optimizer (`compile_config`), no build shapes.
+    return {k: serialized[k] for k in _SERIALIZED_KEYS if k in serialized}
+
+
+def model_from_serialized(serialized, **overrides):
+    """An unbuilt model from `serialize_model`'s dict, constructor `overrides` applied."""
+    _registered_models()
+    config = dict(serialized.get("config", {}))
+    # The run's dtype policy (e.g. mixed_float16) is a training choice.
+    config.pop("dtype", None)
+    config.update(overrides)
     serialized = {k: serialized[k] for k in _SERIALIZED_KEYS if k in serialized}
+    serialized["config"] = config
+    return keras.saving.deserialize_keras_object(serialized)
+
+
+def write_model_config(model, weights_path):
+    """Writes `model`'s class and `get_config()` next to `weights_path` (atomically)."""
+    serialized = serialize_model(model)
     _atomic_write_text(config_path(weights_path), json.dumps(serialized, indent=2, sort_keys=True))
 
 
@@ -132,8 +149,10 @@ def load_model(path, fallback_config=None, what="model", expect=None):
 
     Args:
       path: a training `model_dir`, a `<name>.weights.h5` file (with its
-        `<name>.config.json`), or, for runs of the old TensorFlow loop, a
-        checkpoint prefix such as `model_dir/ckpt-1000` (TensorFlow only).
+        `<name>.config.json`), a pretrained release directory (its
+        `manifest.json`, see `exchange_st.release`; inference only), or, for
+        runs of the old TensorFlow loop, a checkpoint prefix such as
+        `model_dir/ckpt-1000` (TensorFlow only).
       fallback_config: constructor kwargs for a legacy checkpoint whose
         model_dir lacks `config.json`; None means the paper defaults.
       what: what the file is of, for error messages (e.g. `"adain"`).
@@ -150,26 +169,29 @@ def load_model(path, fallback_config=None, what="model", expect=None):
       ValueError: another model family than `expect`, or variable shapes
         that differ from the file's.
     """
-    _registered_models()
+    from exchange_st import release  # Imports this module.
+
     weights = find_weights(path)
+    if weights is None and release.is_release(path):
+        model = release.load(path)
+        _check_family(model, expect, path, what)
+        return model
     if weights is None:
         return _load_legacy(path, fallback_config, what, expect)
-    serialized = read_model_config(weights)
-    config = dict(serialized.get("config", {}))
-    # The run's dtype policy (e.g. mixed_float16) is a training choice.
-    config.pop("dtype", None)
-    serialized = {k: serialized[k] for k in _SERIALIZED_KEYS if k in serialized}
-    serialized["config"] = config
-    model = keras.saving.deserialize_keras_object(serialized)
-    if expect is not None and not isinstance(model, expect):
-        raise ValueError(
-            f"{weights} holds a {type(model).__name__}, not the {expect.__name__} "
-            f"expected for {what}."
-        )
+    model = model_from_serialized(read_model_config(weights))
+    _check_family(model, expect, weights, what)
     model.build()
     model.load_weights(weights)
     logging.info("Loaded %s (%s).", weights, type(model).__name__)
     return model
+
+
+def _check_family(model, expect, path, what):
+    if expect is not None and not isinstance(model, expect):
+        raise ValueError(
+            f"{path} holds a {type(model).__name__}, not the {expect.__name__} "
+            f"expected for {what}."
+        )
 
 
 def _load_legacy(path, fallback_config, what, expect):

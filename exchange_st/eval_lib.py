@@ -18,6 +18,7 @@ from absl import logging
 from exchange_st import checkpoints
 from exchange_st import image_io
 from exchange_st import metrics
+from exchange_st import release
 from exchange_st.baselines import adain as adain_lib
 from exchange_st.baselines import gatys as gatys_lib
 from exchange_st.baselines import wct as wct_lib
@@ -49,8 +50,9 @@ class EvalConfig:
       methods: method specs, each `efanet`, `adain`, `gatys`, `wct`, or
         `name=checkpoint_dir` for an ablation of the exchange model trained
         with `train.py` (its `config.json` gives the architecture).
-      efanet_checkpoint: training `model_dir` (or checkpoint prefix) of the
-        full model.
+      efanet_checkpoint: training `model_dir` (or checkpoint prefix, or
+        release directory) of the full model; with neither it nor
+        `efanet_saved_model` nor `random_init`, the pretrained release.
       efanet_saved_model: alternatively, a SavedModel from
         `export_savedmodel.py` (its `serving_default` signature is used).
       adain_checkpoint: training `model_dir` (or prefix) of `--model=adain`;
@@ -283,10 +285,12 @@ class _Models:
             model = ExchangeStyleTransfer(vgg_weights=cfg.vgg_weights)
             model.build()
             return _feed_forward(model.stylize), "random init"
-        raise FileNotFoundError(
-            "efanet needs --efanet_checkpoint (a train.py model_dir) or --efanet_saved_model, "
-            "or --random_init for an untrained demo"
+        # Neither: the pretrained release.
+        model = release.load(
+            instead="--efanet_checkpoint (a train.py model_dir) or --efanet_saved_model, or "
+            "--random_init for an untrained demo"
         )
+        return _feed_forward(model.stylize), f"pretrained release {release.default_path()}"
 
 
 def _warn_random(name):

@@ -13,6 +13,7 @@ import tensorflow as tf
 from absl import logging
 
 from exchange_st import checkpoints
+from exchange_st import release
 from exchange_st import tf_checks
 from exchange_st.model import ExchangeStyleTransfer
 
@@ -430,9 +431,9 @@ class ExportConfig:
 
     Attributes:
       export_dir: SavedModel output directory.
-      checkpoint_dir: training model_dir, `.weights.h5` file or legacy
-        checkpoint prefix (see `checkpoints.load_model`); exclusive with
-        `random_init`.
+      checkpoint_dir: training model_dir, `.weights.h5` file, release
+        directory or legacy checkpoint prefix (see `checkpoints.load_model`);
+        exclusive with `random_init`. Neither: the pretrained release.
       random_init: export an untrained model (demos and tests).
       vgg_weights: VGG weights of the `random_init` model (`"imagenet"`, an
         h5 path, or None for random); a checkpoint holds its own.
@@ -454,8 +455,10 @@ class ExportConfig:
     seed: int | None = None
 
     def __post_init__(self):
-        if bool(self.checkpoint_dir) == bool(self.random_init):
-            raise ValueError("Give exactly one of checkpoint_dir and random_init.")
+        if self.checkpoint_dir and self.random_init:
+            raise ValueError(
+                "Give at most one of checkpoint_dir and random_init (none: the pretrained release)."
+            )
         unknown = sorted(set(self.model_config) - set(MODEL_CONFIG_KEYS))
         if unknown:
             raise ValueError(f"Unknown model_config keys {unknown}; known: {MODEL_CONFIG_KEYS}.")
@@ -469,8 +472,10 @@ def export_from_config(config: ExportConfig) -> ExportResult:
         logging.warning("Exporting an UNTRAINED model (random_init): for demos and tests only.")
         model = ExchangeStyleTransfer(vgg_weights=config.vgg_weights, **config.model_config)
         model.build()
-    else:
+    elif config.checkpoint_dir:
         model = load_model_from_checkpoint(config.checkpoint_dir, config.model_config)
+    else:
+        model = release.load(instead="--checkpoint_dir (export_savedmodel.py)")
     return export_saved_model(
         model, config.export_dir, tflite=config.tflite, tflite_size=config.tflite_size
     )

@@ -192,6 +192,33 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         self.decoder_c = decoder_lib.Decoder(name="decoder_c", **decoder)
         self.decoder_s = decoder_lib.Decoder(name="decoder_s", **decoder)
         self._init_objective()
+        # Why this model cannot train (a release lacks decoder_s and fc_rec),
+        # or None; set by `release.load`, not part of the config.
+        self.inference_only = None
+
+    @classmethod
+    def from_pretrained(cls, path=None):
+        """The pretrained release (`exchange_st.release`), on the current backend.
+
+        Args:
+          path: a release directory; None: `$EXCHANGE_ST_PRETRAINED`, else
+            the source tree's `pretrained/efanet/`.
+
+        Returns:
+          A built, inference-only model: `stylize`, `stylize_regions` and the
+          `s2c` output are the trained ones; it refuses `compile`.
+
+        Raises:
+          release.NoPretrainedModel: no release there (none ships yet).
+        """
+        from exchange_st import release
+
+        return release.load(path)
+
+    def compile(self, *args, **kwargs):
+        if self.inference_only:
+            raise RuntimeError(self.inference_only)
+        super().compile(*args, **kwargs)
 
     def loss_terms(self, outputs, content, style):
         """Eq. 3-7 of the batch: `losses.compute_losses` with this model's weights."""

@@ -1,6 +1,7 @@
 """The `exchange-st-stylize` command: stylize image files, folders and videos.
 
 Usage:
+  exchange-st-stylize --content=photo.jpg --style=art.jpg --output_dir=out/  # pretrained
   exchange-st-stylize --saved_model=export/ --content=photos/ \\
       --style=starry.jpg,scream.jpg --output_dir=out/
   python -m exchange_st.stylize --checkpoint_dir=model_dir/ --content=cat.jpg \\
@@ -33,6 +34,7 @@ from absl import logging
 from exchange_st import checkpoints
 from exchange_st import export
 from exchange_st import image_io
+from exchange_st import release
 from exchange_st import video as video_lib
 from exchange_st.model import ExchangeStyleTransfer
 
@@ -65,7 +67,8 @@ class StylizeConfig:
       saved_model: directory of a SavedModel from `export_savedmodel.py`.
       checkpoint_dir: a training model_dir, `.weights.h5` file or legacy
         checkpoint prefix (`checkpoints.load_model`).
-      random_init: use an untrained model (demos and tests only).
+      random_init: use an untrained model (demos and tests only). With none
+        of the three the pretrained release is used (`release.load`).
       vgg_weights: VGG weights of the `random_init` model: `"imagenet"` or an
         h5 path (None: random). Checkpoints and SavedModels hold their own.
       model_config: `ExchangeStyleTransfer` kwargs for `random_init`, or for
@@ -90,9 +93,10 @@ class StylizeConfig:
 
     def __post_init__(self):
         sources = [bool(self.saved_model), bool(self.checkpoint_dir), self.random_init]
-        if sum(sources) != 1:
+        if sum(sources) > 1:
             raise ValueError(
-                "Give exactly one model source: saved_model, checkpoint_dir or random_init."
+                "Give at most one model source: saved_model, checkpoint_dir or random_init "
+                "(none: the pretrained release)."
             )
         if not self.content and not self.video:
             raise ValueError("Nothing to stylize: give content (file or directory) and/or video.")
@@ -220,6 +224,10 @@ def load_stylizer(config: StylizeConfig) -> Stylizer:
             config.checkpoint_dir, config.model_config, expect=ExchangeStyleTransfer
         )
         return Stylizer.from_model(model)
+    if not config.random_init:
+        return Stylizer.from_model(
+            release.load(instead="--checkpoint_dir or --saved_model (exchange-st-stylize)")
+        )
     logging.warning(
         "random_init: the model is UNTRAINED, outputs are meaningless (demo/test only)."
     )
@@ -515,7 +523,9 @@ def _define_flags():
         "max_frames", None, "Stylize only the first N video frames.", module_name=owner
     )
     flags.DEFINE_string(
-        "saved_model", None, "SavedModel directory written by export_savedmodel.py.",
+        "saved_model", None,
+        "SavedModel directory written by export_savedmodel.py. With no model flag the "
+        "pretrained release is used ($EXCHANGE_ST_PRETRAINED or pretrained/efanet/).",
         module_name=owner,
     )
     flags.DEFINE_string(
@@ -579,7 +589,11 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     config = config_from_flags()
-    report = stylize_all(config)
+    try:
+        report = stylize_all(config)
+    except release.NoPretrainedModel as e:
+        print(f"exchange-st-stylize: error: {e}", file=sys.stderr)
+        return 1
     logging.info(
         "Wrote %d output(s) to %s in %.1f s.", len(report.outputs), config.output_dir,
         report.seconds,

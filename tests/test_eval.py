@@ -14,6 +14,7 @@ from PIL import Image
 from exchange_st import eval_lib
 from exchange_st import losses
 from exchange_st import metrics
+from exchange_st import release
 from exchange_st.baselines import adain as adain_lib
 from exchange_st.model import ExchangeStyleTransfer
 from exchange_st.vgg import FEATURE_NAMES, VGGEncoder
@@ -263,6 +264,22 @@ def test_eval_end_to_end(tmp_path, small_efanet_dir):
     grid = np.asarray(Image.open(os.path.join(output_dir, eval_lib.GRID_FILE)))
     columns = 2 + len(cfg.methods)
     assert grid.shape == (2 * (32 + 4) + 4, columns * (32 + 4) + 4, 3)
+
+
+def test_efanet_without_a_model_source_is_the_pretrained_release(tiny_release, tmp_path,
+                                                                  monkeypatch):
+    cfg = eval_lib.EvalConfig(content_dir="c", style_dir="s", output_dir=str(tmp_path),
+                              methods=("efanet",), vgg_weights=None)
+    monkeypatch.setenv(release.ENV_VAR, str(tmp_path / "missing"))
+    with pytest.raises(release.NoPretrainedModel, match="--efanet_checkpoint"):
+        eval_lib._Models(cfg).efanet()
+    monkeypatch.setenv(release.ENV_VAR, tiny_release["path"])
+    stylize_fn, source = eval_lib._Models(cfg).efanet()
+    assert source == f"pretrained release {tiny_release['path']}"
+    content = _images(1, 32, 40, seed=4)
+    want = release.load(tiny_release["path"]).stylize(content, content[:, ::-1])
+    np.testing.assert_allclose(stylize_fn(content, content[:, ::-1]).numpy(), want.numpy(),
+                               atol=1e-5)
 
 
 def _run_cli(*args):

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from exchange_st import export
+from exchange_st import release
 from exchange_st.model import ExchangeStyleTransfer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -339,14 +340,35 @@ def test_export_script_from_checkpoint(exported, tmp_path):
     np.testing.assert_allclose(
         loaded.stylize(c, s, 0.5).numpy(), model.stylize(c, s, 0.5).numpy(), atol=TOL
     )
-    # Giving both or neither model source is a usage error.
+
+
+def test_export_script_without_checkpoint_exports_the_release(tiny_release, tmp_path):
+    export_dir = tmp_path / "export"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", EXCHANGE_ST_PRETRAINED=tiny_release["path"])
     proc = subprocess.run(
         [sys.executable, os.path.join(REPO, "export_savedmodel.py"), f"--export_dir={export_dir}"],
         cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600,
     )
-    assert proc.returncode != 0 and "exactly one of checkpoint_dir and random_init" in proc.stderr
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = tf.saved_model.load(str(export_dir))
+    content = np.random.default_rng(0).uniform(size=(1, 37, 45, 3)).astype(np.float32)
+    style = content[:, ::-1, ::-1]
+    want = release.load(tiny_release["path"]).stylize(content, style, 0.5).numpy()
+    got = loaded.stylize(content, style, 0.5).numpy()
+    assert want.std() > 0.05
+    np.testing.assert_allclose(got, want, atol=TOL)
+
+
+def test_export_without_a_release_says_what_to_pass(tmp_path, monkeypatch):
+    monkeypatch.setenv(release.ENV_VAR, str(tmp_path / "missing"))
+    config = export.ExportConfig(export_dir=str(tmp_path / "export"))
+    with pytest.raises(release.NoPretrainedModel, match="No release at .*--checkpoint_dir"):
+        export.export_from_config(config)
+    assert not os.path.exists(tmp_path / "export")
 
 
 def test_export_config_validation():
     with pytest.raises(ValueError, match="Unknown model_config"):
         export.ExportConfig(export_dir="x", random_init=True, model_config={"depth": 3})
+    with pytest.raises(ValueError, match="at most one of checkpoint_dir and random_init"):
+        export.ExportConfig(export_dir="x", checkpoint_dir="run", random_init=True)

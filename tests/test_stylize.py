@@ -12,6 +12,7 @@ from PIL import Image
 
 from exchange_st import export
 from exchange_st import image_io
+from exchange_st import release
 from exchange_st import stylize
 from exchange_st import video
 from exchange_st.model import ExchangeStyleTransfer
@@ -218,8 +219,8 @@ def test_unreadable_style_or_mask_fails_cleanly(setup, tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(saved_model=None), "exactly one model source"),
-        (dict(random_init=True), "exactly one model source"),
+        (dict(checkpoint_dir="run"), "at most one model source"),
+        (dict(random_init=True), "at most one model source"),
         (dict(alphas=[1.5]), r"alpha must lie in \[0, 1\]"),
         (dict(masks=["a.png", "b.png"]), "one mask per style"),
         (dict(content=None), "Nothing to stylize"),
@@ -229,6 +230,30 @@ def test_config_validation(kwargs, message):
     base = dict(content="c.png", styles=["s.png"], output_dir="out", saved_model="sm")
     with pytest.raises(ValueError, match=message):
         stylize.StylizeConfig(**{**base, **kwargs})
+
+
+def test_command_without_a_model_flag_uses_the_pretrained_release(setup, tiny_release, tmp_path):
+    files = setup["files"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", EXCHANGE_ST_PRETRAINED=tiny_release["path"])
+    proc = subprocess.run(
+        [sys.executable, "-m", "exchange_st.stylize", f"--content={files['c0']}",
+         f"--style={files['style']}", f"--output_dir={tmp_path}"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = image_io.load_image(tmp_path / "c0_style.png")
+    content, style = (image_io.load_image(files[k])[None] for k in ("c0", "style"))
+    want = release.load(tiny_release["path"]).stylize(content, style)[0].numpy()
+    assert want.std() > 0.05
+    # The PNG holds 8-bit levels.
+    np.testing.assert_allclose(got, want, atol=0.51 / 255 + TOL)
+
+
+def test_no_release_says_what_to_pass(tmp_path, monkeypatch):
+    monkeypatch.setenv(release.ENV_VAR, str(tmp_path / "missing"))
+    config = stylize.StylizeConfig(content="c.png", styles=["s.png"], output_dir=str(tmp_path))
+    with pytest.raises(release.NoPretrainedModel, match="No release at .*--saved_model"):
+        stylize.load_stylizer(config)
 
 
 def _frames(n, h=36, w=46):
