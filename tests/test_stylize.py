@@ -12,6 +12,7 @@ from PIL import Image
 
 from exchange_st import export
 from exchange_st import image_io
+from exchange_st import inference
 from exchange_st import stylize
 from exchange_st import video
 from exchange_st.model import ExchangeStyleTransfer
@@ -71,7 +72,7 @@ def setup(tmp_path_factory):
     Image.fromarray(np.full((8, 8), 255, np.uint8)).save(tmp / "ones.png")
     return dict(
         tmp=tmp, model=model, saved=saved, files=files,
-        stylizer=stylize.Stylizer.from_saved_model(saved),
+        stylizer=inference.Stylizer.from_saved_model(saved),
     )
 
 
@@ -163,7 +164,7 @@ def test_masks_give_spatial_control(setup, tmp_path):
     content = image_io.load_image(files["c0"])
     styles = [image_io.load_image(files[k])[None] for k in ("style", "style2")]
     masks = [
-        stylize.mask_for(stylize.load_mask(tmp / name), content.shape[:2])
+        inference.mask_for(inference.load_mask(tmp / name), content.shape[:2])
         for name in ("left.png", "right.png")
     ]
     assert masks[0][:, :20].min() == 1.0 and masks[0][:, 32:].max() == 0.0
@@ -173,7 +174,7 @@ def test_masks_give_spatial_control(setup, tmp_path):
     written = image_io.load_image(report.outputs[0])
     np.testing.assert_allclose(written, got, atol=0.5 / 255 + 1e-6)
     # One style under a full mask is plain stylization.
-    full = stylize.mask_for(stylize.load_mask(tmp / "ones.png"), content.shape[:2])
+    full = inference.mask_for(inference.load_mask(tmp / "ones.png"), content.shape[:2])
     np.testing.assert_allclose(
         setup["stylizer"].stylize_regions(content, [styles[0][0]], [full]),
         setup["stylizer"].stylize(content, styles[0][0]),
@@ -185,7 +186,7 @@ def test_random_init_source_uses_the_same_functions(setup, tmp_path):
     config = _config(
         setup, tmp_path, saved_model=None, random_init=True, model_config=dict(SMALL)
     )
-    stylizer = stylize.load_stylizer(config)
+    stylizer = inference.load_stylizer(random_init=True, model_config=dict(SMALL))
     assert isinstance(stylizer.module, export.StylizeModule)
     report = stylize.stylize_all(config, stylizer)
     assert not report.failures
@@ -196,7 +197,7 @@ def test_preserve_color_keeps_content_chroma(setup):
     rng = np.random.default_rng(0)
     content = rng.uniform(0.2, 0.8, (16, 20, 3)).astype(np.float32)
     stylized = rng.uniform(0.3, 0.7, (16, 20, 3)).astype(np.float32)
-    out = stylize.preserve_colors(stylized, content)
+    out = inference.preserve_colors(stylized, content)
     yuv_out, yuv_sty, yuv_con = (tf.image.rgb_to_yuv(x).numpy() for x in (out, stylized, content))
     inside = np.all((out > 0.0) & (out < 1.0), axis=-1)
     assert inside.mean() > 0.5
