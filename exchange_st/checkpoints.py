@@ -127,7 +127,7 @@ def _registered_models():
     return {"efanet": ExchangeStyleTransfer, "adain": AdaINNet}
 
 
-def load_model(path, fallback_config=None, what="model", expect=None):
+def load_model(path, fallback_config=None, what="model", expect=None, dtype=None):
     """Rebuilds a trained model (`from_config`) and loads its weights.
 
     Args:
@@ -139,6 +139,8 @@ def load_model(path, fallback_config=None, what="model", expect=None):
       what: what the file is of, for error messages (e.g. `"adain"`).
       expect: a model class (e.g. `ExchangeStyleTransfer`); another class
         in the file raises `ValueError`. None accepts either.
+      dtype: Keras dtype policy of the rebuilt model (e.g.
+        `"mixed_bfloat16"` for inference); None: the current global policy.
 
     Returns:
       The built model with every variable (the VGG encoder's included) from
@@ -153,11 +155,13 @@ def load_model(path, fallback_config=None, what="model", expect=None):
     _registered_models()
     weights = find_weights(path)
     if weights is None:
-        return _load_legacy(path, fallback_config, what, expect)
+        return _load_legacy(path, fallback_config, what, expect, dtype)
     serialized = read_model_config(weights)
     config = dict(serialized.get("config", {}))
     # The run's dtype policy (e.g. mixed_float16) is a training choice.
     config.pop("dtype", None)
+    if dtype is not None:
+        config["dtype"] = dtype
     serialized = {k: serialized[k] for k in _SERIALIZED_KEYS if k in serialized}
     serialized["config"] = config
     model = keras.saving.deserialize_keras_object(serialized)
@@ -172,7 +176,7 @@ def load_model(path, fallback_config=None, what="model", expect=None):
     return model
 
 
-def _load_legacy(path, fallback_config, what, expect):
+def _load_legacy(path, fallback_config, what, expect, dtype=None):
     """A model from a `tf.train.Checkpoint` of the former TensorFlow training loop."""
     prefix, model_dir = resolve_checkpoint(path, what)
     config = read_run_config(model_dir)
@@ -197,6 +201,8 @@ def _load_legacy(path, fallback_config, what, expect):
     cls = families[family]
     keys = constructor_keys(cls)
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k in keys}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
     return restore(cls(vgg_weights=None, **kwargs), prefix)
 
 

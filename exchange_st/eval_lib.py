@@ -158,11 +158,23 @@ def load_eval_image(path, size):
 
 
 def _load_directory(directory, size, what):
+    """Every image of `directory` (`load_eval_image`); one error lists all unreadable files."""
     try:
         paths = image_io.list_images(directory)
     except ValueError as e:
         raise ValueError(f"{what} directory {directory}: {e}") from e
-    return paths, [load_eval_image(p, size) for p in paths]
+    images, bad = [], []
+    for path in paths:
+        try:
+            images.append(load_eval_image(path, size))
+        except OSError as e:  # image_io.ImageReadError and FileNotFoundError.
+            bad.append(f"{path} ({e.__cause__ or e})")
+    if bad:
+        raise image_io.ImageReadError(
+            f"Cannot read {len(bad)} of the {len(paths)} images of the {what} directory "
+            f"{directory}: {'; '.join(bad)}"
+        )
+    return paths, images
 
 
 def select_pairs(num_content, num_style, pairs, seed):
