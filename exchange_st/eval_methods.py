@@ -6,6 +6,7 @@ import dataclasses
 import statistics
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 from absl import logging
@@ -14,6 +15,9 @@ from exchange_st import checkpoints
 from exchange_st.baselines import gatys as gatys_lib
 from exchange_st.baselines import wct as wct_lib
 from exchange_st.model import ExchangeStyleTransfer
+
+if TYPE_CHECKING:  # eval_lib imports this module.
+    from exchange_st.eval_lib import EvalConfig
 
 BUILTIN_METHODS = ("efanet", "adain", "gatys", "wct")
 

@@ -197,15 +197,6 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         """Eq. 3-7 of the batch: `losses.compute_losses` with this model's weights."""
         return losses.compute_losses(outputs, content, style, self.encoder, self.loss_config)
 
-    def build(self, content_shape=None, style_shape=None):
-        if self.built:
-            return
-        # Building by tracing a tiny pair creates every variable with the
-        # shapes the layers infer, including those only the call path knows.
-        self.built = True
-        image = keras.ops.zeros((1, 32, 32, 3))
-        self(image, image)
-
     def exchange_block_sequence(self):
         """The Feature Exchange blocks in the order they run (a shared block repeated)."""
         if self.share_exchange_block:

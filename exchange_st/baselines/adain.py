@@ -118,14 +118,6 @@ class AdaINNet(objective.ObjectiveMixin, keras.Model):
             outputs, content, style, self.encoder, style_weight=self.adain_style_weight
         )
 
-    def build(self, content_shape=None, style_shape=None):
-        if self.built:
-            return
-        # Tracing a tiny pair creates every variable (as ExchangeStyleTransfer).
-        self.built = True
-        image = keras.ops.zeros((1, 32, 32, 3))
-        self(image, image)
-
     def call(self, content, style=None, training=None):
         content, style = objective.split_pair(content, style)
         content, feats_c, _ = ops.encode(self.encoder, content, "content")
