@@ -102,6 +102,14 @@ class Stylizer:
         """Whether the model blends several styles (the exchange network; not AdaIN)."""
         return self.model is None or isinstance(self.model, ExchangeStyleTransfer)
 
+    def require_blending(self):
+        """Raises `ValueError` in one sentence if the model cannot blend several styles."""
+        if not self.blends:
+            raise ValueError(
+                f"The {type(self.model).__name__} model renders one style at a time: several "
+                "styles (--mask or --style_weights) need the exchange model."
+            )
+
     def _tile(self, content, style):
         """`(tile side, reason)` for this pair, or `(None, None)` for one untiled pass."""
         if self.tile_size:
@@ -161,11 +169,7 @@ class Stylizer:
         Returns:
           `[H, W, 3]` in [0, 1].
         """
-        if not self.blends:
-            raise ValueError(
-                f"A {type(self.model).__name__} renders one style at a time: several styles "
-                "(masks or style weights) need the exchange model."
-            )
+        self.require_blending()
         for style in styles:
             tile, reason = self._tile(content, style)
             if tile is not None:

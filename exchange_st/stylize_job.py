@@ -318,6 +318,9 @@ def stylize_all(config: StylizeConfig, stylizer: Stylizer | None = None) -> Styl
     Returns:
       `StylizeReport`; `failures` names each input that could not be read or
       stylized (the others are still done).
+
+    Raises:
+      ValueError: several styles for a model that renders one at a time.
     """
     stylizer = stylizer or inference.load_stylizer(
         config.saved_model,
@@ -328,6 +331,8 @@ def stylize_all(config: StylizeConfig, stylizer: Stylizer | None = None) -> Styl
         precision=config.precision,
         tile_size=config.tile_size,
     )
+    if config.masks is not None or config.style_weights is not None:
+        stylizer.require_blending()
     report = StylizeReport()
     start = time.perf_counter()
     job = _Job(config, stylizer)
