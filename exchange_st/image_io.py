@@ -260,26 +260,14 @@ def resize_array(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
-# ----------------------------------------------------------------------------
-# In-graph decoding for tf.data. PIL inside Dataset.map would need
-# tf.py_function, which serialises decoding behind the GIL; these are the
-# TensorFlow ops doing the same conversions as `to_float_rgb`.
-# ----------------------------------------------------------------------------
+# In-graph decoding for tf.data (PIL inside Dataset.map would need
+# tf.py_function, which serialises decoding behind the GIL): TensorFlow ops
+# doing the conversions of `to_float_rgb`. TensorFlow is imported in them only.
 
 
 def tf_to_rgb(image):
-    """In-graph twin of `to_float_rgb` for tf.data: a float image with 1-4 channels to RGB.
-
-    Gray (1) is replicated; gray+alpha (2) and RGBA (4) are composited on white
-    so transparent regions do not turn into arbitrary colours.
-
-    Args:
-      image: float32 `[H, W, C]` in [0, 1], C in {1, 2, 3, 4} (may be dynamic).
-
-    Returns:
-      float32 `[H, W, 3]`.
-    """
-    import tensorflow as tf  # In-graph decoding only: the rest of image_io is TF-free.
+    """`to_float_rgb` in the graph: float32 `[H, W, C]`, C in 1..4 (may be dynamic) -> `[H, W, 3]`."""
+    import tensorflow as tf
 
     channels = tf.shape(image)[-1]
 
@@ -314,7 +302,7 @@ def decode_image(contents, min_short_side: int | None = None):
     Returns:
       float32 `[H, W, 3]` in [0, 1].
     """
-    import tensorflow as tf  # In-graph decoding only: the rest of image_io is TF-free.
+    import tensorflow as tf
 
 
     def decode_jpeg():
@@ -375,7 +363,7 @@ def apply_exif_orientation(image, orientation):
     Returns:
       `[H, W, C]` or `[W, H, C]` (orientations 5-8 swap the sides).
     """
-    import tensorflow as tf  # In-graph decoding only: the rest of image_io is TF-free.
+    import tensorflow as tf
 
     branches = [
         lambda: image,  # 1: upright.
