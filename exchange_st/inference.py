@@ -122,8 +122,8 @@ class Stylizer:
                 return None, None
             tile = DEFAULT_TILE
             reason = (
-                f"about {need / 2**30:.1f} GiB untiled, over the budget of "
-                f"{self.memory_budget / 2**30:.1f} GiB, half the available memory"
+                f"about {need / 2**30:.1f} GiB untiled, over the memory budget of "
+                f"{self.memory_budget / 2**30:.1f} GiB"
             )
         if not isinstance(self.model, ExchangeStyleTransfer):
             source = "a SavedModel" if self.model is None else f"a {type(self.model).__name__}"

@@ -294,7 +294,7 @@ def test_full_resolution_runs_tiled_above_the_memory_budget(setup, tmp_path, cap
         tiled = inference.Stylizer.from_model(model, **kwargs)
         np.testing.assert_allclose(tiled.stylize(content, style, 0.5), plain, atol=2e-4)
     messages = [r.getMessage() for r in caplog.records if "stylize_tiled" in r.getMessage()]
-    assert len(messages) == 2 and "over the budget" in messages[0], messages
+    assert len(messages) == 2 and "over the memory budget" in messages[0], messages
     assert "tiles of 24 px (--tile_size" in messages[1]
     # The command at full resolution (max_size None) goes the same way.
     report = stylize.stylize_all(
