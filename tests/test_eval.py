@@ -12,6 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 from exchange_st import eval_lib
+from exchange_st import eval_methods
 from exchange_st import losses
 from exchange_st import metrics
 from exchange_st import release
@@ -272,9 +273,9 @@ def test_efanet_without_a_model_source_is_the_pretrained_release(tiny_release, t
                               methods=("efanet",), vgg_weights=None)
     monkeypatch.setenv(release.ENV_VAR, str(tmp_path / "missing"))
     with pytest.raises(release.NoPretrainedModel, match="--efanet_checkpoint"):
-        eval_lib._Models(cfg).efanet()
+        eval_methods._Models(cfg).efanet()
     monkeypatch.setenv(release.ENV_VAR, tiny_release["path"])
-    stylize_fn, source = eval_lib._Models(cfg).efanet()
+    stylize_fn, source = eval_methods._Models(cfg).efanet()
     assert source == f"pretrained release {tiny_release['path']}"
     content = _images(1, 32, 40, seed=4)
     want = release.load(tiny_release["path"]).stylize(content, content[:, ::-1])

@@ -229,9 +229,8 @@ def test_command_without_a_model_flag_uses_the_pretrained_release(setup, tiny_re
 
 def test_no_release_says_what_to_pass(tmp_path, monkeypatch):
     monkeypatch.setenv(release.ENV_VAR, str(tmp_path / "missing"))
-    config = stylize.StylizeConfig(content="c.png", styles=["s.png"], output_dir=str(tmp_path))
     with pytest.raises(release.NoPretrainedModel, match="No release at .*--saved_model"):
-        stylize.load_stylizer(config)
+        inference.load_stylizer()
 
 
 def _frames(n, h=36, w=46):
