@@ -106,6 +106,13 @@ flags.DEFINE_enum(
     list(losses.PERCEPTUAL_NORMS),
     "Reduction of the norm of Eq. 3-4: squared (mean squared error) or rms (its root).",
 )
+flags.DEFINE_enum(
+    "exchange_targets",
+    "trainable",
+    list(losses.EXCHANGE_TARGETS),
+    "Whether the codes f_c, f_s of Eq. 6's reconstruction terms take its gradient "
+    "(trainable, as written) or are fixed targets (stop-gradient).",
+)
 flags.DEFINE_float(
     "adain_style_weight", 10.0, "Style weight of the AdaIN baseline (--model=adain)."
 )
@@ -177,6 +184,7 @@ def config_from_flags() -> train_lib.TrainConfig:
             com_weight=FLAGS.com_weight,
             orthogonality=FLAGS.orthogonality,
             perceptual_norm=FLAGS.perceptual_norm,
+            exchange_targets=FLAGS.exchange_targets,
         ),
         model=FLAGS.model,
         num_exchange_blocks=FLAGS.num_exchange_blocks,

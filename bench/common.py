@@ -1,7 +1,13 @@
-"""Shared helpers of the bench scripts: device, precision, timing, profiles, tables, JSON."""
+"""Shared helpers of the bench scripts: device, precision, timing, profiles, tables, JSON.
+
+Backend-neutral: TensorFlow is imported only on the TensorFlow backend (and
+for its profiler), so the benchmarks also run where only JAX is installed,
+as on the CUDA machines this project trains on.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import json
@@ -13,17 +19,42 @@ from collections.abc import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 
 
+def backend() -> str:
+    return keras.backend.backend()
+
+
 def select_device(device: str = "") -> str:
-    """Returns the TF device to run on: `device` if given, else the first GPU, else the CPU."""
+    """The device to run on: `device` if given, else the first GPU, else the CPU.
+
+    TensorFlow device names (`/GPU:0`); on JAX the name of `jax.devices()[0]`
+    (JAX places arrays on its default device, the first GPU if there is one).
+    """
+    if backend() == "tensorflow":
+        import tensorflow as tf
+
+        if device:
+            return device
+        return "/GPU:0" if tf.config.list_logical_devices("GPU") else "/CPU:0"
     if device:
-        return device
-    return "/GPU:0" if tf.config.list_logical_devices("GPU") else "/CPU:0"
+        raise ValueError(f"--device is TensorFlow-only; on {backend()} set JAX_PLATFORMS instead")
+    import jax
+
+    first = jax.devices()[0]
+    return f"{first.platform}:{first.id} ({first.device_kind})"
+
+
+def device_scope(device: str):
+    """`tf.device(device)` on TensorFlow; nothing elsewhere (see `select_device`)."""
+    if backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.device(device)
+    return contextlib.nullcontext()
 
 
 def set_precision(mode: str):
@@ -34,8 +65,35 @@ def set_precision(mode: str):
 
 
 def materialize(result):
-    """Copies every tensor of `result` to the host, so a timed call has really finished."""
-    return tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, result)
+    """Waits until every tensor of `result` is computed.
+
+    TensorFlow tensors are copied to the host (reading the value is how TF
+    waits). JAX arrays are waited for where they are (`block_until_ready`):
+    device work is asynchronous, and a copy to the host would add a transfer
+    that a GPU timing should not contain.
+    """
+    if backend() == "jax":
+        import jax
+
+        return jax.block_until_ready(result)
+    return keras.tree.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, result)
+
+
+def load_average() -> tuple[float, float, float] | None:
+    """`os.getloadavg()` where the OS has it: other processes on the machine slow the numbers."""
+    return os.getloadavg() if hasattr(os, "getloadavg") else None
+
+
+def print_load(when: str = "start"):
+    """Prints the load average: every benchmark states how busy the machine was."""
+    load = load_average()
+    if load is not None:
+        print(
+            f"load average at {when} (1/5/15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+            f"on {os.cpu_count()} CPUs",
+            flush=True,
+        )
+    return load
 
 
 @dataclasses.dataclass
@@ -59,6 +117,10 @@ class Timing:
         return min(self.times) if self.times else float("nan")
 
     @property
+    def worst(self) -> float:
+        return max(self.times) if self.times else float("nan")
+
+    @property
     def cpu_median(self) -> float:
         return statistics.median(self.cpu_times) if self.cpu_times else float("nan")
 
@@ -66,6 +128,7 @@ class Timing:
         return {
             "median_s": self.median,
             "min_s": self.best,
+            "max_s": self.worst,
             "times_s": self.times,
             "cpu_median_s": self.cpu_median,
             "cpu_times_s": self.cpu_times,
@@ -110,27 +173,75 @@ def time_interleaved(
     return timings
 
 
-def random_images(shape, seed: int) -> tf.Tensor:
-    """Uniform `[B, H, W, 3]` float32 images in [0, 1], the same for every model."""
-    return tf.random.stateless_uniform(shape, seed=[seed, 0], dtype=tf.float32)
+def random_array(shape, seed: int) -> np.ndarray:
+    """Uniform `[B, H, W, 3]` float32 images in [0, 1] as NumPy, the same on every backend."""
+    return np.random.default_rng(seed).uniform(size=shape).astype(np.float32)
+
+
+def random_images(shape, seed: int):
+    """`random_array` as a backend tensor (on the current TF device scope, or JAX's default)."""
+    return keras.ops.convert_to_tensor(random_array(shape, seed))
 
 
 def environment(device: str) -> dict:
     """What the numbers depend on; written into every JSON report."""
     info = {
-        "tensorflow": tf.__version__,
+        "backend": backend(),
         "keras": keras.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "device": device,
-        "gpus": [d.name for d in tf.config.list_logical_devices("GPU")],
         "dtype_policy": keras.mixed_precision.global_policy().name,
     }
-    if hasattr(os, "getloadavg"):
+    if backend() == "tensorflow":
+        import tensorflow as tf
+
+        info["tensorflow"] = tf.__version__
+        info["gpus"] = [d.name for d in tf.config.list_logical_devices("GPU")]
+    elif backend() == "jax":
+        import jax
+
+        info["jax"] = jax.__version__
+        info["devices"] = [f"{d.platform}:{d.id} {d.device_kind}" for d in jax.devices()]
+    load = load_average()
+    if load is not None:
         # Other processes share the CPU: the load explains absolute numbers.
-        info["load_average_1m"] = os.getloadavg()[0]
+        info["load_average_1m"] = load[0]
+        info["load_average"] = list(load)
     return info
+
+
+def compile_function(fn: Callable, variables, jit: bool | None = None) -> Callable:
+    """`fn(*tensors)` compiled as the backend compiles a model's inference.
+
+    TensorFlow: a `tf.function` (`jit_compile=jit`: XLA when True). JAX:
+    `jax.jit` with the model's `variables` passed in as arguments through a
+    `keras.StatelessScope` (a jitted closure over Keras variables would bake
+    every weight into the program as a constant); `jit=False` runs `fn` op
+    by op. `variables`: every variable `fn` reads (`model.variables`); on
+    JAX their values are read once, here (an inference benchmark does not
+    change them, and gathering them per call would be timed).
+    """
+    if backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, jit_compile=jit or None)
+    if backend() != "jax":
+        raise NotImplementedError(f"benchmarks run on tensorflow or jax, not {backend()}")
+    if jit is False:
+        return fn
+    import jax
+
+    variables = list(variables)
+    values = [v.value for v in variables]
+
+    def stateless(values, *args):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return fn(*args)
+
+    jitted = jax.jit(stateless)
+    return lambda *args: jitted(values, *args)
 
 
 def write_json(path: str, payload: dict):
@@ -169,6 +280,24 @@ def format_table(header: list[str], rows: list[list]) -> str:
     out = [line, "-" * len(line)]
     out += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
     return "\n".join(out)
+
+
+def trace(logdir: str, fn: Callable[[], object]):
+    """Runs `fn` under the backend's profiler, writing a trace (`*.xplane.pb`) under `logdir`."""
+    os.makedirs(logdir, exist_ok=True)
+    if backend() == "jax":
+        import jax
+
+        with jax.profiler.trace(logdir):
+            materialize(fn())
+        return
+    import tensorflow as tf
+
+    tf.profiler.experimental.start(logdir)
+    try:
+        materialize(fn())
+    finally:
+        tf.profiler.experimental.stop()
 
 
 def profile_op_summary(logdir: str, top: int = 25) -> list[dict]:

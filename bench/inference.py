@@ -16,7 +16,15 @@ Each call is timed by the wall clock (median reported, as the spec asks)
 and by this process's CPU seconds. On a CPU shared with other jobs the wall
 clock measures their load as much as the model; the CPU-time ratios are the
 ones to trust there (on a GPU, use the wall clock). The key ratios are the
-last lines printed.
+last lines printed, with each size's latencies next to the paper's Table 2.
+
+On JAX (`KERAS_BACKEND=jax`, no TensorFlow needed) "function" is `jax.jit`
+with the weights passed in as arguments, "eager" runs op by op, and a call
+is timed until its result is ready on the device (no copy to the host);
+there are no SavedModels. A GPU run of Table 2:
+
+    KERAS_BACKEND=jax python -m bench.inference --sizes=256,512,1024 \
+        --mixed_precision=mixed_bfloat16 --savedmodel_max_size=0 --eager_max_size=0
 """
 
 from __future__ import annotations
@@ -26,7 +34,6 @@ import os
 import tempfile
 
 import keras
-import tensorflow as tf
 from absl import app, flags, logging
 
 from bench import common
@@ -34,14 +41,19 @@ from exchange_st import flops as flops_lib
 from exchange_st.baselines.adain import AdaINNet
 from exchange_st.model import ExchangeStyleTransfer
 
-try:  # Written in parallel with this benchmark; time without it if absent.
+try:  # SavedModels need TensorFlow; without it (JAX only) they are not timed.
     from exchange_st import export as export_lib
-except ImportError:  # pragma: no cover - depends on the tree state
+except ImportError:
     export_lib = None
 
 MODELS = ("efanet", "adain")
 # Sizes at which `time ratio / FLOP ratio` and efficiency are reported.
 KEY_SIZES = (512, 1024)
+# The paper's Table 2: seconds per stylization on a Titan Xp.
+PAPER_TABLE2_S = {
+    "efanet": {256: 0.031, 512: 0.066, 1024: 0.21},
+    "adain": {256: 0.014, 512: 0.037, 1024: 0.134},
+}
 
 
 @dataclasses.dataclass
@@ -56,11 +68,11 @@ class InferenceBenchConfig:
       repeats: maximum timed rounds per size (the median is reported).
       budget_s: seconds of timed rounds per size after which no new round starts.
       vgg_weights: VGG weights (None = random; FLOPs and speed do not depend on them).
-      device: TF device; "" = first GPU, else CPU.
-      xla: `jit_compile=True` for the `tf.function`s.
+      device: TF device; "" = first GPU, else CPU (JAX: its default device).
+      xla: `jit_compile=True` for the `tf.function`s (JAX always compiles).
       mixed_precision: "none", "mixed_float16" or "mixed_bfloat16".
       savedmodel_max_size: largest size at which the SavedModels are timed
-        (0 = never); they double the run time.
+        (0 = never; TensorFlow only); they double the run time.
       eager_max_size: largest size at which the un-wrapped eager `stylize`
         is timed (0 = never).
       profile_dir: if set, trace one efanet stylization at `profile_size`
@@ -90,6 +102,8 @@ class InferenceBenchConfig:
 
 def _adain_savedmodel(model, export_dir):
     """Exports `AdaINNet.stylize` for any image size, like `export.StylizeModule` does."""
+    import tensorflow as tf
+
     spec = tf.TensorSpec([None, None, None, 3], tf.float32)
     module = tf.Module()
     module.model = model
@@ -117,15 +131,22 @@ def build_functions(cfg: InferenceBenchConfig, workdir: str) -> tuple[dict, dict
     encoder = efanet.encoder
     models = {"efanet": efanet, "adain": adain, "vgg": encoder}
     jit = cfg.xla or None
+    compile_fn = common.compile_function
     compiled = {
-        "efanet/function": tf.function(lambda c, s: efanet.stylize(c, s), jit_compile=jit),
-        "adain/function": tf.function(lambda c, s: adain.stylize(c, s), jit_compile=jit),
-        "vgg/function": tf.function(lambda c, s: encoder(c, output_all=False), jit_compile=jit),
+        "efanet/function": compile_fn(lambda c, s: efanet.stylize(c, s), efanet.variables, jit),
+        "adain/function": compile_fn(lambda c, s: adain.stylize(c, s), adain.variables, jit),
+        "vgg/function": compile_fn(
+            lambda c, s: encoder(c, output_all=False), encoder.variables, jit
+        ),
         "efanet/eager": lambda c, s: efanet.stylize(c, s),
         "adain/eager": lambda c, s: adain.stylize(c, s),
     }
     notes = {}
-    if cfg.savedmodel_max_size > 0:
+    if cfg.savedmodel_max_size > 0 and common.backend() != "tensorflow":
+        notes["savedmodels"] = f"not timed: SavedModels need TensorFlow ({common.backend()})"
+    elif cfg.savedmodel_max_size > 0:
+        import tensorflow as tf
+
         if export_lib is not None and hasattr(export_lib, "export_saved_model"):
             path = os.path.join(workdir, "efanet")
             export_lib.export_saved_model(efanet, path)
@@ -201,22 +222,40 @@ def measure_size(cfg, models, compiled, size) -> dict:
 
 
 def profile(cfg, compiled, logdir) -> list[dict]:
-    """Traces one efanet stylization and returns the op types by time."""
+    """Traces one efanet stylization; returns the op types by time (TensorFlow; JAX: [])."""
     size = cfg.profile_size
     content = common.random_images([cfg.batch, size, size, 3], cfg.seed + 1)
     style = common.random_images([cfg.batch, size, size, 3], cfg.seed + 2)
     fn = compiled["efanet/function"]
     common.materialize(fn(content, style))  # trace outside the profile
-    tf.profiler.experimental.start(logdir)
-    try:
-        common.materialize(fn(content, style))
-    finally:
-        tf.profiler.experimental.stop()
+    common.trace(logdir, lambda: fn(content, style))
+    if common.backend() != "tensorflow":
+        return []  # The trace is in logdir (TensorBoard's profile plugin reads it).
     return common.profile_op_summary(logdir)
 
 
-def summary_lines(records) -> list[str]:
-    """The key ratios: time vs FLOP ratio at 512/1024 and efficiency vs VGG.
+def latency_line(record, precision: str) -> str:
+    """Median latency of efanet and AdaIN at one size, their time and FLOP ratios, the paper's."""
+    runs = record["runs"]
+    e, a = runs["efanet/function"], runs["adain/function"]
+    size = record["size"]
+    time_ratio = e["median_s"] / a["median_s"]
+    flop_ratio = e["gflop"] / a["gflop"]
+    line = (
+        f"KEY latency {size}x{size} {precision}: efanet {1e3 * e['median_s']:.4g} ms "
+        f"[{1e3 * e['min_s']:.4g}-{1e3 * e['max_s']:.4g}], adain {1e3 * a['median_s']:.4g} ms "
+        f"[{1e3 * a['min_s']:.4g}-{1e3 * a['max_s']:.4g}] (medians of {len(e['times_s'])} "
+        f"rounds); efanet/adain time ratio {time_ratio:.3f}, FLOP ratio {flop_ratio:.3f} "
+        f"({time_ratio / flop_ratio:.3f}x)"
+    )
+    if size in PAPER_TABLE2_S["efanet"]:
+        paper = {m: 1e3 * PAPER_TABLE2_S[m][size] for m in MODELS}
+        line += f"; paper (Titan Xp) efanet {paper['efanet']:g} ms, adain {paper['adain']:g} ms"
+    return line
+
+
+def summary_lines(records, precision: str = "float32") -> list[str]:
+    """The key ratios: time vs FLOP ratio at 512/1024, latencies and efficiency vs VGG.
 
     Each is given from the median wall time (the spec's measure) and from the
     median process CPU time, which is the one to trust on a machine shared
@@ -235,6 +274,8 @@ def summary_lines(records) -> list[str]:
             " (target <= 1.1x)"
         )
     for r in records:
+        lines.append(latency_line(r, precision))
+    for r in records:
         if r["size"] == 512:
             eff, cpu = r["efficiency_vs_vgg"], r["cpu_efficiency_vs_vgg"]
             lines.append(
@@ -247,15 +288,21 @@ def summary_lines(records) -> list[str]:
 
 def run(cfg: InferenceBenchConfig) -> dict:
     """Runs the benchmark, prints the table and key ratios, writes the JSON report."""
+    load = common.print_load("start")
     common.set_precision(cfg.mixed_precision)
     device = common.select_device(cfg.device)
-    report = {"config": dataclasses.asdict(cfg), "environment": common.environment(device)}
+    report = {
+        "config": dataclasses.asdict(cfg),
+        "environment": dict(common.environment(device), load_average_start=load),
+    }
     records = []
-    with tempfile.TemporaryDirectory() as workdir, tf.device(device):
+    with tempfile.TemporaryDirectory() as workdir, common.device_scope(device):
         models, compiled, notes = build_functions(cfg, workdir)
         report["notes"] = notes
         for size in cfg.sizes:
             records.append(measure_size(cfg, models, compiled, size))
+            # Written as it goes: a run stopped by a time limit keeps its sizes.
+            common.write_json(cfg.output, dict(report, sizes=records))
         if cfg.profile_dir:
             report["profile"] = {
                 "size": cfg.profile_size,
@@ -308,10 +355,16 @@ def run(cfg: InferenceBenchConfig) -> dict:
     for note_key, note in notes.items():
         print(f"note {note_key}: {note}")
     if "profile" in report:
-        print(f"profile of one efanet stylization at {cfg.profile_size} (op type, ms, share):")
+        print(
+            f"profile of one efanet stylization at {cfg.profile_size} in {cfg.profile_dir} "
+            "(op type, ms, share):"
+        )
         for op in report["profile"]["ops"][:15]:
             print(f"  {op['op']:<32} {op['ms']:9.1f} ms  {100 * op['share']:5.1f}%  x{op['count']}")
-    lines = summary_lines(records)
+    precision = "float32" if cfg.mixed_precision == "none" else cfg.mixed_precision
+    print(f"backend {common.backend()}, device {device}")
+    common.print_load("end")
+    lines = summary_lines(records, precision)
     report["key_lines"] = lines
     common.write_json(cfg.output, report)
     print("\n".join(lines))
@@ -327,7 +380,7 @@ flags.DEFINE_integer("repeats", 5, "Maximum timed rounds per size (median report
 flags.DEFINE_float("budget_s", 60.0, "Seconds of timed rounds per size before stopping early.")
 flags.DEFINE_string("vgg_weights", None, "VGG-19 notop h5 path; default random (same FLOPs).")
 flags.DEFINE_string("device", "", "TF device, e.g. /CPU:0 or /GPU:0; default GPU if present.")
-flags.DEFINE_bool("xla", False, "Compile the tf.functions with XLA (jit_compile).")
+flags.DEFINE_bool("xla", False, "Compile the tf.functions with XLA; JAX always compiles.")
 flags.DEFINE_enum("mixed_precision", "none", list(common.PRECISIONS), "Keras dtype policy.")
 flags.DEFINE_integer("savedmodel_max_size", 1024, "Largest size at which SavedModels are timed.")
 flags.DEFINE_integer("eager_max_size", 512, "Largest size at which eager stylize is timed.")

@@ -144,7 +144,7 @@ def _registered_models():
     return {"efanet": ExchangeStyleTransfer, "adain": AdaINNet}
 
 
-def load_model(path, fallback_config=None, what="model", expect=None):
+def load_model(path, fallback_config=None, what="model", expect=None, dtype=None):
     """Rebuilds a trained model (`from_config`) and loads its weights.
 
     Args:
@@ -158,6 +158,8 @@ def load_model(path, fallback_config=None, what="model", expect=None):
       what: what the file is of, for error messages (e.g. `"adain"`).
       expect: a model class (e.g. `ExchangeStyleTransfer`); another class
         in the file raises `ValueError`. None accepts either.
+      dtype: Keras dtype policy of the rebuilt model (e.g.
+        `"mixed_bfloat16"` for inference); None: the current global policy.
 
     Returns:
       The built model with every variable (the VGG encoder's included) from
@@ -173,12 +175,13 @@ def load_model(path, fallback_config=None, what="model", expect=None):
 
     weights = find_weights(path)
     if weights is None and release.is_release(path):
-        model = release.load(path)
+        model = release.load(path, dtype=dtype)
         _check_family(model, expect, path, what)
         return model
     if weights is None:
-        return _load_legacy(path, fallback_config, what, expect)
-    model = model_from_serialized(read_model_config(weights))
+        return _load_legacy(path, fallback_config, what, expect, dtype)
+    overrides = {} if dtype is None else {"dtype": dtype}
+    model = model_from_serialized(read_model_config(weights), **overrides)
     _check_family(model, expect, weights, what)
     model.build()
     model.load_weights(weights)
@@ -194,7 +197,7 @@ def _check_family(model, expect, path, what):
         )
 
 
-def _load_legacy(path, fallback_config, what, expect):
+def _load_legacy(path, fallback_config, what, expect, dtype=None):
     """A model from a `tf.train.Checkpoint` of the former TensorFlow training loop."""
     prefix, model_dir = resolve_checkpoint(path, what)
     config = read_run_config(model_dir)
@@ -217,19 +220,97 @@ def _load_legacy(path, fallback_config, what, expect):
             CONFIG_FILE, model_dir, config or "(defaults)",
         )
     cls = families[family]
-    keys = _constructor_keys(cls)
+    keys = constructor_keys(cls)
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k in keys}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
     return restore(cls(vgg_weights=None, **kwargs), prefix)
 
 
-def _constructor_keys(cls):
+def constructor_keys(cls):
+    """Constructor arguments of a model class that a config may set.
+
+    `vgg_weights` is excluded: a restored model's VGG weights come from the
+    file, not from the config.
+    """
     import inspect
 
-    return {
+    return tuple(
         name
         for name, p in inspect.signature(cls.__init__).parameters.items()
         if name not in ("self", "vgg_weights") and p.kind is p.POSITIONAL_OR_KEYWORD
+    )
+
+
+def model_config_of(model):
+    """The constructor hyperparameters of `model` (from `get_config`), JSON-ready."""
+    keys = constructor_keys(type(model))
+    return {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in model.get_config().items()
+        if k in keys
     }
+
+
+def run_model_kwargs(model_dir, family="efanet"):
+    """Model constructor kwargs from `model_dir/config.json`, or None if absent.
+
+    Accepts the training `TrainConfig` JSON (flat, with training settings
+    mixed in) or a dict nested under a `"model"` key; keys that are not
+    arguments of the family's class are ignored.
+
+    Raises:
+      ValueError: the config describes another model family.
+    """
+    config = read_run_config(model_dir)
+    if not config:
+        return None
+    if isinstance(config.get("model"), dict):
+        config = config["model"]
+    elif config.get("model", "efanet") != family:
+        raise ValueError(
+            f"{os.path.join(model_dir, CONFIG_FILE)} describes a {config['model']!r} "
+            f"model, not {family!r}."
+        )
+    keys = constructor_keys(_registered_models()[family])
+    return {k: v for k, v in config.items() if k in keys}
+
+
+def warn_untrained(what):
+    """The one warning every tool logs before it runs a model with random weights."""
+    logging.warning(
+        "%s has RANDOM (untrained) weights (random_init): its outputs only show that the "
+        "pipeline runs (demos and tests).",
+        what,
+    )
+
+
+def untrained_model(family="efanet", vgg_weights=None, model_config=None, seed=None):
+    """A built model of `family` with random weights (demos and tests), after the warning.
+
+    Args:
+      family: `"efanet"` or `"adain"`.
+      vgg_weights: VGG weights (`"imagenet"`, an h5 path, None for random).
+      model_config: constructor kwargs.
+      seed: if given, `keras.utils.set_random_seed(seed)` first.
+    """
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    warn_untrained(family)
+    model = _registered_models()[family](vgg_weights=vgg_weights, **(model_config or {}))
+    model.build()
+    return model
+
+
+def load_adain_model(path):
+    """An `AdaINNet` from a `train.py --model=adain` run (`load_model`).
+
+    Args:
+      path: model_dir, `.weights.h5` file or legacy checkpoint prefix.
+    """
+    from exchange_st.baselines.adain import AdaINNet
+
+    return load_model(path, what="adain", expect=AdaINNet)
 
 
 def resolve_checkpoint(path_or_dir, what="model"):

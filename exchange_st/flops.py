@@ -8,6 +8,12 @@ not counted: together they are below 1% of the convolutions at every size.
 
 Counts are walked from the layers' actual kernels (`layer.kernel.shape`,
 strides, padding), so they follow any configuration of the models.
+
+Training: `training_flops` counts the forward pass of `call` +
+`compute_loss` (both images through the whole network, the loss encoder on
+the generated images, the Gram matrices of Eq. 4); `training_step_flops`
+adds the backward pass by the "3x" model-FLOP convention or by what
+actually needs a gradient.
 """
 
 import dataclasses
@@ -173,7 +179,7 @@ def analysis_flops(model, content_pixels, style_pixels, channels):
     count.add("compressor_content", compress)
     count.add("compressor_style", compress)
     codes = dense_flops(model.fc_uni_c) + dense_flops(model.fc_uni_s) + dense_flops(model.fc_com)
-    for block in model._exchange_blocks_sequence():
+    for block in model.exchange_block_sequence():
         for unit in (block.rmp_c, block.rmp_s):
             codes += sum(dense_flops(d) for d in (unit.w1, unit.w2, unit.w3, unit.w4))
     heads = model.style_heads
@@ -181,7 +187,6 @@ def analysis_flops(model, content_pixels, style_pixels, channels):
     codes += 2 * sum(dense_flops(d) for d in (heads.fc_w, heads.fc_c, heads.fc_r))
     count.add("codes", codes)
     return count
-
 
 
 def _encode_pair(model, h, w, hs, ws):
@@ -200,6 +205,7 @@ def _encode_pair(model, h, w, hs, ws):
     _, fh, fw = layer_stack_flops(encoder.blocks, hp, wp)
     _, fhs, fws = layer_stack_flops(encoder.blocks, hsp, wsp)
     return count, (fh, fw), (fhs, fws), encoder.blocks[-1].kernel.shape[-1]
+
 
 def efanet_stylize_flops(h, w, hs, ws, model, alpha=1.0):
     """FLOPs of `ExchangeStyleTransfer.stylize` for one `[h, w]` content and `[hs, ws]` style.
@@ -228,9 +234,7 @@ def efanet_stylize_flops(h, w, hs, ws, model, alpha=1.0):
         count.add("fusion", fusion)
     else:
         count.add("fusion", 2 * fusion + 3 * pixels * channels)
-    render, _, _ = layer_stack_flops(
-        decoder.post_blocks + decoder.up_layers + [decoder.to_rgb], fh, fw
-    )
+    render, _, _ = layer_stack_flops(decoder.render_layers(), fh, fw)
     count.add("render", render)
     return count
 
@@ -246,10 +250,154 @@ def adain_stylize_flops(h, w, hs, ws, model, alpha=1.0):
     if not (isinstance(alpha, (int, float)) and alpha == 1.0):
         adain += 3 * fh * fw * channels
     count.add("adain", adain)
-    decoder = model.decoder
-    render, _, _ = layer_stack_flops(decoder.up_layers + [decoder.to_rgb], fh, fw)
+    render, _, _ = layer_stack_flops(model.decoder.render_layers(), fh, fw)
     count.add("render", render)
     return count
+
+
+def vgg_feature_sizes(h, w, encoder=None):
+    """`(pixels, channels)` of each map relu1_1..relu4_1 of the encoder on an `[h, w]` image."""
+    from exchange_st.vgg import VGG_LAYERS
+
+    encoder = encoder or _default_encoder()
+    sizes = []
+    for layer in encoder.blocks:
+        _, h, w = layer_stack_flops([layer], h, w)
+        if layer.name in VGG_LAYERS:
+            sizes.append((h * w, layer.kernel.shape[-1]))
+    return sizes
+
+
+def gram_flops(h, w, encoder=None):
+    """`losses.gram_matrix` of the four VGG maps of one `[h, w]` image (`2 hw C^2` each)."""
+    return sum(2 * pixels * c * c for pixels, c in vgg_feature_sizes(h, w, encoder))
+
+
+# Parts of a training step's forward pass that need no backward pass: the
+# fixed VGG on the input images (neither its weights nor the images need a
+# gradient), what is computed from those features alone before any weight
+# (covariances, AdaIN's target) and the Gram matrices of the target maps.
+NO_BACKWARD_PARTS = (
+    "vgg_content",
+    "vgg_style",
+    "covariance_content",
+    "covariance_style",
+    "adain",
+    "gram_targets",
+)
+# The fixed VGG on the generated images (Eq. 3-4) passes the gradient on to
+# its input but computes none for its frozen weights: one backward pass.
+INPUT_GRADIENT_PARTS = ("vgg_outputs",)
+# How `training_step_flops` counts the backward pass: "3x" is the usual
+# model-FLOP convention (backward = 2 x forward, for every part); "needed"
+# counts 0 x for `NO_BACKWARD_PARTS`, 1 x for `INPUT_GRADIENT_PARTS` and
+# 2 x for the rest (input and weight gradients).
+STEP_CONVENTIONS = ("3x", "needed")
+
+
+def efanet_training_flops(h, w, hs, ws, model):
+    """Forward FLOPs of `ExchangeStyleTransfer.call` + `compute_loss` for one training pair.
+
+    Both images go through the whole network (Fig. 3): VGG, the joint
+    analysis, purification, both content codes, four fusions and renders
+    (`s2c`, `c2c` at the content size, `c2s`, `s2s` at the style size), the
+    reconstruction FC of Eq. 6, then the loss encoder on `s2c` and `c2s`
+    and the Gram matrices of Eq. 4 (outputs and targets).
+
+    Returns:
+      `FlopCount` with the parts of `efanet_stylize_flops` (for both
+      images) plus `vgg_outputs`, `gram_outputs`, `gram_targets`.
+    """
+    count, (fh, fw), (fhs, fws), channels = _encode_pair(model, h, w, hs, ws)
+    pc, ps = fh * fw, fhs * fws
+    for name, flops in analysis_flops(model, pc, ps, channels).parts.items():
+        count.add(name, flops)
+    count.add("codes", 2 * dense_flops(model.fc_rec))
+    count.add("purify", (pc + ps) * channels)
+    for decoder, (gh, gw) in ((model.decoder_c, (fh, fw)), (model.decoder_s, (fhs, fws))):
+        code, _, _ = layer_stack_flops(decoder.pre_blocks, gh, gw)
+        count.add("content_code", code)
+        # Each decoder renders two images from its content code.
+        count.add("fusion", 2 * fusion_flops(decoder.fusion, gh * gw, channels))
+        render, _, _ = layer_stack_flops(
+            decoder.post_blocks + decoder.up_layers + [decoder.to_rgb], gh, gw
+        )
+        count.add("render", 2 * render)
+    (hp, wp), (hsp, wsp) = _padded(h, w), _padded(hs, ws)
+    encoder = model.encoder
+    count.add("vgg_outputs", vgg_flops(hp, wp, encoder) + vgg_flops(hsp, wsp, encoder))
+    grams = gram_flops(hp, wp, encoder) + gram_flops(hsp, wsp, encoder)
+    count.add("gram_outputs", grams)
+    count.add("gram_targets", grams)
+    return count
+
+
+def adain_training_flops(h, w, hs, ws, model):
+    """Forward FLOPs of `AdaINNet.call` + `compute_loss` for one training pair.
+
+    VGG of both images, AdaIN, the decoder, and the loss encoder on the
+    output (its mean/std style loss is elementwise, not counted).
+
+    Returns:
+      `FlopCount` with parts `vgg_content`, `vgg_style`, `adain`, `render`,
+      `vgg_outputs`.
+    """
+    count = adain_stylize_flops(h, w, hs, ws, model)
+    hp, wp = _padded(h, w)
+    count.add("vgg_outputs", vgg_flops(hp, wp, model.encoder))
+    return count
+
+
+def training_flops(model, content_shape, style_shape=None):
+    """Forward FLOPs of one training step (`call` + `compute_loss`) on a batch of pairs.
+
+    Args:
+      model: an `ExchangeStyleTransfer` or an `AdaINNet`.
+      content_shape: `[B, H, W, 3]`.
+      style_shape: `[B, H2, W2, 3]`; default the content shape.
+
+    Returns:
+      `FlopCount` for the whole batch (every pair is analysed on its own).
+    """
+    from exchange_st.baselines.adain import AdaINNet
+    from exchange_st.model import ExchangeStyleTransfer
+
+    style_shape = style_shape or content_shape
+    b, h, w = content_shape[0], content_shape[1], content_shape[2]
+    hs, ws = style_shape[1], style_shape[2]
+    if isinstance(model, ExchangeStyleTransfer):
+        per = efanet_training_flops(h, w, hs, ws, model)
+    elif isinstance(model, AdaINNet):
+        per = adain_training_flops(h, w, hs, ws, model)
+    else:
+        raise TypeError(f"no training FLOP count for {type(model).__name__}")
+    return per.scaled(b)
+
+
+def training_step_flops(forward, convention="3x"):
+    """FLOPs of a whole training step (forward + backward) from its forward `FlopCount`.
+
+    Args:
+      forward: `training_flops(...)`.
+      convention: `"3x"` (backward = 2 x forward everywhere, the usual
+        convention of model-FLOP utilisation) or `"needed"` (backward only
+        where a gradient is needed; see `NO_BACKWARD_PARTS`).
+
+    The optimizer update (a few FLOPs per weight) is not counted.
+    """
+    if convention == "3x":
+        return 3 * forward.total
+    if convention != "needed":
+        raise ValueError(f"convention must be one of {STEP_CONVENTIONS}, got {convention!r}")
+    total = 0
+    for name, flops in forward.parts.items():
+        if name in NO_BACKWARD_PARTS:
+            total += flops
+        elif name in INPUT_GRADIENT_PARTS:
+            total += 2 * flops
+        else:
+            total += 3 * flops
+    return total
 
 
 def count_flops(model, content_shape, style_shape, alpha=1.0):

@@ -357,16 +357,18 @@ def _array(shards, place, dtype, shape):
     return np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape)
 
 
-def load(path=None, instead=None):
+def load(path=None, instead=None, dtype=None):
     """The `ExchangeStyleTransfer` of a release, on the current Keras backend.
 
     Args:
       path: a release directory; None: `default_path()`.
       instead: what the caller's user may pass when no release is found
         (e.g. `"--checkpoint_dir or --saved_model"`), for the error.
+      dtype: a Keras dtype policy for the model (e.g. `"bfloat16"`); None:
+        float32.
 
     Returns:
-      A built, inference-only model (see the module doc), float32.
+      A built, inference-only model (see the module doc).
 
     Raises:
       NoPretrainedModel: nothing at the default location (or at `path`).
@@ -395,7 +397,8 @@ def load(path=None, instead=None):
     shards = [_read_verified(path, entry) for entry in manifest["shards"]]
     vgg_path = os.path.join(path, manifest["vgg"]["file"])
     _read_verified(path, manifest["vgg"])
-    model = checkpoints.model_from_serialized(manifest["model"], vgg_weights=vgg_path)
+    overrides = {} if dtype is None else {"dtype": dtype}
+    model = checkpoints.model_from_serialized(manifest["model"], vgg_weights=vgg_path, **overrides)
     model.build()
     variables = inference_variables(model)
     listed = {t["name"]: t for t in manifest["tensors"]}

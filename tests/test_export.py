@@ -10,48 +10,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import SMALL_EFANET, small_efanet
 from exchange_st import export
 from exchange_st import release
-from exchange_st.model import ExchangeStyleTransfer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small decoder and codes; the VGG encoder keeps its real size.
-SMALL = dict(
-    code_dim=16,
-    num_exchange_blocks=1,
-    compressor_filters=(8, 8),
-    num_pre_fusion_blocks=0,
-    num_post_fusion_blocks=0,
-    upsample_filters=(16, 8, 8),
-    # Keras' default initialisation: the output spreading below and the
-    # every-variable gradient check assume it (a scaled model starts flat).
-    initialization="keras",
-)
+# Keras' default initialisation: the output spreading below and the
+# every-variable gradient check assume it (a scaled model starts flat).
+SMALL = dict(SMALL_EFANET, initialization="keras")
 # (content H, W), (style H, W): odd sizes, and the sizes of the issue.
 CASES = {"odd": ((67, 101), (130, 90)), "large": ((256, 256), (512, 384))}
 TOL = 1e-4
 
 
 def make_model(seed=7):
-    """A small random model whose outputs spread over (0, 1).
-
-    A random decoder renders values ~1e-3 around 0, which the [0, 1] clip of
-    `stylize` would flatten to 0 and make every comparison trivially true;
-    rescaling the last conv spreads them around 0.5.
-    """
-    keras.utils.set_random_seed(seed)
-    model = ExchangeStyleTransfer(vgg_weights=None, **SMALL)
-    model.build()
-    probe = tf.random.stateless_uniform([1, 48, 48, 3], seed=[seed, 0])
-    raw = model(probe, probe[:, ::-1])
-    for decoder, key in ((model.decoder_c, "s2c"), (model.decoder_s, "s2s")):
-        out = raw[key]
-        scale = 0.2 / float(tf.math.reduce_std(out))
-        mean = tf.reduce_mean(out, axis=[0, 1, 2])
-        rgb = decoder.to_rgb
-        rgb.bias.assign(0.5 + scale * (rgb.bias - mean))
-        rgb.kernel.assign(rgb.kernel * scale)
-    return model
+    """A small random model whose outputs spread over (0, 1) (`conftest.small_efanet`)."""
+    return small_efanet(seed, spread=True, initialization="keras")
 
 
 def _images(shape, seed):

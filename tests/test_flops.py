@@ -4,6 +4,7 @@ import keras
 import pytest
 import tensorflow as tf
 
+import conftest
 from exchange_st import decoder, flops
 from exchange_st.baselines.adain import AdaINNet
 from exchange_st.model import ExchangeStyleTransfer
@@ -40,18 +41,13 @@ def encoder():
 
 @pytest.fixture(scope="module")
 def small_efanet():
-    keras.utils.set_random_seed(0)
-    m = ExchangeStyleTransfer(
-        vgg_weights=None,
-        code_dim=16,
+    return conftest.small_efanet(
+        0,
         num_exchange_blocks=2,
         compressor_filters=(4, 8),
         num_pre_fusion_blocks=1,
         num_post_fusion_blocks=1,
-        upsample_filters=(16, 8, 8),
     )
-    m.build()
-    return m
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +162,62 @@ def test_fusion_rank_scales_the_fusion_count():
     four = decoder.CSFusion("ours", 16, rank=4)
     assert flops.fusion_flops(one, 10, 16) == 3 * 10 * 16
     assert flops.fusion_flops(four, 10, 16) == 4 * 4 * 10 * 16
+
+
+def test_training_forward_matches_tf_graph_profiler(small_efanet, small_adain):
+    """`training_flops` counts the convs and dense layers of `compute_loss`'s traced graph."""
+    content, style = [2, 64, 64, 3], [2, 48, 64, 3]
+    specs = tf.TensorSpec(content), tf.TensorSpec(style)
+
+    def objective(model):
+        return lambda c, s: model.compute_loss(x={"content": c, "style": s})
+
+    tf_counts = _tf_graph_flops(objective(small_adain), *specs)
+    ours = flops.training_flops(small_adain, content, style).parts
+    convs = ours["vgg_content"] + ours["vgg_style"] + ours["render"] + ours["vgg_outputs"]
+    assert tf_counts["Conv2D"] == convs
+
+    tf_counts = _tf_graph_flops(objective(small_efanet), *specs)
+    ours = flops.training_flops(small_efanet, content, style).parts
+    # Two compressor FCs (content, style) per pair are dense, not convs.
+    compressor_fcs = 2 * 2 * flops.dense_flops(small_efanet.compressor.fc)
+    convs = sum(
+        ours[p]
+        for p in (
+            "vgg_content",
+            "vgg_style",
+            "vgg_outputs",
+            "compressor_content",
+            "compressor_style",
+            "content_code",
+            "render",
+        )
+    )
+    assert tf_counts["Conv2D"] == convs - compressor_fcs
+    assert tf_counts["MatMul"] == ours["codes"] + compressor_fcs
+
+
+def test_training_step_conventions(small_efanet):
+    forward = flops.training_flops(small_efanet, [1, 64, 64, 3])
+    assert flops.training_step_flops(forward) == 3 * forward.total
+    frozen = sum(forward.parts[p] for p in flops.NO_BACKWARD_PARTS if p in forward.parts)
+    outputs = forward.parts["vgg_outputs"]
+    # Nothing of the frozen encoder on the inputs is differentiated, the
+    # encoder on the outputs only with respect to its input.
+    needed = flops.training_step_flops(forward, "needed")
+    assert needed == 3 * forward.total - 2 * frozen - outputs
+    assert frozen > 0 and forward.total < needed < 3 * forward.total
+    with pytest.raises(ValueError, match="convention"):
+        flops.training_step_flops(forward, "2x")
+
+
+def test_paper_training_step_at_256(encoder):
+    """The issue's arithmetic: ~400 GFLOP forward per 256x256 pair, 4.8 TFLOP per step of 4."""
+    model = ExchangeStyleTransfer(vgg_weights=None)
+    forward = flops.training_flops(model, [4, 256, 256, 3])
+    # Four VGG passes per pair (both inputs, s2c, c2s).
+    assert forward.parts["vgg_content"] + forward.parts["vgg_outputs"] == 3 * 4 * flops.vgg_flops(
+        256, 256, encoder
+    )
+    assert 390e9 < forward.total / 4 < 410e9
+    assert 4.7e12 < flops.training_step_flops(forward) < 4.9e12
