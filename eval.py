@@ -26,7 +26,9 @@ flags.DEFINE_list(
     "(e.g. efanet_concat=runs/concat, a train.py model_dir).")
 flags.DEFINE_string(
     "efanet_checkpoint", None,
-    "train.py model_dir, .weights.h5 file or legacy checkpoint prefix of the full model.")
+    "train.py model_dir, .weights.h5 file, release directory or legacy checkpoint prefix of "
+    "the full model. Unset (with no --efanet_saved_model or --random_init): the pretrained "
+    "release ($EXCHANGE_ST_PRETRAINED or pretrained/efanet/).")
 flags.DEFINE_string(
     "efanet_saved_model", None,
     "SavedModel directory from export_savedmodel.py, instead of --efanet_checkpoint.")
@@ -71,7 +73,8 @@ flags.DEFINE_boolean(
 flags.mark_flags_as_required(["content_dir", "style_dir", "output_dir"])
 
 
-def _config():
+def config_from_flags() -> eval_lib.EvalConfig:
+    """Converts the parsed flags into an `EvalConfig`."""
     vgg = None if FLAGS.vgg_weights.lower() == "none" else FLAGS.vgg_weights
     return eval_lib.EvalConfig(
         content_dir=FLAGS.content_dir,
@@ -99,9 +102,9 @@ def _config():
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+        raise app.UsageError(f"Unknown arguments: {argv[1:]}")
     try:
-        config = _config()
+        config = config_from_flags()
         results = eval_lib.run(config)
     except (OSError, ValueError) as e:
         # Missing/empty directories and unreadable images: one clear line.

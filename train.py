@@ -85,6 +85,9 @@ flags.DEFINE_enum(
     list(model_lib.INITIALIZATIONS),
     "Decoder/style-head initialisation: scaled (BUILD_NOTES, Trainability) or keras.",
 )
+flags.DEFINE_integer(
+    "fusion_rank", 1, "Projections k of Eq. 1-2: 1 is the paper; k > 1 its conclusion's option."
+)
 flags.DEFINE_string("vgg_weights", "imagenet", f"VGG-19 encoder weights: {_VGG_CHOICES}.")
 # Objective (Eq. 7); a weight of 0 switches a term off (Fig. 7 ablation).
 flags.DEFINE_float("content_weight", 1.0, "lambda_pc of Eq. 7 (content perceptual loss).")
@@ -102,6 +105,13 @@ flags.DEFINE_enum(
     "squared",
     list(losses.PERCEPTUAL_NORMS),
     "Reduction of the norm of Eq. 3-4: squared (mean squared error) or rms (its root).",
+)
+flags.DEFINE_enum(
+    "exchange_targets",
+    "trainable",
+    list(losses.EXCHANGE_TARGETS),
+    "Whether the codes f_c, f_s of Eq. 6's reconstruction terms take its gradient "
+    "(trainable, as written) or are fixed targets (stop-gradient).",
 )
 flags.DEFINE_float(
     "adain_style_weight", 10.0, "Style weight of the AdaIN baseline (--model=adain)."
@@ -174,6 +184,7 @@ def config_from_flags() -> train_lib.TrainConfig:
             com_weight=FLAGS.com_weight,
             orthogonality=FLAGS.orthogonality,
             perceptual_norm=FLAGS.perceptual_norm,
+            exchange_targets=FLAGS.exchange_targets,
         ),
         model=FLAGS.model,
         num_exchange_blocks=FLAGS.num_exchange_blocks,
@@ -185,6 +196,7 @@ def config_from_flags() -> train_lib.TrainConfig:
         num_post_fusion_blocks=FLAGS.num_post_fusion_blocks,
         upsample_filters=_ints(FLAGS.upsample_filters),
         initialization=FLAGS.initialization,
+        fusion_rank=FLAGS.fusion_rank,
         adain_style_weight=FLAGS.adain_style_weight,
         vgg_weights=vgg_weights,
         lr=FLAGS.lr,

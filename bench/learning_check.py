@@ -101,6 +101,11 @@ def evaluate(model, content, style) -> tuple[dict, dict]:
     scores["luminance_corr"] = float(
         np.mean([np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(luminance, reference)])
     )
+    # How much the style changes efanet's output: ~0 when v_c, v_r do not yet
+    # depend on the pair and the decoder renders I_s->c as I_c->c.
+    scores["s2c_minus_c2c"] = (
+        float(np.abs(images["s2c"] - images["c2c"]).mean()) if "c2c" in images else float("nan")
+    )
     return images, scores
 
 
@@ -167,7 +172,7 @@ def write_grid(path, content, style, rows):
 
 def format_table(results) -> str:
     head = f"{'model':<44}{'step':>5}{'content':>9}{'style':>9}{'rec':>7}{'com':>7}" \
-        f"{'| eval content':>15}{'style':>8}{'total':>8}{'sp.std':>8}{'corr':>7}"
+        f"{'| eval content':>15}{'style':>8}{'total':>8}{'sp.std':>8}{'corr':>7}{'s2c-c2c':>8}"
     lines = [head]
     for r in results:
         for rep in r["reports"]:
@@ -177,6 +182,7 @@ def format_table(results) -> str:
                 f"{t.get('rec', float('nan')):>7.3g}{t.get('com', float('nan')):>7.3g}"
                 f"{e['content']:>15.3g}{e['style']:>8.3g}{e['total']:>8.3g}"
                 f"{e['spatial_std']:>8.3f}{e['luminance_corr']:>7.2f}"
+                f"{e.get('s2c_minus_c2c', float('nan')):>8.3f}"
             )
     return "\n".join(lines)
 

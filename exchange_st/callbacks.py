@@ -263,14 +263,19 @@ class ProgressLogger(_StepCallback):
 
     The losses are Keras' metric values: means over the steps since the
     previous line. It also adds `step`, `learning_rate` and `steps_per_sec`
-    to the epoch logs, for the `CSVLog` after it.
+    to the epoch logs, for the `CSVLog` after it. With `max_seconds` the line
+    also says which step the run will reach when that limit stops it, at the
+    current rate (a time-boxed run is sized by it, not by `total_steps`).
     """
 
-    def __init__(self, total_steps, start_step=0):
+    def __init__(self, total_steps, start_step=0, max_seconds=None, start_time=None):
         super().__init__(start_step)
         self.total_steps = total_steps
         self.rates = []
         self._t0 = self._step0 = None
+        self.deadline = None
+        if max_seconds is not None:
+            self.deadline = (time.monotonic() if start_time is None else start_time) + max_seconds
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, logs)
@@ -288,14 +293,19 @@ class ProgressLogger(_StepCallback):
         logs["learning_rate"] = learning_rate(self.model.optimizer)
         terms = "  ".join(f"{k} {float(logs[k]):.4g}" for k in _CONSOLE_TERMS if k in logs)
         eta = (self.total_steps - self.step) / rate if rate > 0 else math.nan
+        projection = ""
+        if self.deadline is not None and rate > 0:
+            reach = self.step + rate * max(self.deadline - now, 0.0)
+            projection = f"  ~step {min(int(reach), self.total_steps)} at max_seconds"
         logging.info(
-            "step %d/%d  loss %.5g  %s  %.3g steps/s  ETA %s",
+            "step %d/%d  loss %.5g  %s  %.3g steps/s  ETA %s%s",
             self.step,
             self.total_steps,
             float(logs.get("loss", math.nan)),
             terms,
             rate,
             format_duration(eta),
+            projection,
         )
         logs["steps_per_sec"] = rate
 

@@ -45,11 +45,28 @@ def _atomic_write_text(path, text):
     os.replace(tmp, path)
 
 
-def write_model_config(model, weights_path):
-    """Writes `model`'s class and `get_config()` next to `weights_path` (atomically)."""
+def serialize_model(model):
+    """`model`'s class and `get_config()`, JSON-ready (what `model_from_serialized` reads)."""
     serialized = keras.saving.serialize_keras_object(model)
     # The architecture only: no optimizer (`compile_config`), no build shapes.
+    return {k: serialized[k] for k in _SERIALIZED_KEYS if k in serialized}
+
+
+def model_from_serialized(serialized, **overrides):
+    """An unbuilt model from `serialize_model`'s dict, constructor `overrides` applied."""
+    _registered_models()
+    config = dict(serialized.get("config", {}))
+    # The run's dtype policy (e.g. mixed_float16) is a training choice.
+    config.pop("dtype", None)
+    config.update(overrides)
     serialized = {k: serialized[k] for k in _SERIALIZED_KEYS if k in serialized}
+    serialized["config"] = config
+    return keras.saving.deserialize_keras_object(serialized)
+
+
+def write_model_config(model, weights_path):
+    """Writes `model`'s class and `get_config()` next to `weights_path` (atomically)."""
+    serialized = serialize_model(model)
     _atomic_write_text(config_path(weights_path), json.dumps(serialized, indent=2, sort_keys=True))
 
 
@@ -127,18 +144,22 @@ def _registered_models():
     return {"efanet": ExchangeStyleTransfer, "adain": AdaINNet}
 
 
-def load_model(path, fallback_config=None, what="model", expect=None):
+def load_model(path, fallback_config=None, what="model", expect=None, dtype=None):
     """Rebuilds a trained model (`from_config`) and loads its weights.
 
     Args:
       path: a training `model_dir`, a `<name>.weights.h5` file (with its
-        `<name>.config.json`), or, for runs of the old TensorFlow loop, a
-        checkpoint prefix such as `model_dir/ckpt-1000` (TensorFlow only).
+        `<name>.config.json`), a pretrained release directory (its
+        `manifest.json`, see `exchange_st.release`; inference only), or, for
+        runs of the old TensorFlow loop, a checkpoint prefix such as
+        `model_dir/ckpt-1000` (TensorFlow only).
       fallback_config: constructor kwargs for a legacy checkpoint whose
         model_dir lacks `config.json`; None means the paper defaults.
       what: what the file is of, for error messages (e.g. `"adain"`).
       expect: a model class (e.g. `ExchangeStyleTransfer`); another class
         in the file raises `ValueError`. None accepts either.
+      dtype: Keras dtype policy of the rebuilt model (e.g.
+        `"mixed_bfloat16"` for inference); None: the current global policy.
 
     Returns:
       The built model with every variable (the VGG encoder's included) from
@@ -150,29 +171,33 @@ def load_model(path, fallback_config=None, what="model", expect=None):
       ValueError: another model family than `expect`, or variable shapes
         that differ from the file's.
     """
-    _registered_models()
+    from exchange_st import release  # Imports this module.
+
     weights = find_weights(path)
+    if weights is None and release.is_release(path):
+        model = release.load(path, dtype=dtype)
+        _check_family(model, expect, path, what)
+        return model
     if weights is None:
-        return _load_legacy(path, fallback_config, what, expect)
-    serialized = read_model_config(weights)
-    config = dict(serialized.get("config", {}))
-    # The run's dtype policy (e.g. mixed_float16) is a training choice.
-    config.pop("dtype", None)
-    serialized = {k: serialized[k] for k in _SERIALIZED_KEYS if k in serialized}
-    serialized["config"] = config
-    model = keras.saving.deserialize_keras_object(serialized)
-    if expect is not None and not isinstance(model, expect):
-        raise ValueError(
-            f"{weights} holds a {type(model).__name__}, not the {expect.__name__} "
-            f"expected for {what}."
-        )
+        return _load_legacy(path, fallback_config, what, expect, dtype)
+    overrides = {} if dtype is None else {"dtype": dtype}
+    model = model_from_serialized(read_model_config(weights), **overrides)
+    _check_family(model, expect, weights, what)
     model.build()
     model.load_weights(weights)
     logging.info("Loaded %s (%s).", weights, type(model).__name__)
     return model
 
 
-def _load_legacy(path, fallback_config, what, expect):
+def _check_family(model, expect, path, what):
+    if expect is not None and not isinstance(model, expect):
+        raise ValueError(
+            f"{path} holds a {type(model).__name__}, not the {expect.__name__} "
+            f"expected for {what}."
+        )
+
+
+def _load_legacy(path, fallback_config, what, expect, dtype=None):
     """A model from a `tf.train.Checkpoint` of the former TensorFlow training loop."""
     prefix, model_dir = resolve_checkpoint(path, what)
     config = read_run_config(model_dir)
@@ -195,19 +220,97 @@ def _load_legacy(path, fallback_config, what, expect):
             CONFIG_FILE, model_dir, config or "(defaults)",
         )
     cls = families[family]
-    keys = _constructor_keys(cls)
+    keys = constructor_keys(cls)
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k in keys}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
     return restore(cls(vgg_weights=None, **kwargs), prefix)
 
 
-def _constructor_keys(cls):
+def constructor_keys(cls):
+    """Constructor arguments of a model class that a config may set.
+
+    `vgg_weights` is excluded: a restored model's VGG weights come from the
+    file, not from the config.
+    """
     import inspect
 
-    return {
+    return tuple(
         name
         for name, p in inspect.signature(cls.__init__).parameters.items()
         if name not in ("self", "vgg_weights") and p.kind is p.POSITIONAL_OR_KEYWORD
+    )
+
+
+def model_config_of(model):
+    """The constructor hyperparameters of `model` (from `get_config`), JSON-ready."""
+    keys = constructor_keys(type(model))
+    return {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in model.get_config().items()
+        if k in keys
     }
+
+
+def run_model_kwargs(model_dir, family="efanet"):
+    """Model constructor kwargs from `model_dir/config.json`, or None if absent.
+
+    Accepts the training `TrainConfig` JSON (flat, with training settings
+    mixed in) or a dict nested under a `"model"` key; keys that are not
+    arguments of the family's class are ignored.
+
+    Raises:
+      ValueError: the config describes another model family.
+    """
+    config = read_run_config(model_dir)
+    if not config:
+        return None
+    if isinstance(config.get("model"), dict):
+        config = config["model"]
+    elif config.get("model", "efanet") != family:
+        raise ValueError(
+            f"{os.path.join(model_dir, CONFIG_FILE)} describes a {config['model']!r} "
+            f"model, not {family!r}."
+        )
+    keys = constructor_keys(_registered_models()[family])
+    return {k: v for k, v in config.items() if k in keys}
+
+
+def warn_untrained(what):
+    """The one warning every tool logs before it runs a model with random weights."""
+    logging.warning(
+        "%s has RANDOM (untrained) weights (random_init): its outputs only show that the "
+        "pipeline runs (demos and tests).",
+        what,
+    )
+
+
+def untrained_model(family="efanet", vgg_weights=None, model_config=None, seed=None):
+    """A built model of `family` with random weights (demos and tests), after the warning.
+
+    Args:
+      family: `"efanet"` or `"adain"`.
+      vgg_weights: VGG weights (`"imagenet"`, an h5 path, None for random).
+      model_config: constructor kwargs.
+      seed: if given, `keras.utils.set_random_seed(seed)` first.
+    """
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    warn_untrained(family)
+    model = _registered_models()[family](vgg_weights=vgg_weights, **(model_config or {}))
+    model.build()
+    return model
+
+
+def load_adain_model(path):
+    """An `AdaINNet` from a `train.py --model=adain` run (`load_model`).
+
+    Args:
+      path: model_dir, `.weights.h5` file or legacy checkpoint prefix.
+    """
+    from exchange_st.baselines.adain import AdaINNet
+
+    return load_model(path, what="adain", expect=AdaINNet)
 
 
 def resolve_checkpoint(path_or_dir, what="model"):

@@ -2,6 +2,7 @@
 
 import keras
 
+from exchange_st import ops
 from exchange_st.layers import track_layer_list
 
 FUSION_MODES = ("ours", "adain", "concat")
@@ -82,9 +83,7 @@ class CSFusion(keras.layers.Layer):
             r_pool = keras.ops.sum(f_pur * v_c, axis=-1, keepdims=True)  # Eq. 1
             return r_pool * v_r  # Eq. 2
         if self.mode == "adain":
-            mean, var = keras.ops.moments(f_pur, axes=[1, 2], keepdims=True)
-            normalised = (f_pur - mean) * keras.ops.rsqrt(var + self.epsilon)
-            return normalised * v_r + v_c
+            return ops.adain(f_pur, v_c, v_r, self.epsilon)
         style = keras.ops.concatenate([v_c, v_r], axis=-1)
         return self.mix_content(f_pur) + self.mix_style(style)
 
@@ -156,6 +155,100 @@ class ResidualBlock(keras.layers.Layer):
         return config
 
 
+# Conv layers per upsampling stage: the mirror of VGG-19 blocks 4 (its first
+# conv only), 3, 2 and 1, as in AdaIN's decoder [11].
+CONVS_PER_STAGE = (4, 2, 2)
+
+
+@keras.saving.register_keras_serializable(package="exchange_st")
+class Upsampler(keras.layers.Layer):
+    """The upsampling half of a decoder: relu4_1-sized maps back to an RGB image.
+
+    "Nearest-neighbor upscaling plus convolution" (Sec. 3.5), laid out as
+    AdaIN's decoder [11] mirrors VGG-19 down to relu1_1: per stage a 3 x 3
+    conv to the stage width, a 2x nearest-neighbour upsampling and the
+    remaining 3 x 3 convs of that VGG block (ReLU), then a linear 3 x 3 conv
+    to RGB. Zero "same" padding (the original AdaIN reflects). Both
+    `Decoder` and the AdaIN baseline render with it.
+
+    Args:
+      upsample_filters: widths of the three stages.
+      output_bias: initial bias of the RGB conv, i.e. the colour a fresh
+        decoder paints everywhere; `None` keeps zeros (black).
+
+    Call arguments:
+      x: `[B, h, w, C]`.
+
+    Returns:
+      `[B, 8h, 8w, 3]` image, linear (not clipped).
+    """
+
+    def __init__(self, upsample_filters=(256, 128, 64), output_bias=None, **kwargs):
+        super().__init__(**kwargs)
+        if len(upsample_filters) != len(CONVS_PER_STAGE):
+            raise ValueError(
+                f"upsample_filters needs {len(CONVS_PER_STAGE)} widths, got {upsample_filters}"
+            )
+        self.upsample_filters = tuple(upsample_filters)
+        self.output_bias = None if output_bias is None else tuple(float(v) for v in output_bias)
+        policy = self.dtype_policy
+        # Each sub-layer is an attribute named after it, not only a list
+        # entry: TensorFlow checkpoints walk attributes, not Keras' lists.
+        self._up_layer_names = []
+        for stage, (filters, n_convs) in enumerate(zip(self.upsample_filters, CONVS_PER_STAGE)):
+            self._add(self._conv(filters, f"up{stage}_in"))
+            self._add(
+                keras.layers.UpSampling2D(2, interpolation="nearest", name=f"up{stage}", dtype=policy)
+            )
+            for i in range(n_convs - 1):
+                self._add(self._conv(filters, f"up{stage}_conv{i}"))
+        bias = "zeros" if output_bias is None else keras.initializers.Constant(self.output_bias)
+        self.to_rgb = keras.layers.Conv2D(
+            3, 3, padding="same", bias_initializer=bias, name="to_rgb", dtype=policy
+        )
+
+    def _add(self, layer):
+        setattr(self, layer.name, layer)
+        self._up_layer_names.append(layer.name)
+
+    def _conv(self, filters, name):
+        return keras.layers.Conv2D(
+            filters, 3, padding="same", activation="relu", name=name, dtype=self.dtype_policy
+        )
+
+    @property
+    def up_layers(self):
+        """The convolutions and upsamplings before `to_rgb`, in call order."""
+        return [getattr(self, name) for name in self._up_layer_names]
+
+    def render_layers(self):
+        """Every layer from the input map to the image, in call order.
+
+        A method, not a property: Keras' weights file walks public
+        attributes, and a property listing the layers would move them to
+        a new path in the file.
+        """
+        return self.up_layers + [self.to_rgb]
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self.up_layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.to_rgb.build(shape)
+        self.built = True
+
+    def call(self, x, training=None):
+        for layer in self.render_layers():
+            x = layer(x)
+        return x
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"upsample_filters": self.upsample_filters, "output_bias": self.output_bias})
+        return config
+
+
 @keras.saving.register_keras_serializable(package="exchange_st")
 class Decoder(keras.layers.Layer):
     """One branch decoder (Sec. 3.5): residual blocks, fusion, residual blocks, upsampling.
@@ -224,41 +317,26 @@ class Decoder(keras.layers.Layer):
             )
             for i in range(num_post_blocks)
         ]
-        # Mirror of VGG-19 blocks 3, 2, 1: (conv to the stage width), upsample,
-        # then the remaining convs of that VGG block at the new resolution.
-        convs_per_stage = (4, 2, 2)
-        self.up_layers = []
-        for stage, (filters, n_convs) in enumerate(zip(self.upsample_filters, convs_per_stage)):
-            self.up_layers.append(self._conv(filters, f"up{stage}_in"))
-            self.up_layers.append(
-                keras.layers.UpSampling2D(
-                    2, interpolation="nearest", name=f"up{stage}", dtype=policy
-                )
-            )
-            for i in range(n_convs - 1):
-                self.up_layers.append(self._conv(filters, f"up{stage}_conv{i}"))
-        bias = "zeros" if output_bias is None else keras.initializers.Constant(self.output_bias)
-        self.to_rgb = keras.layers.Conv2D(
-            3, 3, padding="same", bias_initializer=bias, name="to_rgb", dtype=policy
+        self.upsampler = Upsampler(
+            self.upsample_filters, output_bias, name="upsampler", dtype=policy
         )
+        # The upsampler's layers are also attributes under the names they had
+        # before it was shared with AdaIN, so weights files keep their layout:
+        # Keras saves a layer under the first attribute path it walks, in
+        # sorted order, and `up_layer_*` and `to_rgb` sort before `upsampler`
+        # (tests/test_layers.py checks the paths).
+        self.up_layers = self.upsampler.up_layers
+        self.to_rgb = self.upsampler.to_rgb
         track_layer_list(self, "pre_block", self.pre_blocks)
         track_layer_list(self, "post_block", self.post_blocks)
         track_layer_list(self, "up_layer", self.up_layers)
-
-    def _conv(self, filters, name):
-        return keras.layers.Conv2D(
-            filters, 3, padding="same", activation="relu", name=name, dtype=self.dtype_policy
-        )
 
     def build(self, input_shape):
         shape = tuple(input_shape[0])
         for block in self.pre_blocks + self.post_blocks:
             block.build(shape)
         self.fusion.build(tuple(input_shape))
-        for layer in self.up_layers:
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
-        self.to_rgb.build(shape)
+        self.upsampler.build(shape)
         self.built = True
 
     def content_code(self, f_pur):
@@ -277,9 +355,11 @@ class Decoder(keras.layers.Layer):
         x = r_fusion
         for block in self.post_blocks:
             x = block(x)
-        for layer in self.up_layers:
-            x = layer(x)
-        return self.to_rgb(x)
+        return self.upsampler(x)
+
+    def render_layers(self):
+        """Every layer of `render` in call order: post-fusion blocks, upsampling, RGB conv."""
+        return self.post_blocks + self.upsampler.render_layers()
 
     def call(self, inputs):
         f_pur, v_c, v_r = inputs

@@ -6,25 +6,28 @@ import dataclasses
 import json
 import os
 import platform
-import statistics
 import time
-from collections.abc import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from exchange_st import checkpoints
 from exchange_st import image_io
 from exchange_st import metrics
-from exchange_st.baselines import adain as adain_lib
 from exchange_st.baselines import gatys as gatys_lib
-from exchange_st.baselines import wct as wct_lib
-from exchange_st.model import ExchangeStyleTransfer
+from exchange_st.checkpoints import load_adain_model  # noqa: F401 - kept importable here
+from exchange_st.eval_methods import (  # noqa: F401 - re-exported: eval_lib.Method etc.
+    BUILTIN_METHODS,
+    Method,
+    one_line,
+    split_spec,
+    build_methods,
+    method_name,
+    time_method,
+)
 from exchange_st.vgg import VGGEncoder
 
-BUILTIN_METHODS = ("efanet", "adain", "gatys", "wct")
 RESULTS_FILE = "results.json"
 GRID_FILE = "comparison.png"
 # Statistics reported per method (Table 1 columns, then the extra column).
@@ -49,8 +52,9 @@ class EvalConfig:
       methods: method specs, each `efanet`, `adain`, `gatys`, `wct`, or
         `name=checkpoint_dir` for an ablation of the exchange model trained
         with `train.py` (its `config.json` gives the architecture).
-      efanet_checkpoint: training `model_dir` (or checkpoint prefix) of the
-        full model.
+      efanet_checkpoint: training `model_dir` (or checkpoint prefix, or
+        release directory) of the full model; with neither it nor
+        `efanet_saved_model` nor `random_init`, the pretrained release.
       efanet_saved_model: alternatively, a SavedModel from
         `export_savedmodel.py` (its `serving_default` signature is used).
       adain_checkpoint: training `model_dir` (or prefix) of `--model=adain`;
@@ -106,7 +110,7 @@ class EvalConfig:
         if len(set(names)) != len(names):
             raise ValueError(f"method names must be unique, got {names}")
         for spec in self.methods:
-            name, path = _split_spec(spec)
+            name, path = split_spec(spec)
             if path is None and name not in BUILTIN_METHODS:
                 raise ValueError(
                     f"unknown method {spec!r}: use one of {', '.join(BUILTIN_METHODS)} or "
@@ -127,21 +131,6 @@ class EvalConfig:
             raise ValueError(f"timing sizes must be >= 16, got {self.timing_sizes}")
         if self.grid_rows < 0:
             raise ValueError(f"grid_rows must be >= 0, got {self.grid_rows}")
-
-
-def _split_spec(spec):
-    if "=" in spec:
-        name, path = spec.split("=", 1)
-        name, path = name.strip(), path.strip()
-        if not name or not path:
-            raise ValueError(f"ablation spec must be name=checkpoint_dir, got {spec!r}")
-        return name, path
-    return spec.strip(), None
-
-
-def method_name(spec):
-    """Display name of a method spec (`"adain"` -> `adain`, `"x=runs/x"` -> `x`)."""
-    return _split_spec(spec)[0]
 
 
 # ----------------------------------------------------------------------------
@@ -170,11 +159,23 @@ def load_eval_image(path, size):
 
 
 def _load_directory(directory, size, what):
+    """Every image of `directory` (`load_eval_image`); one error lists all unreadable files."""
     try:
         paths = image_io.list_images(directory)
     except ValueError as e:
         raise ValueError(f"{what} directory {directory}: {e}") from e
-    return paths, [load_eval_image(p, size) for p in paths]
+    images, bad = [], []
+    for path in paths:
+        try:
+            images.append(load_eval_image(path, size))
+        except OSError as e:  # image_io.ImageReadError and FileNotFoundError.
+            bad.append(f"{path} ({e.__cause__ or e})")
+    if bad:
+        raise image_io.ImageReadError(
+            f"Cannot read {len(bad)} of the {len(paths)} images of the {what} directory "
+            f"{directory}: {'; '.join(bad)}"
+        )
+    return paths, images
 
 
 def select_pairs(num_content, num_style, pairs, seed):
@@ -187,221 +188,6 @@ def select_pairs(num_content, num_style, pairs, seed):
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(len(every), size=pairs, replace=False).tolist())
     return [every[k] for k in chosen]
-
-
-# ----------------------------------------------------------------------------
-# Methods.
-# ----------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Method:
-    """One row of the tables.
-
-    Attributes:
-      name: display name.
-      stylize: `(content [1, H, W, 3], style [1, H2, W2, 3]) -> [1, H, W, 3]`
-        in [0, 1].
-      time_fn: only for optimisation methods: `(content, style,
-        iterations=None) -> int` runs what Table 2 times (the timing
-        iteration count by default) and returns the iterations it ran.
-        Feed-forward methods leave it None and `stylize` is timed.
-      status: `"ok"` or `"failed"`.
-      error: one-line reason of a failure.
-      source: where the weights came from (checkpoint, random init, ...).
-    """
-
-    name: str
-    stylize: Callable | None = None
-    time_fn: Callable | None = None
-    status: str = "ok"
-    error: str | None = None
-    source: str = ""
-
-    def fail(self, error):
-        self.status = "failed"
-        self.error = _one_line(error)
-        logging.error("Method %s FAILED: %s", self.name, self.error)
-
-
-def _one_line(error):
-    text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
-    return " ".join(text.split())
-
-
-def _feed_forward(stylize_fn):
-    # Compiled like a deployed model (one graph per input size, traced in
-    # the warm-up), so Table 2 does not time Python-level eager dispatch.
-    return tf.function(stylize_fn, reduce_retracing=True)
-
-
-def load_adain_model(path):
-    """An `AdaINNet` from a `train.py --model=adain` run (`checkpoints.load_model`).
-
-    Args:
-      path: model_dir, `.weights.h5` file or legacy checkpoint prefix.
-    """
-    return checkpoints.load_model(path, what="adain", expect=adain_lib.AdaINNet)
-
-
-class _Models:
-    """Builds the networks of the methods; AdaIN's is built once and shared with WCT."""
-
-    def __init__(self, cfg: EvalConfig):
-        self.cfg = cfg
-        self._adain = None
-
-    def adain(self):
-        if self._adain is None:
-            cfg = self.cfg
-            if cfg.adain_checkpoint:
-                model = load_adain_model(cfg.adain_checkpoint)
-                self._adain = (model, cfg.adain_checkpoint)
-            elif cfg.random_init:
-                _warn_random("adain")
-                model = adain_lib.AdaINNet(vgg_weights=cfg.vgg_weights)
-                model.build()
-                self._adain = (model, "random init")
-            else:
-                raise FileNotFoundError(
-                    "adain needs --adain_checkpoint (a train.py --model=adain model_dir), "
-                    "or --random_init for an untrained demo"
-                )
-        return self._adain
-
-    def efanet(self):
-        cfg = self.cfg
-        if cfg.efanet_saved_model:
-            return _saved_model_stylize(cfg.efanet_saved_model), cfg.efanet_saved_model
-        if cfg.efanet_checkpoint:
-            model = checkpoints.load_model(
-                cfg.efanet_checkpoint, what="efanet", expect=ExchangeStyleTransfer
-            )
-            return _feed_forward(model.stylize), cfg.efanet_checkpoint
-        if cfg.random_init:
-            _warn_random("efanet")
-            model = ExchangeStyleTransfer(vgg_weights=cfg.vgg_weights)
-            model.build()
-            return _feed_forward(model.stylize), "random init"
-        raise FileNotFoundError(
-            "efanet needs --efanet_checkpoint (a train.py model_dir) or --efanet_saved_model, "
-            "or --random_init for an untrained demo"
-        )
-
-
-def _warn_random(name):
-    logging.warning(
-        "%s has RANDOM (untrained) weights (--random_init): its numbers only show that "
-        "the pipeline runs.",
-        name,
-    )
-
-
-def _saved_model_stylize(path):
-    if not tf.io.gfile.isdir(path):
-        raise FileNotFoundError(f"SavedModel directory not found: {path}")
-    loaded = tf.saved_model.load(path)
-    serve = loaded.signatures["serving_default"]
-
-    def stylize(content, style):
-        return serve(content=content, style=style, alpha=tf.constant(1.0))["stylized"]
-
-    return stylize
-
-
-def build_methods(cfg: EvalConfig, encoder) -> list[Method]:
-    """One `Method` per spec; a method that cannot be built is marked failed."""
-    models = _Models(cfg)
-    result = []
-    for spec in cfg.methods:
-        name, path = _split_spec(spec)
-        method = Method(name)
-        try:
-            if path is not None:
-                model = checkpoints.load_model(path, what=name, expect=ExchangeStyleTransfer)
-                method.stylize, method.source = _feed_forward(model.stylize), path
-            elif name == "efanet":
-                method.stylize, method.source = models.efanet()
-            elif name == "adain":
-                model, method.source = models.adain()
-                method.stylize = _feed_forward(model.stylize)
-            elif name == "wct":
-                model, source = models.adain()
-                method.stylize = _feed_forward(wct_lib.WCTStylizer(model).stylize)
-                method.source = f"AdaIN decoder of {source}"
-            else:
-                method.stylize, method.time_fn = _gatys_functions(cfg, encoder)
-                method.source = (
-                    f"{cfg.gatys_optimizer}, {cfg.gatys_iterations} iterations, "
-                    f"style weight {cfg.gatys_style_weight}"
-                )
-        except Exception as e:  # noqa: BLE001 - one method's failure must not stop the others.
-            method.fail(e)
-        result.append(method)
-    return result
-
-
-def _gatys_functions(cfg: EvalConfig, encoder):
-    stylizer = gatys_lib.GatysStylizer(
-        encoder,
-        style_weight=cfg.gatys_style_weight,
-        optimizer=cfg.gatys_optimizer,
-        lr=cfg.gatys_lr,
-    )
-
-    def stylize(content, style):
-        return stylizer.stylize(content, style, iterations=cfg.gatys_iterations)
-
-    def time_fn(content, style, iterations=None):
-        iterations = iterations or min(cfg.gatys_timing_iterations, cfg.gatys_iterations)
-        stylizer.stylize(content, style, iterations=iterations).numpy()
-        return iterations
-
-    return stylize, time_fn
-
-
-# ----------------------------------------------------------------------------
-# Timing (Table 2).
-# ----------------------------------------------------------------------------
-
-
-def time_method(method: Method, content, style, runs, full_iterations=None):
-    """Median wall time of `method` on one `[1, S, S, 3]` pair after a warm-up.
-
-    Feed-forward methods are timed as a whole. For an optimisation method
-    (`time_fn` given) the warm-up runs one iteration (it traces the step),
-    each timed run `gatys_timing_iterations`, and the time of
-    `full_iterations` is extrapolated linearly when more than were run.
-
-    Returns:
-      Dict with `seconds` (median, or the extrapolation), `runs` (each run's
-      seconds) and, for optimisation methods, `iterations_timed`,
-      `seconds_per_iteration` and `extrapolated`.
-    """
-    if method.time_fn is None:
-        method.stylize(content, style).numpy()
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            method.stylize(content, style).numpy()
-            times.append(time.perf_counter() - start)
-        return {"seconds": statistics.median(times), "runs": times}
-    method.time_fn(content, style, iterations=1)
-    times, iterations = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        iterations = method.time_fn(content, style)
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    per_iteration = median / iterations
-    full = full_iterations or iterations
-    return {
-        "seconds": per_iteration * full if full > iterations else median,
-        "runs": times,
-        "iterations_timed": iterations,
-        "seconds_per_iteration": per_iteration,
-        "extrapolated": full > iterations,
-    }
 
 
 def run_timings(cfg: EvalConfig, methods, content_path, style_path):
@@ -421,8 +207,8 @@ def run_timings(cfg: EvalConfig, methods, content_path, style_path):
                     method, content, style, runs, cfg.gatys_iterations
                 )
             except Exception as e:  # noqa: BLE001 - e.g. out of memory at 1024.
-                timings[method.name][str(size)] = {"error": _one_line(e)}
-                logging.error("Timing %s at %d failed: %s", method.name, size, _one_line(e))
+                timings[method.name][str(size)] = {"error": one_line(e)}
+                logging.error("Timing %s at %d failed: %s", method.name, size, one_line(e))
     return timings
 
 

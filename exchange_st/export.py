@@ -1,34 +1,29 @@
-"""Inference export: checkpoint -> model, model -> SavedModel (any image size) and TFLite."""
+"""Inference export: a model -> a SavedModel that runs on any image size (TFLite: `tflite`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import os
 
-import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from exchange_st import checkpoints
+from exchange_st import release
 from exchange_st import tf_checks
+from exchange_st import tflite as tflite_lib
 from exchange_st.model import ExchangeStyleTransfer
 
 # Written by `export_saved_model` into the SavedModel directory, for provenance
 # only: loading the SavedModel needs neither this file nor exchange_st.
 EXPORT_CONFIG_FILENAME = "exchange_st_model_config.json"
-TFLITE_FILENAME = "model.tflite"
-
+TFLITE_FILENAME = tflite_lib.TFLITE_FILENAME
+DEFAULT_TFLITE_SIZE = tflite_lib.DEFAULT_TFLITE_SIZE
 # Constructor arguments of `ExchangeStyleTransfer` that a config may set.
-# `vgg_weights` is excluded: a restored model's VGG weights come from the
-# checkpoint, not from the config.
-MODEL_CONFIG_KEYS = tuple(
-    name
-    for name, p in inspect.signature(ExchangeStyleTransfer.__init__).parameters.items()
-    if name not in ("self", "vgg_weights") and p.kind is p.POSITIONAL_OR_KEYWORD
-)
+MODEL_CONFIG_KEYS = checkpoints.constructor_keys(ExchangeStyleTransfer)
+# Kept importable from here: the loading functions moved to `checkpoints`.
+model_config_of = checkpoints.model_config_of
 
 SIGNATURE_KEYS = ("serving_default", "stylize_masked", "stylize_uint8")
 
@@ -42,14 +37,6 @@ _UINT8_IMAGE = tf.TensorSpec([None, None, None, 3], tf.uint8)
 _MASK = tf.TensorSpec([None, None, None], tf.float32)
 _ALPHA = tf.TensorSpec([], tf.float32)
 _R_FUSION = tf.TensorSpec([None, None, None, None], tf.float32)
-
-# Side of the square inputs of the fixed-size TFLite fallback.
-DEFAULT_TFLITE_SIZE = 512
-# Check size of an any-size TFLite model: not a multiple of 8 on purpose.
-_DYNAMIC_CHECK_SIZE = 67
-# Largest difference between TFLite and SavedModel outputs a check accepts;
-# XNNPACK reorders float sums, nothing more.
-_TFLITE_TOLERANCE = 1e-3
 
 
 def _spec(spec, name):
@@ -241,7 +228,7 @@ class ExportResult:
       export_dir: the SavedModel directory.
       tflite_path: path of `model.tflite` if a conversion and its check
         succeeded, else None.
-      tflite_variant: which conversion produced it (see `_tflite_attempts`),
+      tflite_variant: which conversion produced it (see `tflite._tflite_attempts`),
         e.g. `"fixed 512x512, builtin ops"`; None without a TFLite model.
       tflite_input_size: `(H, W)` the TFLite model is fixed to (content and
         style alike), or None if it takes any size.
@@ -256,13 +243,18 @@ class ExportResult:
     tflite_errors: list[str] = dataclasses.field(default_factory=list)
 
 
-def model_config_of(model):
-    """The constructor hyperparameters of `model` (from `get_config`), JSON-ready."""
-    return {
-        k: list(v) if isinstance(v, tuple) else v
-        for k, v in model.get_config().items()
-        if k in MODEL_CONFIG_KEYS
-    }
+def export_tflite(export_dir, result=None, size=DEFAULT_TFLITE_SIZE):
+    """`tflite.convert` of the SavedModel in `export_dir`, recorded in an `ExportResult`.
+
+    Returns:
+      The updated (or a new) `ExportResult`.
+    """
+    result = result or ExportResult(export_dir=os.fspath(export_dir))
+    converted = tflite_lib.convert(export_dir, size)
+    result.tflite_path, result.tflite_variant = converted.path, converted.variant
+    result.tflite_input_size = converted.input_size
+    result.tflite_errors.extend(converted.errors)
+    return result
 
 
 def export_saved_model(model, export_dir, tflite=False, tflite_size=DEFAULT_TFLITE_SIZE):
@@ -304,135 +296,15 @@ def export_saved_model(model, export_dir, tflite=False, tflite_size=DEFAULT_TFLI
     return result
 
 
-def _tflite_attempts(export_dir, size):
-    """`(variant, input size or None, make_converter)` in order of preference.
-
-    An any-size model is preferred. The TF 2.21 converter loses the channel
-    count of the convolutions after `UpSampling2D` when height and width are
-    unknown, so builtin ops fail there; TF Select ops convert but need the
-    Flex delegate at run time. With fixed shapes everything is a builtin op.
-    """
-
-    def dynamic(select_tf_ops):
-        def make():
-            converter = tf.lite.TFLiteConverter.from_saved_model(
-                export_dir, signature_keys=["serving_default"]
-            )
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS] + (
-                [tf.lite.OpsSet.SELECT_TF_OPS] if select_tf_ops else []
-            )
-            return converter
-        return make
-
-    keep_alive = []
-
-    def fixed():
-        # Converting from the loaded SavedModel (not the in-memory Keras
-        # model) makes the converter freeze plain tf.Variables into constants.
-        loaded = tf.saved_model.load(export_dir)
-        # The converter only references the variables weakly.
-        keep_alive.append(loaded)
-        image = tf.TensorSpec([1, size, size, 3], tf.float32)
-
-        @tf.function(
-            input_signature=[_spec(image, "content"), _spec(image, "style"), _spec(_ALPHA, "alpha")]
-        )
-        def serve(content, style, alpha):
-            return {"stylized": loaded.stylize(content, style, alpha)}
-
-        converter = tf.lite.TFLiteConverter.from_concrete_functions(
-            [serve.get_concrete_function()], loaded
-        )
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        return converter
-
-    return [
-        ("any size, builtin ops", None, dynamic(False)),
-        ("any size, builtin + TF Select ops", None, dynamic(True)),
-        (f"fixed {size}x{size}, builtin ops", (size, size), fixed),
-    ]
-
-
-def export_tflite(export_dir, result=None, size=DEFAULT_TFLITE_SIZE):
-    """Converts the SavedModel in `export_dir` to `model.tflite` and checks it.
-
-    Each variant of `_tflite_attempts` is converted (no custom ops allowed)
-    and run once against the SavedModel; the first that passes is written.
-    Failures are recorded in `result.tflite_errors` rather than raised:
-    TFLite is an optional extra of the export.
-
-    Returns:
-      The updated (or a new) `ExportResult`.
-    """
-    result = result or ExportResult(export_dir=os.fspath(export_dir))
-    for variant, input_size, make_converter in _tflite_attempts(export_dir, size):
-        try:
-            converter = make_converter()
-            # Custom ops would need a runtime the user does not have.
-            converter.allow_custom_ops = False
-            flatbuffer = converter.convert()
-            check_tflite_model(
-                flatbuffer, export_dir, _DYNAMIC_CHECK_SIZE if input_size is None else size
-            )
-        except Exception as e:  # noqa: BLE001 - converter/runtime errors come in many types.
-            message = f"{variant}: {type(e).__name__}: {_one_paragraph(e)}"
-            result.tflite_errors.append(message)
-            logging.warning("TFLite conversion rejected: %s", message)
-            continue
-        path = os.path.join(export_dir, TFLITE_FILENAME)
-        with open(path, "wb") as f:
-            f.write(flatbuffer)
-        result.tflite_path, result.tflite_variant = path, variant
-        result.tflite_input_size = input_size
-        logging.info("Wrote %s (%.1f MB, %s).", path, len(flatbuffer) / 2**20, variant)
-        break
-    return result
-
-
-def _one_paragraph(error, limit=1200):
-    """One line of an error; for converter errors the op summary, not the MLIR dump."""
-    text = " ".join(str(error).split())
-    marker = text.find("Some ops are not supported")
-    if marker > 0:
-        text = text[:200] + " ... " + text[marker:]
-    return text if len(text) <= limit else text[:limit] + " ..."
-
-
-def check_tflite_model(flatbuffer, export_dir, size):
-    """Runs a converted model once on a `size` x `size` pair and compares it to the SavedModel.
-
-    Raises:
-      ValueError: the output differs from the SavedModel's.
-    """
-    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
-    # The signature runner resizes inputs of unknown height and width.
-    runner = interpreter.get_signature_runner("serving_default")
-    rng = np.random.default_rng(0)
-    content = rng.uniform(size=(1, size, size, 3)).astype(np.float32)
-    style = np.ascontiguousarray(content[:, ::-1])
-    alpha = np.float32(0.75)
-    out = runner(content=content, style=style, alpha=alpha)["stylized"]
-    # Keep the loaded object referenced: its functions hold the variables weakly.
-    reference = tf.saved_model.load(export_dir)
-    want = reference.stylize(content, style, alpha).numpy()
-    error = float(np.max(np.abs(out - want))) if out.shape == want.shape else float("inf")
-    if not error <= _TFLITE_TOLERANCE:
-        raise ValueError(
-            f"TFLite output (shape {out.shape}) differs from the SavedModel's "
-            f"(shape {want.shape}) by {error:.3g} > {_TFLITE_TOLERANCE}"
-        )
-    return out
-
-
 @dataclasses.dataclass
 class ExportConfig:
     """What `export_savedmodel.py` exports.
 
     Attributes:
       export_dir: SavedModel output directory.
-      checkpoint_dir: training model_dir, `.weights.h5` file or legacy
-        checkpoint prefix (see `checkpoints.load_model`); exclusive with
-        `random_init`.
+      checkpoint_dir: training model_dir, `.weights.h5` file, release
+        directory or legacy checkpoint prefix (see `checkpoints.load_model`);
+        exclusive with `random_init`. Neither: the pretrained release.
       random_init: export an untrained model (demos and tests).
       vgg_weights: VGG weights of the `random_init` model (`"imagenet"`, an
         h5 path, or None for random); a checkpoint holds its own.
@@ -454,8 +326,10 @@ class ExportConfig:
     seed: int | None = None
 
     def __post_init__(self):
-        if bool(self.checkpoint_dir) == bool(self.random_init):
-            raise ValueError("Give exactly one of checkpoint_dir and random_init.")
+        if self.checkpoint_dir and self.random_init:
+            raise ValueError(
+                "Give at most one of checkpoint_dir and random_init (none: the pretrained release)."
+            )
         unknown = sorted(set(self.model_config) - set(MODEL_CONFIG_KEYS))
         if unknown:
             raise ValueError(f"Unknown model_config keys {unknown}; known: {MODEL_CONFIG_KEYS}.")
@@ -464,39 +338,21 @@ class ExportConfig:
 def export_from_config(config: ExportConfig) -> ExportResult:
     """Builds or restores the model as configured and exports it."""
     if config.random_init:
-        if config.seed is not None:
-            keras.utils.set_random_seed(config.seed)
-        logging.warning("Exporting an UNTRAINED model (random_init): for demos and tests only.")
-        model = ExchangeStyleTransfer(vgg_weights=config.vgg_weights, **config.model_config)
-        model.build()
-    else:
+        model = checkpoints.untrained_model(
+            "efanet", config.vgg_weights, config.model_config, config.seed
+        )
+    elif config.checkpoint_dir:
         model = load_model_from_checkpoint(config.checkpoint_dir, config.model_config)
+    else:
+        model = release.load(instead="--checkpoint_dir (export_savedmodel.py)")
     return export_saved_model(
         model, config.export_dir, tflite=config.tflite, tflite_size=config.tflite_size
     )
 
 
 def read_model_config(model_dir):
-    """Model constructor kwargs from `model_dir/config.json`, or None if absent.
-
-    Accepts the training `TrainConfig` JSON (flat, with training settings
-    mixed in) or a dict nested under a `"model"` key; keys that are not
-    `ExchangeStyleTransfer` arguments are ignored.
-
-    Raises:
-      ValueError: the config describes another model family (e.g. AdaIN).
-    """
-    config = checkpoints.read_run_config(model_dir)
-    if not config:
-        return None
-    if isinstance(config.get("model"), dict):
-        config = config["model"]
-    elif config.get("model", "efanet") != "efanet":
-        raise ValueError(
-            f"{os.path.join(model_dir, checkpoints.CONFIG_FILE)} describes a "
-            f"{config['model']!r} model, not the exchangeable-feature network ('efanet')."
-        )
-    return {k: v for k, v in config.items() if k in MODEL_CONFIG_KEYS}
+    """`checkpoints.run_model_kwargs(model_dir)` for the exchange model (kept importable here)."""
+    return checkpoints.run_model_kwargs(model_dir, "efanet")
 
 
 def load_model_from_checkpoint(checkpoint_path_or_dir, model_config=None, what="model"):

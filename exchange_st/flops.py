@@ -179,7 +179,7 @@ def analysis_flops(model, content_pixels, style_pixels, channels):
     count.add("compressor_content", compress)
     count.add("compressor_style", compress)
     codes = dense_flops(model.fc_uni_c) + dense_flops(model.fc_uni_s) + dense_flops(model.fc_com)
-    for block in model._exchange_blocks_sequence():
+    for block in model.exchange_block_sequence():
         for unit in (block.rmp_c, block.rmp_s):
             codes += sum(dense_flops(d) for d in (unit.w1, unit.w2, unit.w3, unit.w4))
     heads = model.style_heads
@@ -187,7 +187,6 @@ def analysis_flops(model, content_pixels, style_pixels, channels):
     codes += 2 * sum(dense_flops(d) for d in (heads.fc_w, heads.fc_c, heads.fc_r))
     count.add("codes", codes)
     return count
-
 
 
 def _encode_pair(model, h, w, hs, ws):
@@ -206,6 +205,7 @@ def _encode_pair(model, h, w, hs, ws):
     _, fh, fw = layer_stack_flops(encoder.blocks, hp, wp)
     _, fhs, fws = layer_stack_flops(encoder.blocks, hsp, wsp)
     return count, (fh, fw), (fhs, fws), encoder.blocks[-1].kernel.shape[-1]
+
 
 def efanet_stylize_flops(h, w, hs, ws, model, alpha=1.0):
     """FLOPs of `ExchangeStyleTransfer.stylize` for one `[h, w]` content and `[hs, ws]` style.
@@ -234,9 +234,7 @@ def efanet_stylize_flops(h, w, hs, ws, model, alpha=1.0):
         count.add("fusion", fusion)
     else:
         count.add("fusion", 2 * fusion + 3 * pixels * channels)
-    render, _, _ = layer_stack_flops(
-        decoder.post_blocks + decoder.up_layers + [decoder.to_rgb], fh, fw
-    )
+    render, _, _ = layer_stack_flops(decoder.render_layers(), fh, fw)
     count.add("render", render)
     return count
 
@@ -252,8 +250,7 @@ def adain_stylize_flops(h, w, hs, ws, model, alpha=1.0):
     if not (isinstance(alpha, (int, float)) and alpha == 1.0):
         adain += 3 * fh * fw * channels
     count.add("adain", adain)
-    decoder = model.decoder
-    render, _, _ = layer_stack_flops(decoder.up_layers + [decoder.to_rgb], fh, fw)
+    render, _, _ = layer_stack_flops(model.decoder.render_layers(), fh, fw)
     count.add("render", render)
     return count
 

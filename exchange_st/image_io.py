@@ -80,7 +80,7 @@ def load_image(
                     img.draft(img.mode, (-(-w // ratio), -(-h // ratio)))
             img.load()
             img = _exif_transpose(img, path)
-            array = _to_rgb_float(img)
+            array = to_float_rgb(img, what=path)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         # PIL signals corrupt files with a mix of exception types; callers only
         # need to know which file failed and why.
@@ -114,7 +114,7 @@ def save_image(path: str | os.PathLike, image) -> None:
         raise ValueError(
             f"Cannot save {path}: extension must be one of {sorted(_SAVE_FORMATS)}."
         )
-    array = _as_hwc3(image, what=f"image for {path}")
+    array = to_float_rgb(image, what=f"image for {path}")
     array = np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=0.0)
     array = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
 
@@ -204,7 +204,7 @@ def make_grid(
     """
     if pad < 0:
         raise ValueError(f"pad must be >= 0, got {pad}.")
-    cells = [[_as_hwc3(c, what="grid cell") for c in row] for row in rows]
+    cells = [[to_float_rgb(c, what="grid cell") for c in row] for row in rows]
     cells = [row for row in cells if row]
     if not cells:
         raise ValueError("make_grid needs at least one image.")
@@ -260,6 +260,127 @@ def resize_array(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
+# In-graph decoding for tf.data (PIL inside Dataset.map would need
+# tf.py_function, which serialises decoding behind the GIL): TensorFlow ops
+# doing the conversions of `to_float_rgb`. TensorFlow is imported in them only.
+
+
+def tf_to_rgb(image):
+    """`to_float_rgb` in the graph: float32 `[H, W, C]`, C in 1..4 (may be dynamic) -> `[H, W, 3]`."""
+    import tensorflow as tf
+
+    channels = tf.shape(image)[-1]
+
+    def composite(color, alpha):
+        return color * alpha + (1.0 - alpha)
+
+    branches = [
+        lambda: tf.tile(image[..., :1], [1, 1, 3]),
+        lambda: tf.tile(composite(image[..., :1], image[..., 1:2]), [1, 1, 3]),
+        lambda: image[..., :3],
+        lambda: composite(image[..., :3], image[..., 3:4]),
+    ]
+    rgb = tf.switch_case(tf.clip_by_value(channels, 1, 4) - 1, branches)
+    rgb.set_shape([None, None, 3])
+    return rgb
+
+
+def decode_image(contents, min_short_side: int | None = None):
+    """Decodes JPEG/PNG/BMP/GIF/WebP bytes to RGB float in [0, 1].
+
+    16-bit PNGs are scaled by 65535 (not clipped), gray / gray+alpha / RGBA are
+    converted by `tf_to_rgb`, and animations keep their first frame. Invalid data
+    raises `InvalidArgumentError` at run time, which the datasets drop with
+    `ignore_errors`.
+
+    Args:
+      contents: Scalar `tf.string` with the encoded file.
+      min_short_side: If given, large JPEGs are decoded at 1/2, 1/4 or 1/8
+        scale in the DCT domain as long as the smaller side stays >= this; this
+        is several times faster than a full decode of a big photo.
+
+    Returns:
+      float32 `[H, W, 3]` in [0, 1].
+    """
+    import tensorflow as tf
+
+
+    def decode_jpeg():
+        if min_short_side is None:
+            return tf.io.decode_jpeg(contents, channels=3)
+        shape = tf.image.extract_jpeg_shape(contents)
+        short = tf.minimum(shape[0], shape[1])
+        # libjpeg's scaled sides are ceil(side / ratio) >= side // ratio.
+        index = tf.add_n(
+            [tf.cast(short // r >= min_short_side, tf.int32) for r in (2, 4, 8)]
+        )
+        return tf.switch_case(
+            index,
+            [
+                lambda r=r: tf.io.decode_jpeg(contents, channels=3, ratio=r)
+                for r in (1, 2, 4, 8)
+            ],
+        )
+
+    def decode_other():
+        # The WebP decoder only emits uint8; everything else decodes straight
+        # to float, which scales 16-bit PNGs by 65535 rather than clipping.
+        is_webp = tf.logical_and(
+            tf.equal(tf.strings.substr(contents, 0, 4), b"RIFF"),
+            tf.equal(tf.strings.substr(contents, 8, 4), b"WEBP"),
+        )
+        image = tf.cond(
+            is_webp,
+            lambda: tf.image.convert_image_dtype(
+                tf.io.decode_image(contents, channels=0, expand_animations=False),
+                tf.float32,
+            ),
+            lambda: tf.io.decode_image(
+                contents, channels=0, dtype=tf.float32, expand_animations=False
+            ),
+        )
+        return tf_to_rgb(image)
+
+    image = tf.cond(
+        tf.io.is_jpeg(contents),
+        lambda: tf.image.convert_image_dtype(decode_jpeg(), tf.float32),
+        decode_other,
+    )
+    image.set_shape([None, None, 3])
+    return image
+
+
+def apply_exif_orientation(image, orientation):
+    """Turns stored pixels upright according to an EXIF orientation tag.
+
+    TF decoders ignore EXIF, so `scan_image_files` reads the tag with PIL and
+    the pipeline applies it here; the mapping matches `PIL.ImageOps.exif_transpose`.
+
+    Args:
+      image: `[H, W, C]`.
+      orientation: int32 scalar EXIF orientation in 1..8 (others = 1).
+
+    Returns:
+      `[H, W, C]` or `[W, H, C]` (orientations 5-8 swap the sides).
+    """
+    import tensorflow as tf
+
+    branches = [
+        lambda: image,  # 1: upright.
+        lambda: tf.image.flip_left_right(image),  # 2: mirrored.
+        lambda: tf.image.rot90(image, 2),  # 3: upside down.
+        lambda: tf.image.flip_up_down(image),  # 4: mirrored vertically.
+        lambda: tf.image.transpose(image),  # 5: transposed.
+        lambda: tf.image.rot90(image, 3),  # 6: stored 90 deg counter-clockwise.
+        lambda: tf.image.rot90(tf.image.transpose(image), 2),  # 7: transverse.
+        lambda: tf.image.rot90(image, 1),  # 8: stored 90 deg clockwise.
+    ]
+    index = tf.where(
+        tf.logical_and(orientation >= 1, orientation <= 8), orientation - 1, 0
+    )
+    return tf.switch_case(tf.cast(index, tf.int32), branches)
+
+
 def _is_image_name(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
@@ -272,28 +393,60 @@ def _exif_transpose(img: Image.Image, path: str) -> Image.Image:
         return img
 
 
-def _to_rgb_float(img: Image.Image) -> np.ndarray:
-    """PIL image of any mode -> float32 [H, W, 3] in [0, 1]."""
+def to_float_rgb(image, what: str = "image") -> np.ndarray:
+    """The one conversion to float32 RGB `[H, W, 3]` in [0, 1]: PIL images and arrays.
+
+    Integer arrays are scaled by their type's range (uint8 by 255, uint16 by
+    65535); float arrays are taken as [0, 1]. Gray (`[H, W]` or one channel)
+    is replicated; gray+alpha and RGBA are composited on white, which is what
+    viewers show under transparent pixels (their colour is arbitrary). A
+    leading batch dimension of 1 is dropped. PIL images of any mode go the
+    same way after `_pil_array` (16-bit and float grayscale scaled by their
+    own range, palettes expanded).
+
+    Args:
+      image: a `PIL.Image.Image`, or an array-like (`np.ndarray`, eager
+        `tf.Tensor`, video frame) `[H, W]`, `[H, W, C]` or `[1, H, W, C]`,
+        C in 1..4.
+      what: what the image is, for the error message.
+
+    Raises:
+      ValueError: another shape.
+    """
+    array = _pil_array(image) if isinstance(image, Image.Image) else np.asarray(image)
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    elif array.dtype == np.uint16:
+        array = array.astype(np.float32) / 65535.0
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or not 1 <= array.shape[-1] <= 4 or 0 in array.shape:
+        raise ValueError(f"Expected {what} of shape [H, W, 3], got {array.shape}.")
+    if array.shape[-1] in (2, 4):
+        alpha = array[..., -1:]
+        array = array[..., :-1] * alpha + (1.0 - alpha)
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _pil_array(img: Image.Image) -> np.ndarray:
+    """PIL image of any mode -> uint8/uint16/float array with 1-4 channels for `to_float_rgb`."""
     mode = img.mode
     if mode.startswith("I;16"):
-        gray = np.asarray(img).astype(np.float32) / 65535.0
-        return _gray_to_rgb(gray)
+        return np.asarray(img).astype(np.uint16)
     if mode in ("I", "F"):
-        return _gray_to_rgb(_scale_wide_gray(np.asarray(img).astype(np.float64)))
-    if mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
-    elif mode == "P":
-        img = img.convert("RGB")
+        return _scale_wide_gray(np.asarray(img).astype(np.float64))
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = np.asarray(img.convert("RGBA")).astype(np.float32) / 255.0
-        alpha = rgba[..., 3:]
-        # Transparent pixels carry arbitrary colour; white is what viewers show.
-        return (rgba[..., :3] * alpha + (1.0 - alpha)).astype(np.float32)
+        return np.asarray(img.convert("RGBA"))
     if img.mode in ("1", "L"):
-        return _gray_to_rgb(np.asarray(img.convert("L")).astype(np.float32) / 255.0)
-    if img.mode != "RGB":
-        img = img.convert("RGB")
-    return np.asarray(img).astype(np.float32) / 255.0
+        return np.asarray(img.convert("L"))
+    return np.asarray(img.convert("RGB"))
 
 
 def _scale_wide_gray(gray: np.ndarray) -> np.ndarray:
@@ -307,21 +460,3 @@ def _scale_wide_gray(gray: np.ndarray) -> np.ndarray:
                 return (gray / full_scale).astype(np.float32)
     span = hi - lo
     return ((gray - lo) / span if span > 0 else np.zeros_like(gray)).astype(np.float32)
-
-
-def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
-    return np.repeat(gray[..., None], 3, axis=-1).astype(np.float32)
-
-
-def _as_hwc3(image, what: str) -> np.ndarray:
-    """Array-like image -> float32 [H, W, 3]; gray replicated, batch of 1 dropped."""
-    array = np.asarray(image, dtype=np.float32)
-    if array.ndim == 4 and array.shape[0] == 1:
-        array = array[0]
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.ndim != 3 or array.shape[-1] not in (1, 3) or 0 in array.shape:
-        raise ValueError(f"Expected {what} of shape [H, W, 3], got {array.shape}.")
-    if array.shape[-1] == 1:
-        array = np.repeat(array, 3, axis=-1)
-    return array

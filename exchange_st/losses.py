@@ -9,6 +9,7 @@ from exchange_st.vgg import FEATURE_NAMES
 
 ORTHOGONALITY_MODES = ("abs", "square", "raw")
 PERCEPTUAL_NORMS = ("squared", "rms")
+EXCHANGE_TARGETS = ("trainable", "fixed")
 # Keeps the gradient of the RMS finite where a difference is exactly zero.
 _RMS_EPSILON = 1e-8
 
@@ -29,6 +30,11 @@ class LossConfig:
         (mean squared difference, the code of [11]; default) or `"rms"`
         (root of it: the norm itself, normalised by the element count as
         the L1 terms are).
+      exchange_targets: whether the codes `f_c`, `f_s` that Eq. 6's
+        reconstruction terms compare `f*` with receive that term's gradient:
+        `"trainable"` (as written; default) or `"fixed"` (a stop-gradient on
+        the targets, so Eq. 6 cannot lower its value by shrinking the
+        compressor's codes).
     """
 
     content_weight: float = 1.0
@@ -37,6 +43,7 @@ class LossConfig:
     com_weight: float = 7.0
     orthogonality: str = "abs"
     perceptual_norm: str = "squared"
+    exchange_targets: str = "trainable"
 
     def __post_init__(self):
         if self.orthogonality not in ORTHOGONALITY_MODES:
@@ -46,6 +53,11 @@ class LossConfig:
         if self.perceptual_norm not in PERCEPTUAL_NORMS:
             raise ValueError(
                 f"perceptual_norm must be one of {PERCEPTUAL_NORMS}, got {self.perceptual_norm!r}"
+            )
+        if self.exchange_targets not in EXCHANGE_TARGETS:
+            raise ValueError(
+                f"exchange_targets must be one of {EXCHANGE_TARGETS}, "
+                f"got {self.exchange_targets!r}"
             )
 
 
@@ -95,12 +107,13 @@ def reconstruction_loss(images, target):
     return keras.ops.mean(keras.ops.abs(diff))
 
 
-def exchange_loss(outputs, orthogonality="abs"):
+def exchange_loss(outputs, orthogonality="abs", targets="trainable"):
     """Eq. 6 over the last Feature Exchange block's outputs.
 
     `L_com = f_com . f_uni_c + f_com . f_uni_s + ||f_c - f*_c||_1 + ||f_s - f*_s||_1`
     with dot products and L1 norms over the 256 code dimensions as written,
-    averaged over the batch.
+    averaged over the batch. `targets="fixed"` stops the gradient at `f_c`,
+    `f_s` in the two reconstruction terms (`LossConfig.exchange_targets`).
 
     Returns:
       Dict with `orthogonality`, `reconstruction` and their sum `total`.
@@ -116,6 +129,8 @@ def exchange_loss(outputs, orthogonality="abs"):
         return keras.ops.mean(dot)
 
     def l1(f, f_star):
+        if targets == "fixed":
+            f = keras.ops.stop_gradient(f)
         diff = keras.ops.cast(f, "float32") - keras.ops.cast(f_star, "float32")
         return keras.ops.mean(keras.ops.sum(keras.ops.abs(diff), axis=-1))
 
@@ -158,7 +173,7 @@ def compute_losses(outputs, content, style, encoder, config=LossConfig()):
     losses["rec"] = reconstruction_loss(outputs["c2c"], content) + reconstruction_loss(
         outputs["s2s"], style
     )  # Eq. 5
-    com = exchange_loss(outputs, config.orthogonality)  # Eq. 6
+    com = exchange_loss(outputs, config.orthogonality, config.exchange_targets)  # Eq. 6
     losses["com"] = com["total"]
     losses["com/orthogonality"] = com["orthogonality"]
     losses["com/reconstruction"] = com["reconstruction"]

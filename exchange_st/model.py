@@ -53,9 +53,10 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         flat near-black image and trains slowly (BUILD_NOTES.md,
         "Trainability"). The paper does not say.
       content_weight, style_weight, rec_weight, com_weight, orthogonality,
-        perceptual_norm: the training objective (`losses.LossConfig`: the
-        lambdas of Eq. 7, 1 / 2 / 5 / 7, the form of Eq. 6's orthogonality
-        terms, the reduction of Eq. 3-4's norm), used by `compute_loss`
+        perceptual_norm, exchange_targets: the training objective
+        (`losses.LossConfig`: the lambdas of Eq. 7, 1 / 2 / 5 / 7, the form
+        of Eq. 6's orthogonality terms, the reduction of Eq. 3-4's norm,
+        whether Eq. 6's targets take its gradient), used by `compute_loss`
         when the model trains with `fit`.
 
     Call arguments:
@@ -108,6 +109,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         com_weight=7.0,
         orthogonality="abs",
         perceptual_norm="squared",
+        exchange_targets="trainable",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -123,6 +125,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
             com_weight=com_weight,
             orthogonality=orthogonality,
             perceptual_norm=perceptual_norm,
+            exchange_targets=exchange_targets,
         )
         if fusion_mode not in decoder_lib.FUSION_MODES:
             raise ValueError(
@@ -189,21 +192,40 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         self.decoder_c = decoder_lib.Decoder(name="decoder_c", **decoder)
         self.decoder_s = decoder_lib.Decoder(name="decoder_s", **decoder)
         self._init_objective()
+        # Why this model cannot train (a release lacks decoder_s and fc_rec),
+        # or None; set by `release.load`, not part of the config.
+        self.inference_only = None
+
+    @classmethod
+    def from_pretrained(cls, path=None):
+        """The pretrained release (`exchange_st.release`), on the current backend.
+
+        Args:
+          path: a release directory; None: `$EXCHANGE_ST_PRETRAINED`, else
+            the source tree's `pretrained/efanet/`.
+
+        Returns:
+          A built, inference-only model: `stylize`, `stylize_regions` and the
+          `s2c` output are the trained ones; it refuses `compile`.
+
+        Raises:
+          release.NoPretrainedModel: no release there (none ships yet).
+        """
+        from exchange_st import release
+
+        return release.load(path)
+
+    def compile(self, *args, **kwargs):
+        if self.inference_only:
+            raise RuntimeError(self.inference_only)
+        super().compile(*args, **kwargs)
 
     def loss_terms(self, outputs, content, style):
         """Eq. 3-7 of the batch: `losses.compute_losses` with this model's weights."""
         return losses.compute_losses(outputs, content, style, self.encoder, self.loss_config)
 
-    def build(self, content_shape=None, style_shape=None):
-        if self.built:
-            return
-        # Building by tracing a tiny pair creates every variable with the
-        # shapes the layers infer, including those only the call path knows.
-        self.built = True
-        image = keras.ops.zeros((1, 32, 32, 3))
-        self(image, image)
-
-    def _exchange_blocks_sequence(self):
+    def exchange_block_sequence(self):
+        """The Feature Exchange blocks in the order they run (a shared block repeated)."""
         if self.share_exchange_block:
             return self.exchange_blocks * self.num_exchange_blocks
         return self.exchange_blocks
@@ -227,7 +249,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         f_uni_c = self.fc_uni_c(f_c)
         f_uni_s = self.fc_uni_s(f_s)
         f_com = self.fc_com(keras.ops.concatenate([f_c, f_s], axis=-1))
-        for block in self._exchange_blocks_sequence():
+        for block in self.exchange_block_sequence():
             f_com, f_uni_c, f_uni_s = block((f_com, f_uni_c, f_uni_s))
         codes = {"f_c": f_c, "f_s": f_s, "f_com": f_com, "f_uni_c": f_uni_c, "f_uni_s": f_uni_s}
         for x, f_x in (("c", f_c), ("s", f_s)):
@@ -235,20 +257,10 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
                 codes[f"{name}_{x}"] = v
         return codes
 
-    def _encode(self, images, mask, name):
-        """Validates and pads images; returns padded images, VGG features, feature mask."""
-        images = ops.validate_images(images, name)
-        padded = ops.pad_to_multiple(images)
-        feats = self.encoder(padded)
-        feat_mask = None
-        if mask is not None:
-            feat_mask = ops.mask_to_features(ops.validate_mask(mask, images, f"{name}_mask"))
-        return images, feats, feat_mask
-
     def call(self, content, style=None, training=None, content_mask=None, style_mask=None):
         content, style = objective.split_pair(content, style)
-        content, feats_c, mask_c = self._encode(content, content_mask, "content")
-        style, feats_s, mask_s = self._encode(style, style_mask, "style")
+        content, feats_c, mask_c = ops.encode(self.encoder, content, "content", content_mask)
+        style, feats_s, mask_s = ops.encode(self.encoder, style, "style", style_mask)
         static_b = (content.shape[0], style.shape[0])
         if None not in static_b and static_b[0] != static_b[1]:
             raise ValueError(
@@ -305,34 +317,43 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         Split from `stylize` so that several regions (Fig. 10) can be blended
         in feature space and rendered once (`stylize_regions`).
         """
-        content = ops.validate_images(content, "content")
-        padded_c = ops.pad_to_multiple(content)
-        f_vgg_c = self.encoder(padded_c, output_all=False)
-        mask_c = None
-        if content_mask is not None:
-            content_mask = ops.validate_mask(content_mask, content, "content_mask")
-            mask_c = ops.mask_to_features(content_mask)
-        _, f_vgg_s, mask_s = self._encode_last(style, style_mask)
+        content, f_vgg_c, mask_c = ops.encode(
+            self.encoder, content, "content", content_mask, output_all=False
+        )
+        _, f_vgg_s, mask_s = ops.encode(
+            self.encoder, style, "style", style_mask, output_all=False
+        )
         codes = self.analyze(f_vgg_c, f_vgg_s, mask_c, mask_s)
+        return self.content_fusion(f_vgg_c, codes, alpha, mask_c), content
+
+    def content_fusion(self, f_vgg_c, codes, alpha=1.0, mask_c=None):
+        """Eq. 8 on the content branch: `R_fusion` from relu4_1 and the pair's codes.
+
+        `R_fusion = (1 - alpha) R_fusion_c->c + alpha R_fusion_s->c`, both
+        fused from the same purified content code; outside `mask_c` (where
+        given) the content keeps `R_fusion_c->c`. `tiling.fuse_banded` calls
+        this on bands of rows.
+
+        Args:
+          f_vgg_c: `[B, h, w, 512]` relu4_1 of the (padded) content.
+          codes: `analyze(...)` of the pair.
+          alpha: scalar in [0, 1] (Python float or tensor).
+          mask_c: optional `[B, h, w, 1]` feature-resolution content weights.
+
+        Returns:
+          `[B, h, w, 512]`.
+        """
         code = self.decoder_c.content_code(layers.purify(f_vgg_c, codes["v_w_c"]))
         r_s2c = self.decoder_c.fuse(code, codes["v_c_s"], codes["v_r_s"])
         if isinstance(alpha, (int, float)) and alpha == 1.0 and mask_c is None:
-            return r_s2c, content
+            return r_s2c
         alpha = keras.ops.cast(alpha, r_s2c.dtype)
         r_c2c = self.decoder_c.fuse(code, codes["v_c_c"], codes["v_r_c"])
         r_fusion = r_c2c + alpha * (r_s2c - r_c2c)  # Eq. 8
         if mask_c is not None:
             m = keras.ops.cast(mask_c, r_fusion.dtype)
             r_fusion = r_c2c + m * (r_fusion - r_c2c)
-        return r_fusion, content
-
-    def _encode_last(self, style, style_mask):
-        style = ops.validate_images(style, "style")
-        f_vgg_s = self.encoder(ops.pad_to_multiple(style), output_all=False)
-        mask_s = None
-        if style_mask is not None:
-            mask_s = ops.mask_to_features(ops.validate_mask(style_mask, style, "style_mask"))
-        return style, f_vgg_s, mask_s
+        return r_fusion
 
     def render_content(self, r_fusion, content):
         """Renders a content-branch `R_fusion` to `[B, H, W, 3]` in [0, 1]."""
@@ -340,43 +361,11 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         return keras.ops.clip(keras.ops.cast(image, "float32"), 0.0, 1.0)
 
     def stylize_regions(self, content, styles, content_masks, alpha=1.0, style_masks=None):
-        """Spatial control (Fig. 10): a different style per content region.
-
-        Each region's `R_fusion` comes from a pairwise analysis restricted to
-        that region (and to the style's mask, if given); the regions are
-        blended in feature space with their masks and rendered once, so the
-        seams are decoded, not pasted.
-
-        Args:
-          content: `[B, H, W, 3]`.
-          styles: list of K style batches `[B or 1, H_k, W_k, 3]`.
-          content_masks: list of K content masks `[B, H, W]` (or `[H, W]`).
-          alpha: Eq. 8 trade-off applied in every region.
-          style_masks: optional list of K style masks (entries may be None).
-
-        Returns:
-          `[B, H, W, 3]` in [0, 1].
-        """
-        if len(styles) != len(content_masks) or not styles:
-            raise ValueError(
-                f"need one content mask per style, got {len(styles)} styles and "
-                f"{len(content_masks)} masks"
-            )
-        style_masks = style_masks or [None] * len(styles)
-        content = ops.validate_images(content, "content")
-        total, weight_sum = None, None
-        for style, c_mask, s_mask in zip(styles, content_masks, style_masks):
-            r_k, _ = self.fused_features(content, style, alpha, c_mask, s_mask)
-            m = ops.mask_to_features(ops.validate_mask(c_mask, content, "content_mask"))
-            m = keras.ops.cast(m, r_k.dtype)
-            total = m * r_k if total is None else total + m * r_k
-            weight_sum = m if weight_sum is None else weight_sum + m
-        # Where masks overlap, average the styles; where none covers a pixel,
-        # fall back to plain reconstruction of the content.
-        r_c2c, _ = self.fused_features(content, styles[0], 0.0)
-        covered = keras.ops.minimum(weight_sum, 1.0)
-        r_fusion = total / keras.ops.maximum(weight_sum, 1.0) + (1.0 - covered) * r_c2c
-        return self.render_content(r_fusion, content)
+        """Spatial control (Fig. 10): a different style per content region (`blend_styles`)."""
+        return blend_styles(
+            self.fused_features, self.render_content, content, styles, alpha,
+            content_masks=content_masks, style_masks=style_masks,
+        )
 
     def get_config(self):
         config = super().get_config()
@@ -403,3 +392,72 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
             }
         )
         return config
+
+
+def blend_styles(
+    fused_features, render_content, content, styles, alpha=1.0, weights=None,
+    content_masks=None, style_masks=None,
+):
+    """Several styles in one image: regions (Fig. 10) or interpolation, blended in feature space.
+
+    Each style k gives its Eq. 8 map `R_k` (`fused_features`, the analysis
+    restricted to content mask k and style mask k when given). The maps are
+    averaged with the pixel weights `w_k m_k` (`m_k` the content mask k at
+    feature resolution, 1 without masks) and rendered once, so seams and
+    mixtures are decoded, not pasted. `R_fusion` is what is blended because
+    Eq. 8 already blends it: the decoder renders convex combinations of
+    fused maps (the `alpha` trade-off), while blending the style vectors
+    `v_c`, `v_r` would mix the two factors of Eq. 2's product separately.
+
+    Without masks this is style interpolation, `R = sum_k w_k R_k` with the
+    weights normalised to sum 1. With masks, where weights add up to more
+    than 1 (overlaps) they are normalised per pixel, and where they add up
+    to less the content's reconstruction `R_fusion_c->c` fills the rest.
+
+    Args:
+      fused_features: `(content, style, alpha, content_mask, style_mask) ->
+        (R_fusion, content)`, e.g. `ExchangeStyleTransfer.fused_features`.
+      render_content: `(R_fusion, content) -> image`, e.g.
+        `ExchangeStyleTransfer.render_content`.
+      content: `[B, H, W, 3]` in [0, 1].
+      styles: list of K style batches `[B or 1, H_k, W_k, 3]`.
+      alpha: Eq. 8 trade-off applied to every style.
+      weights: K non-negative weights (None: equal).
+      content_masks: optional list of K content masks `[B, H, W]` (or `[H, W]`).
+      style_masks: optional list of K style masks (entries may be None).
+
+    Returns:
+      `[B, H, W, 3]` in [0, 1].
+    """
+    count = len(styles)
+    for name, values in (("content mask", content_masks), ("weight", weights)):
+        if not styles or (values is not None and len(values) != count):
+            raise ValueError(
+                f"need one {name} per style, got {count} styles and "
+                f"{None if values is None else len(values)} {name}s"
+            )
+    weights = [1.0] * count if weights is None else [float(w) for w in weights]
+    if min(weights) < 0 or sum(weights) <= 0:
+        raise ValueError(f"style weights must be >= 0 with a positive sum, got {weights}")
+    if content_masks is None:
+        weights = [w / sum(weights) for w in weights]
+    content = ops.validate_images(content, "content")
+    total, weight_sum = None, None
+    for k, style in enumerate(styles):
+        c_mask = None if content_masks is None else content_masks[k]
+        s_mask = None if style_masks is None else style_masks[k]
+        r_k, _ = fused_features(content, style, alpha, c_mask, s_mask)
+        m = weights[k]
+        if c_mask is not None:
+            m_pixels = ops.mask_to_features(ops.validate_mask(c_mask, content, "content_mask"))
+            m = keras.ops.cast(m_pixels, r_k.dtype) * m
+        total = m * r_k if total is None else total + m * r_k
+        weight_sum = m if weight_sum is None else weight_sum + m
+    if content_masks is None:
+        return render_content(total, content)
+    # Where masks overlap, average the styles; where none covers a pixel,
+    # fall back to plain reconstruction of the content.
+    r_c2c, _ = fused_features(content, styles[0], 0.0, None, None)
+    covered = keras.ops.minimum(weight_sum, 1.0)
+    r_fusion = total / keras.ops.maximum(weight_sum, 1.0) + (1.0 - covered) * r_c2c
+    return render_content(r_fusion, content)

@@ -51,7 +51,7 @@ def scale_for_replicas(loss):
 
 
 class ObjectiveMixin:
-    """`compute_loss` for `fit` from a model's `loss_terms(outputs, content, style)`.
+    """`compute_loss` for `fit` from a model's `loss_terms(outputs, content, style)`, and `build`.
 
     A subclass (a `keras.Model`) sets `LOSS_TERMS` (the names of the terms
     besides `"total"`), calls `_init_objective()` in `__init__`, and defines
@@ -68,6 +68,19 @@ class ObjectiveMixin:
 
     def loss_terms(self, outputs, content, style):
         raise NotImplementedError
+
+    def build(self, content_shape=None, style_shape=None):
+        """Builds a (content, style) model by calling it on a tiny pair.
+
+        Tracing creates every variable with the shapes the layers infer,
+        including those only the call path knows; the shapes are ignored
+        (both models take any image size).
+        """
+        if self.built:
+            return
+        self.built = True
+        image = keras.ops.zeros((1, 32, 32, 3))
+        self(image, image)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The total loss of batch `x`; updates the per-term metrics.

@@ -143,3 +143,46 @@ def pixel_gram(a, b):
     place, like `matmul(transpose_a=True)`; XLA (JAX) folds either form.
     """
     return keras.ops.einsum("bnc,bnd->bcd", a, b)
+
+
+def encode(encoder, images, name, mask=None, output_all=True):
+    """The encoder path of every model: validate, reflect-pad, VGG features, feature mask.
+
+    Args:
+      encoder: a `VGGEncoder`.
+      images: `[B, H, W, 3]` in [0, 1].
+      name: what the images are (`"content"`, `"style"`), for error messages.
+      mask: optional `[B, H, W]`-like pixel weights (see `validate_mask`).
+      output_all: all four maps relu1_1..relu4_1, or relu4_1 alone.
+
+    Returns:
+      `(images, features, feature_mask)`: the validated float32 images, the
+      features of the padded images (a list of four maps or one
+      `[B, ceil(H/8), ceil(W/8), 512]` map), and the mask at the relu4_1
+      resolution `[B, ceil(H/8), ceil(W/8), 1]` or None.
+    """
+    images = validate_images(images, name)
+    features = encoder(pad_to_multiple(images), output_all=output_all)
+    feature_mask = None
+    if mask is not None:
+        feature_mask = mask_to_features(validate_mask(mask, images, f"{name}_mask"))
+    return images, features, feature_mask
+
+
+def adain(features, mean, std, epsilon=1e-5):
+    """Adaptive instance normalisation [11]: per image and channel, move to `mean` and `std`.
+
+    `AdaIN = std (x - mu(x)) / sigma(x) + mean`, the statistics of `x` taken
+    over the spatial axes. The baseline passes a style's statistics, the
+    `"adain"` fusion ablation (Fig. 8) the style vectors `v_c`, `v_r`.
+
+    Args:
+      features: `[B, h, w, C]`.
+      mean, std: target statistics, broadcastable to `[B, 1, 1, C]`.
+      epsilon: variance floor of `sigma(x)`.
+
+    Returns:
+      `[B, h, w, C]`.
+    """
+    mu, var = keras.ops.moments(features, axes=[1, 2], keepdims=True)
+    return (features - mu) * keras.ops.rsqrt(var + epsilon) * std + mean

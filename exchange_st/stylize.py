@@ -1,6 +1,7 @@
 """The `exchange-st-stylize` command: stylize image files, folders and videos.
 
 Usage:
+  exchange-st-stylize --content=photo.jpg --style=art.jpg --output_dir=out/  # pretrained
   exchange-st-stylize --saved_model=export/ --content=photos/ \\
       --style=starry.jpg,scream.jpg --output_dir=out/
   python -m exchange_st.stylize --checkpoint_dir=model_dir/ --content=cat.jpg \\
@@ -9,465 +10,38 @@ Usage:
       --style=a.jpg,b.jpg --mask=left.png,right.png --output_dir=out/  # Fig. 10
   exchange-st-stylize --saved_model=export/ --video=in.mp4 --style=wave.jpg \\
       --max_size=512 --output_dir=out/                                  # Fig. 11
+  exchange-st-stylize --checkpoint_dir=runs/efanet --content=photo.jpg \\
+      --style=a.jpg,b.jpg --style_weights=0.7,0.3 --max_size=0 --output_dir=out/
 
 The absl flags are defined by `run()` (the console-script entry point) and
-turned into a `StylizeConfig`; the library part (`Stylizer`, `stylize_all`)
-reads no flags, so importing this module defines none.
+turned into a `StylizeConfig`; the library (`inference.Stylizer`,
+`stylize_job.stylize_all`) reads no flags, and importing this module defines
+none: absl flags live in the scripts, and this module is the package's
+console script.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
 import sys
-import time
 
-import keras
-import numpy as np
-import tensorflow as tf
 from absl import app
 from absl import flags
 from absl import logging
 
-from exchange_st import checkpoints
-from exchange_st import export
-from exchange_st import image_io
+from exchange_st import inference
 from exchange_st import video as video_lib
-from exchange_st.model import ExchangeStyleTransfer
+# Kept importable from here: the library moved to `inference` and `stylize_job`.
+from exchange_st.inference import Stylizer, load_mask, mask_for, preserve_colors  # noqa: F401
+from exchange_st.stylize_job import StylizeConfig, StylizeReport, stylize_all  # noqa: F401
 
-# Output images are always PNG (lossless; a JPEG would add block artefacts).
-_OUTPUT_EXT = ".png"
-# Mask pixels above this gray level belong to the region (Fig. 10).
-MASK_THRESHOLD = 0.5
 
-
-@dataclasses.dataclass
-class StylizeConfig:
-    """What to stylize, how, and with which model.
-
-    Attributes:
-      content: an image file or a directory of images (searched recursively;
-        outputs keep the sub-directory layout). May be None with `video`.
-      styles: style image files; without masks every content image is
-        stylized with each style separately.
-      output_dir: where results go (created).
-      alphas: Eq. 8 trade-offs; more than one also writes a strip image
-        `<content>_<style>_alphas.png` (Fig. 9).
-      masks: one mask image per style for spatial control (Fig. 10): every
-        content image gets all styles at once, style k inside mask k.
-      preserve_color: keep the content's colours: the stylized luminance is
-        recombined with the content's chroma (YUV).
-      max_size: bound of the longer side of every input (memory/time).
-      video: a video file or a directory of frames, stylized frame by frame.
-      video_format: `"auto"`, `"mp4"` or `"frames"` (see `video.VideoWriter`).
-      max_frames: stop the video after this many frames (None: all).
-      saved_model: directory of a SavedModel from `export_savedmodel.py`.
-      checkpoint_dir: a training model_dir, `.weights.h5` file or legacy
-        checkpoint prefix (`checkpoints.load_model`).
-      random_init: use an untrained model (demos and tests only).
-      vgg_weights: VGG weights of the `random_init` model: `"imagenet"` or an
-        h5 path (None: random). Checkpoints and SavedModels hold their own.
-      model_config: `ExchangeStyleTransfer` kwargs for `random_init`, or for
-        a legacy `checkpoint_dir` without config.json.
-    """
-
-    content: str | None
-    styles: list[str]
-    output_dir: str
-    alphas: list[float] = dataclasses.field(default_factory=lambda: [1.0])
-    masks: list[str] | None = None
-    preserve_color: bool = False
-    max_size: int | None = 1024
-    video: str | None = None
-    video_format: str = "auto"
-    max_frames: int | None = None
-    saved_model: str | None = None
-    checkpoint_dir: str | None = None
-    random_init: bool = False
-    vgg_weights: str | None = None
-    model_config: dict = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self):
-        sources = [bool(self.saved_model), bool(self.checkpoint_dir), self.random_init]
-        if sum(sources) != 1:
-            raise ValueError(
-                "Give exactly one model source: saved_model, checkpoint_dir or random_init."
-            )
-        if not self.content and not self.video:
-            raise ValueError("Nothing to stylize: give content (file or directory) and/or video.")
-        if not self.styles:
-            raise ValueError("Give at least one style image.")
-        if not self.alphas:
-            raise ValueError("Give at least one alpha.")
-        bad = [a for a in self.alphas if not 0.0 <= a <= 1.0]
-        if bad:
-            raise ValueError(f"alpha must lie in [0, 1] (Eq. 8), got {bad}.")
-        if self.masks is not None and len(self.masks) != len(self.styles):
-            raise ValueError(
-                f"Need one mask per style, got {len(self.masks)} masks for "
-                f"{len(self.styles)} styles."
-            )
-        if self.max_size is not None and self.max_size < 16:
-            raise ValueError(f"max_size must be >= 16 (the model's minimum), got {self.max_size}.")
-        if self.video_format not in video_lib.VIDEO_FORMATS:
-            raise ValueError(
-                f"video_format must be one of {video_lib.VIDEO_FORMATS}, got {self.video_format!r}."
-            )
-
-
-class Stylizer:
-    """Runs the exported inference functions on single numpy images.
-
-    Wraps either a loaded SavedModel or an in-memory `export.StylizeModule`,
-    which expose the same functions, so every model source takes one path.
-
-    Args:
-      module: object with the `StylizeModule` functions.
-    """
-
-    def __init__(self, module):
-        self.module = module
-
-    @classmethod
-    def from_saved_model(cls, path):
-        return cls(tf.saved_model.load(path))
-
-    @classmethod
-    def from_model(cls, model):
-        if not model.built:
-            model.build()
-        return cls(export.StylizeModule(model))
-
-    def stylize(self, content, style, alpha=1.0):
-        """`[H, W, 3]` content and `[H2, W2, 3]` style in [0, 1] -> `[H, W, 3]`."""
-        out = self.module.stylize(
-            tf.constant(content[None], tf.float32),
-            tf.constant(style[None], tf.float32),
-            tf.constant(alpha, tf.float32),
-        )
-        return out[0].numpy()
-
-    def stylize_regions(self, content, styles, masks, alpha=1.0):
-        """One style per region (Fig. 10).
-
-        Args:
-          content: `[H, W, 3]`.
-          styles: list of K `[H_k, W_k, 3]` styles.
-          masks: list of K `[H, W]` content masks in [0, 1].
-          alpha: Eq. 8 trade-off in every region.
-
-        Returns:
-          `[H, W, 3]` in [0, 1].
-        """
-        # The model's own blending code, run on the exported functions: it
-        # only calls `fused_features` and `render_content`, which
-        # `_RegionFunctions` provides with the model's signatures.
-        out = ExchangeStyleTransfer.stylize_regions(
-            _RegionFunctions(self.module),
-            tf.constant(content[None], tf.float32),
-            [tf.constant(s[None], tf.float32) for s in styles],
-            [tf.constant(m[None], tf.float32) for m in masks],
-            tf.constant(alpha, tf.float32),
-        )
-        return out[0].numpy()
-
-
-class _RegionFunctions:
-    """`fused_features` / `render_content` of `ExchangeStyleTransfer`, backed by a module.
-
-    The exported `fused_features` takes both masks; a missing mask is all
-    ones, which the model treats exactly like no mask.
-    """
-
-    def __init__(self, module):
-        self._module = module
-
-    def fused_features(self, content, style, alpha=1.0, content_mask=None, style_mask=None):
-        content = tf.convert_to_tensor(content, tf.float32)
-        style = tf.convert_to_tensor(style, tf.float32)
-        if content_mask is None:
-            content_mask = tf.ones(tf.shape(content)[:3])
-        if style_mask is None:
-            style_mask = tf.ones(tf.shape(style)[:3])
-        r_fusion = self._module.fused_features(
-            content, style, tf.cast(alpha, tf.float32),
-            _as_mask_batch(content_mask), _as_mask_batch(style_mask),
-        )
-        return r_fusion, content
-
-    def render_content(self, r_fusion, content):
-        return self._module.render_content(r_fusion, content)
-
-
-def _as_mask_batch(mask):
-    """`[H, W]`, `[B, H, W]` or `[B, H, W, 1]` -> `[B, H, W]` float32."""
-    mask = tf.cast(mask, tf.float32)
-    if mask.shape.rank == 2:
-        return mask[None]
-    if mask.shape.rank == 4:
-        return mask[..., 0]
-    return mask
-
-
-def load_stylizer(config: StylizeConfig) -> Stylizer:
-    """The `Stylizer` of the configured model source."""
-    if config.saved_model:
-        logging.info("Loading SavedModel %s.", config.saved_model)
-        return Stylizer.from_saved_model(config.saved_model)
-    if config.checkpoint_dir:
-        model = checkpoints.load_model(
-            config.checkpoint_dir, config.model_config, expect=ExchangeStyleTransfer
-        )
-        return Stylizer.from_model(model)
-    logging.warning(
-        "random_init: the model is UNTRAINED, outputs are meaningless (demo/test only)."
-    )
-    model = ExchangeStyleTransfer(vgg_weights=config.vgg_weights, **config.model_config)
-    return Stylizer.from_model(model)
-
-
-def preserve_colors(stylized, content):
-    """Keeps the content's colours: stylized luminance + content chroma (YUV).
-
-    Args:
-      stylized, content: `[H, W, 3]` in [0, 1], same size.
-
-    Returns:
-      `[H, W, 3]` in [0, 1].
-    """
-    y = tf.image.rgb_to_yuv(stylized)[..., :1]
-    uv = tf.image.rgb_to_yuv(content)[..., 1:]
-    rgb = tf.image.yuv_to_rgb(tf.concat([y, uv], axis=-1))
-    return tf.clip_by_value(rgb, 0.0, 1.0).numpy()
-
-
-def load_mask(path, max_size=None):
-    """Reads a mask image (any format) as gray levels `[H, W, 1]` in [0, 1].
-
-    Colour masks are averaged over the channels, so any bright colour marks
-    the region.
-    """
-    return image_io.load_image(path, max_size=max_size).mean(axis=-1, keepdims=True)
-
-
-def mask_for(gray, size):
-    """Gray mask `[H', W', 1]` -> binary `[H, W]` float32 region at `size` (Fig. 10)."""
-    if gray.shape[:2] != tuple(size):
-        gray = image_io.resize_array(gray, size)
-    return (gray[..., 0] > MASK_THRESHOLD).astype(np.float32)
-
-
-@dataclasses.dataclass
-class StylizeReport:
-    """Outcome of `stylize_all`.
-
-    Attributes:
-      outputs: files written (images, strips, videos or frame directories).
-      failures: `(input path, one-line reason)` for each input that failed.
-      seconds: wall time of the stylization (model loading excluded).
-      frames_per_second: video frames per second (read + stylize + write),
-        None without video.
-    """
-
-    outputs: list[str] = dataclasses.field(default_factory=list)
-    failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-    seconds: float = 0.0
-    frames_per_second: float | None = None
-
-
-def _one_line(error):
-    text = " ".join(str(error).split())
-    return text if len(text) <= 400 else text[:400] + " ..."
-
-
-def _stem(path):
-    return os.path.splitext(os.path.basename(path))[0]
-
-
-def _alpha_tag(alpha):
-    return f"alpha{alpha:.2f}"
-
-
-class _Job:
-    """Everything about the styles that does not depend on the content image."""
-
-    def __init__(self, config, stylizer):
-        self.config = config
-        self.stylizer = stylizer
-        self.styles = {}  # path -> [H, W, 3]
-        self.failures = []
-        for path in config.styles:
-            try:
-                self.styles[path] = image_io.load_image(path, max_size=config.max_size)
-            except (OSError, ValueError) as e:
-                self.fail(path, e)
-        self.masks = {}  # path -> [H, W, 1] gray
-        for path in config.masks or []:
-            try:
-                self.masks[path] = load_mask(path, max_size=config.max_size)
-            except (OSError, ValueError) as e:
-                self.fail(path, e)
-
-    def fail(self, path, error):
-        message = _one_line(error)
-        if path not in message:
-            message = f"{path}: {message}"
-        logging.error("%s", message)
-        self.failures.append((path, message))
-
-    @property
-    def usable(self):
-        if self.config.masks is not None:
-            return not self.failures
-        return bool(self.styles)
-
-    def outputs(self, content):
-        """Stylized versions of one `[H, W, 3]` content image.
-
-        Returns:
-          List of `(name, images, strip_extra)` groups: `name` is the output
-          name stem after the content's, `images` one `(alpha, image)` per
-          alpha, `strip_extra` the style image shown at the end of a strip
-          (None for regions).
-        """
-        cfg = self.config
-        groups = []
-        if cfg.masks is not None:
-            styles = [self.styles[p] for p in cfg.styles]
-            masks = [mask_for(self.masks[p], content.shape[:2]) for p in cfg.masks]
-            name = "regions_" + "_".join(_stem(p) for p in cfg.styles)
-            images = [
-                (a, self.stylizer.stylize_regions(content, styles, masks, a)) for a in cfg.alphas
-            ]
-            groups.append((name, images, None))
-        else:
-            for path, style in self.styles.items():
-                images = [(a, self.stylizer.stylize(content, style, a)) for a in cfg.alphas]
-                groups.append((_stem(path), images, style))
-        if cfg.preserve_color:
-            groups = [
-                (name, [(a, preserve_colors(img, content)) for a, img in images], extra)
-                for name, images, extra in groups
-            ]
-        return groups
-
-
-def _output_names(name, alphas):
-    """File-name suffix per alpha: none for the plain `alpha=1` case."""
-    if alphas == [1.0]:
-        return [name]
-    return [f"{name}_{_alpha_tag(a)}" for a in alphas]
-
-
-def _stylize_images(job, report):
-    cfg = job.config
-    if os.path.isdir(cfg.content):
-        try:
-            files = image_io.list_images(cfg.content)
-        except ValueError as e:
-            job.fail(cfg.content, e)
-            return
-        root = cfg.content
-    else:
-        files, root = [cfg.content], os.path.dirname(cfg.content)
-    progress = keras.utils.Progbar(len(files), unit_name="image")
-    for i, path in enumerate(files):
-        try:
-            content = image_io.load_image(path, max_size=cfg.max_size)
-            rel = os.path.relpath(os.path.dirname(path), root) if root else "."
-            out_dir = os.path.normpath(os.path.join(cfg.output_dir, rel))
-            stem = _stem(path)
-            for name, images, extra in job.outputs(content):
-                names = _output_names(name, cfg.alphas)
-                for out_name, (_, image) in zip(names, images):
-                    out_path = os.path.join(out_dir, f"{stem}_{out_name}{_OUTPUT_EXT}")
-                    image_io.save_image(out_path, image)
-                    report.outputs.append(out_path)
-                if len(images) > 1:
-                    # Fig. 9: content, the alpha sweep, then the style.
-                    cells = [content] + [img for _, img in images]
-                    cells += [extra] if extra is not None else []
-                    strip = image_io.make_grid([cells], height=content.shape[0])
-                    strip_path = os.path.join(out_dir, f"{stem}_{name}_alphas{_OUTPUT_EXT}")
-                    image_io.save_image(strip_path, strip)
-                    report.outputs.append(strip_path)
-        except (OSError, ValueError, tf.errors.OpError) as e:
-            job.fail(path, e)
-        progress.update(i + 1)
-
-
-def _stylize_video(job, report):
-    cfg = job.config
-    reader = video_lib.VideoReader(cfg.video, max_size=cfg.max_size, max_frames=cfg.max_frames)
-    stem = _stem(os.path.normpath(cfg.video))
-    writers = {}
-    start, frames = time.perf_counter(), 0
-    progress = keras.utils.Progbar(reader.num_frames, unit_name="frame")
-    try:
-        for frame in reader:
-            for name, images, _ in job.outputs(frame):
-                for out_name, (_, image) in zip(_output_names(name, cfg.alphas), images):
-                    if out_name not in writers:
-                        writers[out_name] = video_lib.VideoWriter(
-                            os.path.join(cfg.output_dir, f"{stem}_{out_name}"),
-                            fps=reader.fps,
-                            video_format=cfg.video_format,
-                        )
-                    writers[out_name].write(image)
-            frames += 1
-            progress.update(frames)
-    finally:
-        reader.close()
-        for writer in writers.values():
-            writer.close()
-            report.outputs.append(writer.path)
-    report.frames_per_second = frames / max(time.perf_counter() - start, 1e-9)
-    logging.info(
-        "Stylized %d frames of %s at %.2f frames/s -> %s",
-        frames, cfg.video, report.frames_per_second,
-        ", ".join(w.path for w in writers.values()),
-    )
-
-
-def stylize_all(config: StylizeConfig, stylizer: Stylizer | None = None) -> StylizeReport:
-    """Stylizes every configured image and video; failures are collected, not raised.
-
-    Args:
-      config: `StylizeConfig`.
-      stylizer: a ready `Stylizer`; default `load_stylizer(config)`.
-
-    Returns:
-      `StylizeReport`; `failures` names each input that could not be read or
-      stylized (the others are still done).
-    """
-    stylizer = stylizer or load_stylizer(config)
-    report = StylizeReport()
-    start = time.perf_counter()
-    job = _Job(config, stylizer)
-    if not job.usable:
-        report.failures = job.failures
-        return report
-    if config.content:
-        _stylize_images(job, report)
-    if config.video:
-        try:
-            _stylize_video(job, report)
-        except (OSError, ValueError, RuntimeError, tf.errors.OpError) as e:
-            job.fail(config.video, e)
-    report.failures = job.failures
-    report.seconds = time.perf_counter() - start
-    return report
-
-
-# ----------------------------------------------------------------------------
-# Command line.
-# ----------------------------------------------------------------------------
+FLAGS = flags.FLAGS
 
 
 def _define_flags():
     """Defines the command's flags on absl's global FLAGS (once)."""
-    if "style" in flags.FLAGS:
+    if "style" in FLAGS:
         return
     # Owned by the running program, as if defined in its main module: absl's
     # --help lists only the main module's flags, and for the console script
@@ -489,13 +63,34 @@ def _define_flags():
         "resized to the content and pixels > 0.5 get that style.",
         module_name=owner,
     )
+    flags.DEFINE_list(
+        "style_weights", None,
+        "One weight per --style: interpolate the styles (their fused features R_fusion "
+        "averaged with the normalised weights, as Eq. 8 blends) into one output; with "
+        "--mask, each region's weight.",
+        module_name=owner,
+    )
+    flags.DEFINE_enum(
+        "precision", "float32", list(inference.PRECISIONS),
+        "Computation precision for --checkpoint_dir / --random_init models (bfloat16: "
+        "faster on CPUs with bfloat16 instructions; weights stay float32).",
+        module_name=owner,
+    )
+    flags.DEFINE_integer(
+        "tile_size", 0,
+        "0: content above the memory budget (half the available RAM) is stylized in "
+        "1024 px tiles (exchange_st.tiling); N: tile content longer than N px in N px tiles.",
+        module_name=owner,
+    )
     flags.DEFINE_boolean(
         "preserve_color", False,
         "Keep the content's colours: stylized luminance with the content's chroma (YUV).",
         module_name=owner,
     )
     flags.DEFINE_integer(
-        "max_size", 1024, "Bound of the longer side of every input, in pixels (0: none).",
+        "max_size", 1024,
+        "Bound of the longer side of every input, in pixels (0: full resolution; large "
+        "content then runs tiled, see --tile_size).",
         module_name=owner,
     )
     flags.DEFINE_string("output_dir", None, "Output directory.", module_name=owner)
@@ -515,7 +110,9 @@ def _define_flags():
         "max_frames", None, "Stylize only the first N video frames.", module_name=owner
     )
     flags.DEFINE_string(
-        "saved_model", None, "SavedModel directory written by export_savedmodel.py.",
+        "saved_model", None,
+        "SavedModel directory written by export_savedmodel.py. With no model flag the "
+        "pretrained release is used ($EXCHANGE_ST_PRETRAINED or pretrained/efanet/).",
         module_name=owner,
     )
     flags.DEFINE_string(
@@ -542,33 +139,39 @@ def _define_flags():
     flags.mark_flags_as_required(["style", "output_dir"])
 
 
-def config_from_flags(flag_values=flags.FLAGS) -> StylizeConfig:
+def config_from_flags() -> StylizeConfig:
     """Turns the parsed flags into a `StylizeConfig` (raises `app.UsageError`)."""
-    f = flag_values
     try:
-        alphas = [float(a) for a in f.alpha]
+        alphas = [float(a) for a in FLAGS.alpha]
+        weights = [float(w) for w in FLAGS.style_weights] if FLAGS.style_weights else None
     except ValueError as e:
-        raise app.UsageError(f"--alpha must be floats, got {f.alpha}: {e}") from e
+        raise app.UsageError(f"--alpha and --style_weights take floats: {e}") from e
     try:
-        model_config = json.loads(f.model_config) if f.model_config else {}
+        model_config = json.loads(FLAGS.model_config) if FLAGS.model_config else {}
     except json.JSONDecodeError as e:
         raise app.UsageError(f"--model_config is not valid JSON: {e}") from e
+    vgg_weights = FLAGS.vgg_weights
+    if vgg_weights and vgg_weights.lower() == "none":
+        vgg_weights = None
     try:
         return StylizeConfig(
-            content=f.content,
-            styles=list(f.style),
-            output_dir=f.output_dir,
+            content=FLAGS.content,
+            styles=list(FLAGS.style),
+            output_dir=FLAGS.output_dir,
             alphas=alphas,
-            masks=list(f.mask) if f.mask else None,
-            preserve_color=f.preserve_color,
-            max_size=f.max_size if f.max_size and f.max_size > 0 else None,
-            video=f.video,
-            video_format=f.video_format,
-            max_frames=f.max_frames,
-            saved_model=f.saved_model,
-            checkpoint_dir=f.checkpoint_dir,
-            random_init=f.random_init,
-            vgg_weights=f.vgg_weights or None,
+            masks=list(FLAGS.mask) if FLAGS.mask else None,
+            style_weights=weights,
+            preserve_color=FLAGS.preserve_color,
+            max_size=FLAGS.max_size if FLAGS.max_size and FLAGS.max_size > 0 else None,
+            tile_size=FLAGS.tile_size,
+            precision=FLAGS.precision,
+            video=FLAGS.video,
+            video_format=FLAGS.video_format,
+            max_frames=FLAGS.max_frames,
+            saved_model=FLAGS.saved_model,
+            checkpoint_dir=FLAGS.checkpoint_dir,
+            random_init=FLAGS.random_init,
+            vgg_weights=vgg_weights,
             model_config=model_config,
         )
     except ValueError as e:
@@ -577,9 +180,14 @@ def config_from_flags(flag_values=flags.FLAGS) -> StylizeConfig:
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+        raise app.UsageError(f"Unknown arguments: {argv[1:]}")
     config = config_from_flags()
-    report = stylize_all(config)
+    try:
+        report = stylize_all(config)
+    except (OSError, ValueError) as e:
+        # A model that cannot be loaded or used: one line, no traceback.
+        print(f"exchange-st-stylize: error: {e}", file=sys.stderr)
+        return 1
     logging.info(
         "Wrote %d output(s) to %s in %.1f s.", len(report.outputs), config.output_dir,
         report.seconds,

@@ -7,7 +7,6 @@ import numpy as np
 import tensorflow as tf
 
 from exchange_st import decoder as decoder_lib
-from exchange_st import layers
 from exchange_st import ops
 
 
@@ -43,10 +42,6 @@ def receptive_radius(layer_list):
         else:
             raise TypeError(f"no receptive field rule for {layer.name!r} ({type(layer).__name__})")
     return radius
-
-
-def _render_layers(decoder):
-    return decoder.post_blocks + decoder.up_layers + [decoder.to_rgb]
 
 
 def _upsampling_factor(decoder):
@@ -160,7 +155,7 @@ def render_tiled(decoder, r_fusion, tile=128, overlap=8, halo=None):
     shape = r_fusion.shape
     b, h, w = int(shape[0]), int(shape[1]), int(shape[2])
     if halo is None:
-        halo = receptive_radius(_render_layers(decoder))
+        halo = receptive_radius(decoder.render_layers())
     halo = int(math.ceil(halo))
     extra = int(math.ceil(overlap / 2))
     if 2 * extra > tile:
@@ -205,21 +200,14 @@ def fuse_banded(model, f_vgg_c, codes, alpha=1.0, rows=128, halo=None):
     Returns:
       `[B, h, w, 512]` numpy array, equal to `model.fused_features`' `R_fusion`.
     """
-    decoder = model.decoder_c
     if halo is None:
-        halo = receptive_radius(decoder.pre_blocks)
+        halo = receptive_radius(model.decoder_c.pre_blocks)
     halo = int(math.ceil(halo))
-    blend = not (isinstance(alpha, (int, float)) and alpha == 1.0)
-    alpha = tf.cast(alpha, decoder.compute_dtype)
+    if not (isinstance(alpha, (int, float)) and alpha == 1.0):
+        alpha = tf.cast(alpha, model.decoder_c.compute_dtype)
 
     def band(f_vgg):
-        code = decoder.content_code(layers.purify(f_vgg, codes["v_w_c"]))
-        r_s2c = decoder.fuse(code, codes["v_c_s"], codes["v_r_s"])
-        if not blend:
-            return r_s2c
-        # Eq. 8 in feature space, exactly as ExchangeStyleTransfer.fused_features.
-        r_c2c = decoder.fuse(code, codes["v_c_c"], codes["v_r_c"])
-        return r_c2c + alpha * (r_s2c - r_c2c)
+        return model.content_fusion(f_vgg, codes, alpha)
 
     fn = _tile_function(band, f_vgg_c)
     h = int(f_vgg_c.shape[1])

@@ -44,6 +44,8 @@ class TrainConfig:
         before / after fusion (3 / 2).
       upsample_filters: Widths of the decoder's three upsampling stages.
       initialization: `"scaled"` or `"keras"` (`ExchangeStyleTransfer`).
+      fusion_rank: projections k of Eq. 1-2 (1: the paper; k > 1 is the
+        option of its conclusion, `ExchangeStyleTransfer.fusion_rank`).
       adain_style_weight: lambda of the AdaIN baseline's `L_c + lambda L_s`
         (10 in [11]'s training script); only used by `model="adain"`.
       vgg_weights: `"imagenet"`, a Keras notop h5 path, or None (random
@@ -85,6 +87,7 @@ class TrainConfig:
     num_post_fusion_blocks: int = 2
     upsample_filters: tuple[int, ...] = (256, 128, 64)
     initialization: str = "scaled"
+    fusion_rank: int = 1
     adain_style_weight: float = 10.0
     vgg_weights: str | None = "imagenet"
     lr: float = 1e-4
@@ -181,6 +184,7 @@ def _build_efanet(cfg: TrainConfig) -> keras.Model:
         num_post_fusion_blocks=cfg.num_post_fusion_blocks,
         upsample_filters=cfg.upsample_filters,
         initialization=cfg.initialization,
+        fusion_rank=cfg.fusion_rank,
         **dataclasses.asdict(cfg.loss),
     )
 
@@ -206,6 +210,7 @@ MODELS: dict[str, ModelSpec] = {
             "num_pre_fusion_blocks",
             "num_post_fusion_blocks",
             "upsample_filters",
+            "fusion_rank",
         ),
     ),
     # The AdaIN baseline [11] trained on the same data and VGG for comparisons.

@@ -216,10 +216,16 @@ class Trainer:
         if "mixed_float16" in (saved.get("mixed_precision"), current["mixed_precision"]):
             # Float16 runs save a LossScaleOptimizer, whose variables differ.
             fields.add("mixed_precision")
+        # A field newer than the saved run had its default there (fusion_rank).
+        defaults = {
+            f.name: f.default
+            for f in dataclasses.fields(TrainConfig)
+            if f.default is not dataclasses.MISSING
+        }
         diff = {
-            k: (saved.get(k), current.get(k))
+            k: (saved.get(k, defaults.get(k)), current.get(k))
             for k in sorted(fields)
-            if saved.get(k) != current.get(k)
+            if saved.get(k, defaults.get(k)) != current.get(k)
         }
         if diff:
             details = ", ".join(
@@ -318,7 +324,7 @@ class Trainer:
         callbacks = [guard, self.checkpoint, stop]
         if not self.is_chief:
             return callbacks
-        progress = cb.ProgressLogger(cfg.steps, start_step)
+        progress = cb.ProgressLogger(cfg.steps, start_step, cfg.max_seconds, start_time)
         callbacks.append(progress)
         tf = cb.tensorflow_or_none()
         logdir = os.path.join(cfg.model_dir, "train")

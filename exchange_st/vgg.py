@@ -35,7 +35,7 @@ WEIGHTS_HELP = (
 )
 
 
-def _h5_layer_weights(path, layer_names):
+def read_h5_layer_weights(path, layer_names):
     """Reads `{layer name: [kernel, bias]}` (float32) from a legacy Keras h5 weights file.
 
     The layout of `Model.save_weights("x.h5")` in Keras 2: a root attribute
@@ -67,6 +67,30 @@ def _h5_layer_weights(path, layer_names):
     return weights
 
 
+def write_truncated_weights(encoder, path, dtype="float16"):
+    """Writes the encoder's convolutions in the layout `read_h5_layer_weights` reads.
+
+    The layout of `vgg19_to_relu4_1_float16.h5` (legacy Keras h5, one group
+    per layer up to `block4_conv1`), so a release can carry the exact VGG
+    its decoder was trained with, even a random one (tests).
+
+    Args:
+      encoder: a `VGGEncoder`.
+      path: the `.h5` file to write.
+      dtype: storage dtype; `"float16"` halves the file, and is exact for
+        weights that were read from a float16 file.
+    """
+    convs = [layer for layer in encoder.blocks if isinstance(layer, keras.layers.Conv2D)]
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [layer.name.encode() for layer in convs]
+        for layer in convs:
+            group = f.create_group(layer.name)
+            names = [f"{layer.name}/{w.name}:0" for w in layer.weights]
+            group.attrs["weight_names"] = [n.encode() for n in names]
+            for name, w in zip(names, layer.weights):
+                group.create_dataset(name, data=keras.ops.convert_to_numpy(w).astype(dtype))
+
+
 def _load_by_name(vgg, path):
     """Sets the convolutions of `vgg` up to `block4_conv1` from an h5 file, by layer name."""
     convs = []
@@ -75,7 +99,7 @@ def _load_by_name(vgg, path):
             convs.append(layer)
         if layer.name == VGG_LAYERS[-1]:
             break
-    weights = _h5_layer_weights(path, [layer.name for layer in convs])
+    weights = read_h5_layer_weights(path, [layer.name for layer in convs])
     for layer in convs:
         expected = [tuple(w.shape) for w in layer.weights]
         got = [w.shape for w in weights[layer.name]]

@@ -121,7 +121,7 @@ class VideoReader:
             if self._files is not None:
                 frame = image_io.load_image(item)
             else:
-                frame = _to_float_rgb(np.asarray(item))
+                frame = image_io.to_float_rgb(np.asarray(item), what=f"frame of {self.path}")
             yield self._resize(frame)
 
     def _resize(self, frame):
@@ -155,21 +155,6 @@ def _frame_count(meta):
         # ffmpeg reports nframes as inf; duration * fps is the usual estimate.
         return int(round(duration * fps))
     return None
-
-
-def _to_float_rgb(frame):
-    """uint8/uint16 `[H, W]`, `[H, W, 3]` or `[H, W, 4]` -> float32 `[H, W, 3]`."""
-    if frame.dtype == np.uint8:
-        frame = frame.astype(np.float32) / 255.0
-    elif frame.dtype == np.uint16:
-        frame = frame.astype(np.float32) / 65535.0
-    else:
-        frame = frame.astype(np.float32)
-    if frame.ndim == 2:
-        frame = frame[..., None]
-    if frame.shape[-1] == 1:
-        frame = np.repeat(frame, 3, axis=-1)
-    return frame[..., :3]
 
 
 class VideoWriter:

@@ -1,4 +1,8 @@
-"""Shared pytest setup: quiet TF logs and deterministic seeds."""
+"""Shared pytest setup: quiet TF logs, deterministic seeds, and the small test model.
+
+Test modules import the model factory with `from conftest import small_efanet`
+(pytest puts this directory on sys.path).
+"""
 
 import os
 
@@ -7,8 +11,98 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
+# A small exchange model: few codes, thin decoder, no residual blocks. The
+# VGG encoder keeps its real size (random weights), so every size rule holds.
+SMALL_EFANET = dict(
+    code_dim=16,
+    num_exchange_blocks=1,
+    compressor_filters=(8, 8),
+    num_pre_fusion_blocks=0,
+    num_post_fusion_blocks=0,
+    upsample_filters=(16, 8, 8),
+)
+
+
+def small_efanet(seed=0, spread=False, **overrides):
+    """A built `ExchangeStyleTransfer` with random VGG: `SMALL_EFANET` updated by `overrides`.
+
+    Args:
+      seed: weight-init seed.
+      spread: rescale both decoders' RGB convs so outputs spread around 0.5
+        with std ~0.2. A random decoder renders values ~1e-3 around 0,
+        which the [0, 1] clip of `stylize` would flatten to 0 and make every
+        comparison trivially true.
+      **overrides: constructor arguments.
+    """
+    import tensorflow as tf
+
+    from exchange_st.model import ExchangeStyleTransfer
+
+    keras.utils.set_random_seed(seed)
+    model = ExchangeStyleTransfer(vgg_weights=None, **dict(SMALL_EFANET, **overrides))
+    model.build()
+    if spread:
+        probe = tf.random.stateless_uniform([1, 48, 48, 3], seed=[seed, 0])
+        raw = model(probe, probe[:, ::-1])
+        for decoder, key in ((model.decoder_c, "s2c"), (model.decoder_s, "s2s")):
+            out = raw[key]
+            scale = 0.2 / float(tf.math.reduce_std(out))
+            rgb = decoder.to_rgb
+            rgb.bias.assign(0.5 + scale * (rgb.bias - tf.reduce_mean(out, axis=[0, 1, 2])))
+            rgb.kernel.assign(rgb.kernel * scale)
+    return model
+
 
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(1234)
     yield
+
+
+# A tiny EFANet (real-size random VGG) whose renders spread over [0, 1].
+TINY_EFANET = dict(
+    code_dim=16,
+    num_exchange_blocks=2,
+    compressor_filters=(4, 4),
+    num_pre_fusion_blocks=1,
+    num_post_fusion_blocks=1,
+    upsample_filters=(8, 8, 8),
+    initialization="keras",
+)
+
+
+def make_tiny_efanet(seed=0):
+    """A built `ExchangeStyleTransfer` of `TINY_EFANET` with visible outputs.
+
+    A random decoder renders ~1e-3 around 0, which stylize's [0, 1] clip
+    would flatten; the last conv is rescaled to a spread of ~0.2 around 0.5.
+    """
+    import numpy as np
+
+    from exchange_st.model import ExchangeStyleTransfer
+
+    keras.utils.set_random_seed(seed)
+    model = ExchangeStyleTransfer(vgg_weights=None, **TINY_EFANET)
+    model.build()
+    probe = np.random.default_rng(seed).uniform(size=(1, 48, 48, 3)).astype("float32")
+    out = keras.ops.convert_to_numpy(model(probe, probe[:, ::-1])["s2c"])
+    rgb = model.decoder_c.to_rgb
+    scale = 0.2 / float(out.std())
+    rgb.bias.assign(0.5 + scale * (keras.ops.convert_to_numpy(rgb.bias) - out.mean(axis=(0, 1, 2))))
+    rgb.kernel.assign(rgb.kernel * scale)
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_release(tmp_path_factory):
+    """`{"path", "model"}`: a release of `make_tiny_efanet()` in a temporary directory.
+
+    Tests point the default release there with `EXCHANGE_ST_PRETRAINED`;
+    no release, fake or real, is ever written into the repository.
+    """
+    from exchange_st import release
+
+    model = make_tiny_efanet()
+    path = tmp_path_factory.mktemp("release") / "efanet"
+    release.save(model, str(path))
+    return {"path": str(path), "model": model}

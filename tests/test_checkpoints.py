@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import SMALL_EFANET
 from exchange_st import checkpoints
 from exchange_st.baselines.adain import AdaINNet
 from exchange_st.layers import track_layer_list
 from exchange_st.model import ExchangeStyleTransfer
 
 TINY_EFANET = dict(
+    SMALL_EFANET,
     code_dim=8,
-    num_exchange_blocks=1,
     compressor_filters=(4, 4),
-    num_pre_fusion_blocks=0,
     num_post_fusion_blocks=1,
     upsample_filters=(8, 8, 8),
 )

@@ -14,6 +14,7 @@ from PIL import Image
 from exchange_st import eval_lib
 from exchange_st import losses
 from exchange_st import metrics
+from exchange_st import release
 from exchange_st.baselines import adain as adain_lib
 from exchange_st.model import ExchangeStyleTransfer
 from exchange_st.vgg import FEATURE_NAMES, VGGEncoder
@@ -265,6 +266,22 @@ def test_eval_end_to_end(tmp_path, small_efanet_dir):
     assert grid.shape == (2 * (32 + 4) + 4, columns * (32 + 4) + 4, 3)
 
 
+def test_efanet_without_a_model_source_is_the_pretrained_release(tiny_release, tmp_path,
+                                                                  monkeypatch):
+    cfg = eval_lib.EvalConfig(content_dir="c", style_dir="s", output_dir=str(tmp_path),
+                              methods=("efanet",), vgg_weights=None)
+    monkeypatch.setenv(release.ENV_VAR, str(tmp_path / "missing"))
+    with pytest.raises(release.NoPretrainedModel, match="--efanet_checkpoint"):
+        eval_lib._Models(cfg).efanet()
+    monkeypatch.setenv(release.ENV_VAR, tiny_release["path"])
+    stylize_fn, source = eval_lib._Models(cfg).efanet()
+    assert source == f"pretrained release {tiny_release['path']}"
+    content = _images(1, 32, 40, seed=4)
+    want = release.load(tiny_release["path"]).stylize(content, content[:, ::-1])
+    np.testing.assert_allclose(stylize_fn(content, content[:, ::-1]).numpy(), want.numpy(),
+                               atol=1e-5)
+
+
 def _run_cli(*args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.run(
@@ -286,12 +303,17 @@ def test_cli_reports_input_errors_in_one_line(tmp_path):
 
     corrupt = os.path.join(tmp_path, "corrupt")
     os.makedirs(corrupt)
-    with open(os.path.join(corrupt, "broken.jpg"), "wb") as f:
-        f.write(b"not a jpeg")
+    for name in ("broken.jpg", "also_broken.png"):
+        with open(os.path.join(corrupt, name), "wb") as f:
+            f.write(b"not an image")
+    _write_images(corrupt, 1, (32, 32), seed=4)
     result = _run_cli(f"--content_dir={corrupt}", f"--style_dir={styles}", f"--output_dir={out}",
                       "--vgg_weights=none")
     assert result.returncode == 1
-    assert "eval.py: error: Cannot read image" in result.stderr and "broken.jpg" in result.stderr
+    # Every unreadable file in the one error line, not only the first.
+    errors = [line for line in result.stderr.splitlines() if line.startswith("eval.py: error:")]
+    assert len(errors) == 1 and "Cannot read 2 of the 3 images" in errors[0], result.stderr
+    assert "broken.jpg" in errors[0] and "also_broken.png" in errors[0]
     assert not os.path.exists(os.path.join(out, eval_lib.RESULTS_FILE))
 
 

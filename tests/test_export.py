@@ -10,47 +10,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import SMALL_EFANET, small_efanet
 from exchange_st import export
-from exchange_st.model import ExchangeStyleTransfer
+from exchange_st import release
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small decoder and codes; the VGG encoder keeps its real size.
-SMALL = dict(
-    code_dim=16,
-    num_exchange_blocks=1,
-    compressor_filters=(8, 8),
-    num_pre_fusion_blocks=0,
-    num_post_fusion_blocks=0,
-    upsample_filters=(16, 8, 8),
-    # Keras' default initialisation: the output spreading below and the
-    # every-variable gradient check assume it (a scaled model starts flat).
-    initialization="keras",
-)
+# Keras' default initialisation: the output spreading below and the
+# every-variable gradient check assume it (a scaled model starts flat).
+SMALL = dict(SMALL_EFANET, initialization="keras")
 # (content H, W), (style H, W): odd sizes, and the sizes of the issue.
 CASES = {"odd": ((67, 101), (130, 90)), "large": ((256, 256), (512, 384))}
 TOL = 1e-4
 
 
 def make_model(seed=7):
-    """A small random model whose outputs spread over (0, 1).
-
-    A random decoder renders values ~1e-3 around 0, which the [0, 1] clip of
-    `stylize` would flatten to 0 and make every comparison trivially true;
-    rescaling the last conv spreads them around 0.5.
-    """
-    keras.utils.set_random_seed(seed)
-    model = ExchangeStyleTransfer(vgg_weights=None, **SMALL)
-    model.build()
-    probe = tf.random.stateless_uniform([1, 48, 48, 3], seed=[seed, 0])
-    raw = model(probe, probe[:, ::-1])
-    for decoder, key in ((model.decoder_c, "s2c"), (model.decoder_s, "s2s")):
-        out = raw[key]
-        scale = 0.2 / float(tf.math.reduce_std(out))
-        mean = tf.reduce_mean(out, axis=[0, 1, 2])
-        rgb = decoder.to_rgb
-        rgb.bias.assign(0.5 + scale * (rgb.bias - mean))
-        rgb.kernel.assign(rgb.kernel * scale)
-    return model
+    """A small random model whose outputs spread over (0, 1) (`conftest.small_efanet`)."""
+    return small_efanet(seed, spread=True, initialization="keras")
 
 
 def _images(shape, seed):
@@ -339,14 +315,35 @@ def test_export_script_from_checkpoint(exported, tmp_path):
     np.testing.assert_allclose(
         loaded.stylize(c, s, 0.5).numpy(), model.stylize(c, s, 0.5).numpy(), atol=TOL
     )
-    # Giving both or neither model source is a usage error.
+
+
+def test_export_script_without_checkpoint_exports_the_release(tiny_release, tmp_path):
+    export_dir = tmp_path / "export"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", EXCHANGE_ST_PRETRAINED=tiny_release["path"])
     proc = subprocess.run(
         [sys.executable, os.path.join(REPO, "export_savedmodel.py"), f"--export_dir={export_dir}"],
         cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600,
     )
-    assert proc.returncode != 0 and "exactly one of checkpoint_dir and random_init" in proc.stderr
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = tf.saved_model.load(str(export_dir))
+    content = np.random.default_rng(0).uniform(size=(1, 37, 45, 3)).astype(np.float32)
+    style = content[:, ::-1, ::-1]
+    want = release.load(tiny_release["path"]).stylize(content, style, 0.5).numpy()
+    got = loaded.stylize(content, style, 0.5).numpy()
+    assert want.std() > 0.05
+    np.testing.assert_allclose(got, want, atol=TOL)
+
+
+def test_export_without_a_release_says_what_to_pass(tmp_path, monkeypatch):
+    monkeypatch.setenv(release.ENV_VAR, str(tmp_path / "missing"))
+    config = export.ExportConfig(export_dir=str(tmp_path / "export"))
+    with pytest.raises(release.NoPretrainedModel, match="No release at .*--checkpoint_dir"):
+        export.export_from_config(config)
+    assert not os.path.exists(tmp_path / "export")
 
 
 def test_export_config_validation():
     with pytest.raises(ValueError, match="Unknown model_config"):
         export.ExportConfig(export_dir="x", random_init=True, model_config={"depth": 3})
+    with pytest.raises(ValueError, match="at most one of checkpoint_dir and random_init"):
+        export.ExportConfig(export_dir="x", checkpoint_dir="run", random_init=True)

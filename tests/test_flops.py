@@ -4,6 +4,7 @@ import keras
 import pytest
 import tensorflow as tf
 
+import conftest
 from exchange_st import decoder, flops
 from exchange_st.baselines.adain import AdaINNet
 from exchange_st.model import ExchangeStyleTransfer
@@ -40,18 +41,13 @@ def encoder():
 
 @pytest.fixture(scope="module")
 def small_efanet():
-    keras.utils.set_random_seed(0)
-    m = ExchangeStyleTransfer(
-        vgg_weights=None,
-        code_dim=16,
+    return conftest.small_efanet(
+        0,
         num_exchange_blocks=2,
         compressor_filters=(4, 8),
         num_pre_fusion_blocks=1,
         num_post_fusion_blocks=1,
-        upsample_filters=(16, 8, 8),
     )
-    m.build()
-    return m
 
 
 @pytest.fixture(scope="module")

@@ -71,6 +71,28 @@ def test_orthogonal_codes_cost_nothing_in_orthogonality():
     assert float(losses.exchange_loss(codes)["orthogonality"]) == 0.0
 
 
+@pytest.mark.parametrize("targets", ["trainable", "fixed"])
+def test_fixed_exchange_targets_stop_only_the_gradient_at_f_c_f_s(targets):
+    codes = _codes()
+    with tf.GradientTape() as tape:
+        tape.watch(list(codes.values()))
+        out = losses.exchange_loss(codes, targets=targets)
+    grads = dict(zip(codes, tape.gradient(out["total"], list(codes.values()))))
+    reference = losses.exchange_loss(_codes())
+    np.testing.assert_allclose(out["total"], reference["total"], rtol=1e-6)  # same value
+    for name in ("f_c", "f_s"):
+        stopped = grads[name] is None or not np.any(grads[name].numpy())
+        assert stopped == (targets == "fixed"), name
+    for name in ("f_c_rec", "f_s_rec", "f_com", "f_uni_c"):
+        assert np.any(grads[name].numpy()), name
+
+
+def test_loss_config_rejects_unknown_exchange_targets():
+    with pytest.raises(ValueError, match="exchange_targets"):
+        losses.LossConfig(exchange_targets="frozen")
+    assert losses.LossConfig().exchange_targets == "trainable"
+
+
 def test_loss_config_rejects_unknown_orthogonality():
     with pytest.raises(ValueError, match="orthogonality"):
         losses.LossConfig(orthogonality="cosine")

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from exchange_st import losses
 from exchange_st import tf_checks
-from exchange_st.model import ExchangeStyleTransfer
+from exchange_st.model import ExchangeStyleTransfer, blend_styles
 
 
 # Eq. 1-2 multiply two vectors derived from a covariance, so a fresh model's
@@ -134,6 +134,30 @@ def test_stylize_regions(model):
         model.stylize_regions(content, styles, [left])
 
 
+def test_style_interpolation_blends_r_fusion(model):
+    content = _images([1, 32, 40, 3], 12)
+    styles = [_images([1, 32, 32, 3], 13), _images([1, 40, 32, 3], 14)]
+
+    def blend(weights, alpha=1.0):
+        return blend_styles(
+            model.fused_features, model.render_content, content, styles, alpha, weights
+        )
+
+    # A weight of 0 drops a style; weights are normalised.
+    np.testing.assert_allclose(blend([1, 0]), model.stylize(content, styles[0]), atol=1e-5)
+    np.testing.assert_allclose(blend([7, 3]), blend([0.7, 0.3]), atol=1e-6)
+    # What is blended is R_fusion (Eq. 8's quantity), rendered once.
+    r = [model.fused_features(content, s, 0.5)[0] for s in styles]
+    want = model.render_content(0.7 * r[0] + 0.3 * r[1], content)
+    np.testing.assert_allclose(blend([0.7, 0.3], alpha=0.5), want, atol=1e-5)
+    mixed = blend([0.5, 0.5]).numpy()
+    for style in styles:
+        assert np.abs(mixed - model.stylize(content, style).numpy()).max() > 1e-3
+    for bad, match in (([1.0], "one weight per style"), ([1.0, -1.0], "weights must be >= 0")):
+        with pytest.raises(ValueError, match=match):
+            blend(bad)
+
+
 def test_gradients_reach_every_trainable_variable_and_not_vgg(model):
     content = _images([2, 32, 32, 3], 12)
     style = _images([2, 32, 32, 3], 13)
@@ -183,7 +207,7 @@ def test_ablation_variants(kwargs, distinct_blocks):
     out = m(_images([1, 32, 32, 3], 14), _images([1, 32, 32, 3], 15))
     assert out["s2c"].shape == (1, 32, 32, 3)
     assert len(m.exchange_blocks) == distinct_blocks
-    assert len(m._exchange_blocks_sequence()) == kwargs.get("num_exchange_blocks", 3)
+    assert len(m.exchange_block_sequence()) == kwargs.get("num_exchange_blocks", 3)
     assert out["v_c_s"].shape == (1, 512 * kwargs.get("fusion_rank", 1))
 
 

@@ -4,42 +4,21 @@ import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
+from conftest import SMALL_EFANET, small_efanet
 from exchange_st import export
 from exchange_st import image_io
+from exchange_st import inference
+from exchange_st import release
 from exchange_st import stylize
 from exchange_st import video
-from exchange_st.model import ExchangeStyleTransfer
 
-SMALL = dict(
-    code_dim=16,
-    num_exchange_blocks=1,
-    compressor_filters=(8, 8),
-    num_pre_fusion_blocks=0,
-    num_post_fusion_blocks=0,
-    upsample_filters=(16, 8, 8),
-)
+SMALL = SMALL_EFANET
 TOL = 1e-4
-
-
-def _make_model(seed=3):
-    # A random decoder renders ~1e-3 around 0, which the [0, 1] clip would
-    # flatten; rescaling the last conv makes outputs differ visibly.
-    keras.utils.set_random_seed(seed)
-    model = ExchangeStyleTransfer(vgg_weights=None, **SMALL)
-    model.build()
-    probe = tf.random.stateless_uniform([1, 48, 48, 3], seed=[seed, 0])
-    out = model(probe, probe[:, ::-1])["s2c"]
-    scale = 0.2 / float(tf.math.reduce_std(out))
-    rgb = model.decoder_c.to_rgb
-    rgb.bias.assign(0.5 + scale * (rgb.bias - tf.reduce_mean(out, axis=[0, 1, 2])))
-    rgb.kernel.assign(rgb.kernel * scale)
-    return model
 
 
 def _write_rgb(path, h, w, seed):
@@ -52,7 +31,7 @@ def _write_rgb(path, h, w, seed):
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("stylize")
-    model = _make_model()
+    model = small_efanet(3, spread=True)
     saved = str(tmp / "saved_model")
     export.export_saved_model(model, saved)
     files = {
@@ -71,7 +50,7 @@ def setup(tmp_path_factory):
     Image.fromarray(np.full((8, 8), 255, np.uint8)).save(tmp / "ones.png")
     return dict(
         tmp=tmp, model=model, saved=saved, files=files,
-        stylizer=stylize.Stylizer.from_saved_model(saved),
+        stylizer=inference.Stylizer.from_saved_model(saved),
     )
 
 
@@ -163,7 +142,7 @@ def test_masks_give_spatial_control(setup, tmp_path):
     content = image_io.load_image(files["c0"])
     styles = [image_io.load_image(files[k])[None] for k in ("style", "style2")]
     masks = [
-        stylize.mask_for(stylize.load_mask(tmp / name), content.shape[:2])
+        inference.mask_for(inference.load_mask(tmp / name), content.shape[:2])
         for name in ("left.png", "right.png")
     ]
     assert masks[0][:, :20].min() == 1.0 and masks[0][:, 32:].max() == 0.0
@@ -173,7 +152,7 @@ def test_masks_give_spatial_control(setup, tmp_path):
     written = image_io.load_image(report.outputs[0])
     np.testing.assert_allclose(written, got, atol=0.5 / 255 + 1e-6)
     # One style under a full mask is plain stylization.
-    full = stylize.mask_for(stylize.load_mask(tmp / "ones.png"), content.shape[:2])
+    full = inference.mask_for(inference.load_mask(tmp / "ones.png"), content.shape[:2])
     np.testing.assert_allclose(
         setup["stylizer"].stylize_regions(content, [styles[0][0]], [full]),
         setup["stylizer"].stylize(content, styles[0][0]),
@@ -185,7 +164,7 @@ def test_random_init_source_uses_the_same_functions(setup, tmp_path):
     config = _config(
         setup, tmp_path, saved_model=None, random_init=True, model_config=dict(SMALL)
     )
-    stylizer = stylize.load_stylizer(config)
+    stylizer = inference.load_stylizer(random_init=True, model_config=dict(SMALL))
     assert isinstance(stylizer.module, export.StylizeModule)
     report = stylize.stylize_all(config, stylizer)
     assert not report.failures
@@ -196,7 +175,7 @@ def test_preserve_color_keeps_content_chroma(setup):
     rng = np.random.default_rng(0)
     content = rng.uniform(0.2, 0.8, (16, 20, 3)).astype(np.float32)
     stylized = rng.uniform(0.3, 0.7, (16, 20, 3)).astype(np.float32)
-    out = stylize.preserve_colors(stylized, content)
+    out = inference.preserve_colors(stylized, content)
     yuv_out, yuv_sty, yuv_con = (tf.image.rgb_to_yuv(x).numpy() for x in (out, stylized, content))
     inside = np.all((out > 0.0) & (out < 1.0), axis=-1)
     assert inside.mean() > 0.5
@@ -218,8 +197,8 @@ def test_unreadable_style_or_mask_fails_cleanly(setup, tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(saved_model=None), "exactly one model source"),
-        (dict(random_init=True), "exactly one model source"),
+        (dict(checkpoint_dir="run"), "at most one model source"),
+        (dict(random_init=True), "at most one model source"),
         (dict(alphas=[1.5]), r"alpha must lie in \[0, 1\]"),
         (dict(masks=["a.png", "b.png"]), "one mask per style"),
         (dict(content=None), "Nothing to stylize"),
@@ -229,6 +208,30 @@ def test_config_validation(kwargs, message):
     base = dict(content="c.png", styles=["s.png"], output_dir="out", saved_model="sm")
     with pytest.raises(ValueError, match=message):
         stylize.StylizeConfig(**{**base, **kwargs})
+
+
+def test_command_without_a_model_flag_uses_the_pretrained_release(setup, tiny_release, tmp_path):
+    files = setup["files"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", EXCHANGE_ST_PRETRAINED=tiny_release["path"])
+    proc = subprocess.run(
+        [sys.executable, "-m", "exchange_st.stylize", f"--content={files['c0']}",
+         f"--style={files['style']}", f"--output_dir={tmp_path}"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = image_io.load_image(tmp_path / "c0_style.png")
+    content, style = (image_io.load_image(files[k])[None] for k in ("c0", "style"))
+    want = release.load(tiny_release["path"]).stylize(content, style)[0].numpy()
+    assert want.std() > 0.05
+    # The PNG holds 8-bit levels.
+    np.testing.assert_allclose(got, want, atol=0.51 / 255 + TOL)
+
+
+def test_no_release_says_what_to_pass(tmp_path, monkeypatch):
+    monkeypatch.setenv(release.ENV_VAR, str(tmp_path / "missing"))
+    config = stylize.StylizeConfig(content="c.png", styles=["s.png"], output_dir=str(tmp_path))
+    with pytest.raises(release.NoPretrainedModel, match="No release at .*--saved_model"):
+        stylize.load_stylizer(config)
 
 
 def _frames(n, h=36, w=46):
@@ -279,3 +282,117 @@ def test_video_file_round_trip(setup, tmp_path):
         frames = list(reader)
         assert reader.fps == pytest.approx(8.0)
     assert len(frames) == 3 and frames[0].shape == (34, 46, 3)
+
+
+# ----------------------------------------------------------------------------
+# Full resolution, interpolation, precision, any trained model, small inputs.
+# ----------------------------------------------------------------------------
+
+
+def test_style_weights_interpolate_the_styles(setup, tmp_path):
+    files = setup["files"]
+    config = _config(
+        setup, tmp_path, styles=[files["style"], files["style2"]], style_weights=[7.0, 3.0]
+    )
+    report = stylize.stylize_all(config, setup["stylizer"])
+    assert not report.failures
+    assert [os.path.basename(p) for p in report.outputs] == ["c0_mix_style_style2.png"]
+    content = image_io.load_image(files["c0"])
+    styles = [image_io.load_image(files[k]) for k in ("style", "style2")]
+    model = setup["model"]
+    r = [model.fused_features(content[None], s[None])[0] for s in styles]
+    want = model.render_content(0.7 * r[0] + 0.3 * r[1], content[None])[0].numpy()
+    np.testing.assert_allclose(image_io.load_image(report.outputs[0]), want, atol=0.5 / 255 + 1e-5)
+    for style in styles:
+        assert np.abs(want - setup["stylizer"].stylize(content, style)).max() > 2 / 255
+    with pytest.raises(ValueError, match="one style weight per style"):
+        _config(setup, tmp_path, styles=[files["style"]], style_weights=[0.5, 0.5])
+
+
+def test_full_resolution_runs_tiled_above_the_memory_budget(setup, tmp_path, caplog):
+    model = setup["model"]
+    content = image_io.load_image(setup["files"]["c0"])
+    style = image_io.load_image(setup["files"]["style"])
+    plain = inference.Stylizer.from_model(model).stylize(content, style, 0.5)
+    caplog.set_level("INFO", logger="absl")
+    for kwargs in (dict(memory_budget=1.0), dict(tile_size=24)):
+        tiled = inference.Stylizer.from_model(model, **kwargs)
+        np.testing.assert_allclose(tiled.stylize(content, style, 0.5), plain, atol=2e-4)
+    messages = [r.getMessage() for r in caplog.records if "stylize_tiled" in r.getMessage()]
+    assert len(messages) == 2 and "over the memory budget" in messages[0], messages
+    assert "tiles of 24 px (--tile_size" in messages[1]
+    # The command at full resolution (max_size None) goes the same way.
+    report = stylize.stylize_all(
+        _config(setup, tmp_path, saved_model=None, random_init=True, max_size=None),
+        inference.Stylizer.from_model(model, tile_size=24),
+    )
+    assert not report.failures
+    got = image_io.load_image(report.outputs[0])
+    want = inference.Stylizer.from_model(model).stylize(content, style)
+    np.testing.assert_allclose(got, want, atol=0.5 / 255 + 2e-4)
+    # A SavedModel cannot tile: one sentence, not an out-of-memory crash.
+    saved = inference.Stylizer.from_saved_model(setup["saved"], memory_budget=1.0)
+    report = stylize.stylize_all(_config(setup, tmp_path / "sm", max_size=None), saved)
+    assert "needs tiles" in report.failures[0][1] and "--checkpoint_dir" in report.failures[0][1]
+
+
+def _run_dir(model, path):
+    from exchange_st import checkpoints
+
+    checkpoints.save_weights(model, os.path.join(path, checkpoints.WEIGHTS_FILE))
+    return str(path)
+
+
+def test_bfloat16_precision_and_adain_checkpoints(setup, tmp_path):
+    from exchange_st.baselines.adain import AdaINNet
+
+    run = _run_dir(setup["model"], tmp_path / "efanet")
+    content = image_io.load_image(setup["files"]["c0"])
+    style = image_io.load_image(setup["files"]["style"])
+    outputs = {}
+    for precision in inference.PRECISIONS:
+        stylizer = inference.load_stylizer(checkpoint_dir=run, precision=precision)
+        outputs[precision] = stylizer.stylize(content, style)
+    assert stylizer.model.dtype_policy.name == "mixed_bfloat16"
+    np.testing.assert_allclose(outputs["float32"], setup["stylizer"].stylize(content, style),
+                               atol=TOL)
+    error = np.abs(outputs["bfloat16"] - outputs["float32"])
+    assert 0 < error.max() < 0.1 and error.mean() < 0.02, (error.max(), error.mean())
+    with pytest.raises(ValueError, match="precision it was exported in"):
+        inference.load_stylizer(saved_model=setup["saved"], precision="bfloat16")
+    # A train.py --model=adain run stylizes too, and refuses several styles in a sentence.
+    adain = AdaINNet(vgg_weights=None, upsample_filters=(16, 8, 8))
+    adain.build()
+    run = _run_dir(adain, tmp_path / "adain")
+    config = _config(setup, tmp_path / "out", saved_model=None, checkpoint_dir=run, alphas=[0.5])
+    report = stylize.stylize_all(config)
+    assert not report.failures
+    want = adain.stylize(content[None], style[None], 0.5)[0].numpy()
+    np.testing.assert_allclose(image_io.load_image(report.outputs[0]), want, atol=0.5 / 255 + 1e-5)
+    config = _config(
+        setup, tmp_path / "out", saved_model=None, checkpoint_dir=run,
+        styles=[setup["files"]["style"], setup["files"]["style2"]], style_weights=[1, 1],
+    )
+    with pytest.raises(ValueError, match="The AdaINNet model renders one style at a time"):
+        stylize.stylize_all(config)
+
+
+def test_too_small_inputs_name_the_file_and_the_minimum(setup, tmp_path):
+    files = setup["files"]
+    tiny_style = _write_rgb(str(tmp_path / "dot.png"), 1, 1, 5)
+    thin_content = _write_rgb(str(tmp_path / "thin.png"), 7, 500, 6)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(
+        [sys.executable, "-m", "exchange_st.stylize", f"--saved_model={setup['saved']}",
+         f"--content={files['c0']}", f"--style={tiny_style}", f"--output_dir={tmp_path}"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 1
+    assert (
+        f"The style image {tiny_style} is 1x1 pixels (as loaded); the network needs at least "
+        "16 pixels on each side." in proc.stderr
+    ), proc.stderr[-3000:]
+    assert "Graph execution error" not in proc.stderr and "Traceback" not in proc.stderr
+    report = stylize.stylize_all(_config(setup, tmp_path, content=thin_content), setup["stylizer"])
+    [(path, message)] = report.failures
+    assert path == thin_content and "content image" in message and "500x7 pixels" in message

@@ -5,30 +5,24 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import small_efanet
 from exchange_st import tiling
-from exchange_st.model import ExchangeStyleTransfer
 
 
 @pytest.fixture(scope="module")
 def model():
-    keras.utils.set_random_seed(0)
     # Boosted random-VGG features give outputs with real contrast (see
-    # test_model.TEST_FEATURE_SCALES); a small decoder keeps the test fast.
-    m = ExchangeStyleTransfer(
-        vgg_weights=None,
+    # test_model.TEST_FEATURE_SCALES); residual blocks with non-zero
+    # branches (Keras' initialisation): the halo checks need the decoder's
+    # convs to see their neighbours (identity blocks would not).
+    return small_efanet(
+        0,
         vgg_feature_scales=(0.2, 0.2, 0.2, 0.2),
-        code_dim=16,
-        num_exchange_blocks=1,
         compressor_filters=(4, 8),
         num_pre_fusion_blocks=1,
         num_post_fusion_blocks=1,
-        upsample_filters=(16, 8, 8),
-        # Residual blocks with non-zero branches: the halo checks need the
-        # decoder's convs to see their neighbours (identity blocks would not).
         initialization="keras",
     )
-    m.build()
-    return m
 
 
 def _images(shape, seed):
@@ -41,7 +35,7 @@ def test_receptive_radius(model):
     assert tiling.receptive_radius(model.encoder.blocks) == 2 + 1 + 4 + 2 + 16 + 4 + 8
     # One post-fusion block (2 convs) and up0_in at 1/8, then 3 + 1 convs at
     # 1/4, 1 + 1 at 1/2, 1 + to_rgb at full resolution, in feature pixels.
-    render = tiling._render_layers(model.decoder_c)
+    render = model.decoder_c.render_layers()
     assert tiling.receptive_radius(render) == 3 + 4 / 2 + 2 / 4 + 2 / 8
     with pytest.raises(TypeError):
         tiling.receptive_radius([keras.layers.Dropout(0.1)])

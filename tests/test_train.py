@@ -455,3 +455,22 @@ def test_tf_data_input_is_range_checked_in_the_graph(tmp_path):
     with pytest.raises(tf.errors.InvalidArgumentError, match="content values must lie in"):
         train_lib.train(_config(tmp_path, steps=2), dataset_fn=lambda start_step: bad)
     assert not (tmp_path / "latest.weights.h5").exists()
+
+
+def test_progress_line_projects_the_step_reached_at_max_seconds(monkeypatch, caplog):
+    model = keras.Sequential([keras.layers.Dense(1)])
+    model.build((None, 2))
+    model.compile(optimizer=keras.optimizers.Adam())
+    clock = SimpleNamespace(now=100.0)
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: clock.now)
+    # Started at t=90 with 100 s allowed: the limit falls at t=190.
+    progress = callbacks.ProgressLogger(10_000, start_step=0, max_seconds=100.0, start_time=90.0)
+    progress.set_model(model)
+    progress.on_train_batch_end(0)  # The compiling step: the rate counts from here.
+    for batch in range(1, 21):
+        clock.now += 0.5  # 2 steps/s.
+        progress.on_train_batch_end(batch)
+    caplog.set_level(logging.INFO)
+    progress.on_epoch_end(0, {})
+    # Step 21 at t=110, 80 s left at 2 steps/s.
+    assert "2 steps/s" in caplog.text and "~step 181 at max_seconds" in caplog.text

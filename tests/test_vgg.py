@@ -99,6 +99,20 @@ def test_truncated_h5_loads_by_layer_name(tmp_path, dtype):
     assert loaded.feature_scales == pytest.approx(vgg.FEATURE_SCALES)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_written_weights_file_rebuilds_the_encoder(tmp_path, dtype):
+    keras.utils.set_random_seed(7)
+    source = vgg.VGGEncoder(None)
+    path = tmp_path / "written.h5"
+    vgg.write_truncated_weights(source, path, dtype)
+    loaded = vgg.VGGEncoder(str(path))
+    convs = [(a, b) for a, b in zip(source.blocks, loaded.blocks) if a.get_weights()]
+    assert len(convs) == 9
+    for a, b in convs:
+        for want, got in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(got, want.astype(dtype).astype(np.float32))
+
+
 def test_truncated_h5_missing_layer_names_file_and_layer(tmp_path):
     path = tmp_path / "vgg_no_block3_conv2.h5"
     _write_truncated_h5(path, vgg.VGGEncoder(None), np.float16, skip=("block3_conv2",))

@@ -5,12 +5,13 @@ import keras
 from exchange_st import losses as losses_lib
 from exchange_st import objective
 from exchange_st import ops
+from exchange_st.decoder import Upsampler
 from exchange_st.vgg import FEATURE_NAMES, VGGEncoder
 
 VGG_CHANNELS = 512
-# Conv layers per upsampling stage: the mirror of VGG-19 blocks 4 (its first
-# conv only), 3, 2 and 1, exactly as AdaIN's decoder and `decoder.Decoder`.
-_CONVS_PER_STAGE = (4, 2, 2)
+# AdaIN's decoder [11] is exactly the upsampling half of the exchange model's
+# decoders, so the two methods differ only in what feeds it.
+AdaINDecoder = Upsampler
 
 
 def adain(content_feat, style_feat, eps=1e-5):
@@ -30,11 +31,9 @@ def adain(content_feat, style_feat, eps=1e-5):
       `[B, h, w, C]` features with the style's channel means and standard
       deviations (up to `eps`).
     """
-    c_mean, c_var = keras.ops.moments(content_feat, axes=[1, 2], keepdims=True)
     style_feat = keras.ops.cast(style_feat, content_feat.dtype)
     s_mean, s_var = keras.ops.moments(style_feat, axes=[1, 2], keepdims=True)
-    normalised = (content_feat - c_mean) * keras.ops.rsqrt(c_var + eps)
-    return normalised * keras.ops.sqrt(s_var + eps) + s_mean
+    return ops.adain(content_feat, s_mean, keras.ops.sqrt(s_var + eps), eps)
 
 
 def mean_std_loss(features, targets, eps=1e-5):
@@ -60,81 +59,6 @@ def mean_std_loss(features, targets, eps=1e-5):
             keras.ops.square(f_std - t_std)
         )
     return out
-
-
-@keras.saving.register_keras_serializable(package="exchange_st")
-class AdaINDecoder(keras.layers.Layer):
-    """AdaIN's decoder [11]: relu4_1 features back to RGB.
-
-    The same layout as the upsampling half of `decoder.Decoder` (3 x 3 convs
-    with ReLU, three 2x nearest-neighbour upsamplings, a final linear 3 x 3
-    conv to RGB), so AdaIN and the exchange model differ only in what feeds
-    the upsampling. Zero "same" padding as in `decoder.Decoder` (the original
-    AdaIN uses reflection padding).
-
-    Args:
-      upsample_filters: widths of the three upsampling stages.
-
-    Call arguments:
-      features: `[B, h, w, 512]` (the AdaIN target `t`).
-
-    Returns:
-      `[B, 8h, 8w, 3]` image, linear (not clipped).
-    """
-
-    def __init__(self, upsample_filters=(256, 128, 64), **kwargs):
-        super().__init__(**kwargs)
-        if len(upsample_filters) != len(_CONVS_PER_STAGE):
-            raise ValueError(
-                f"upsample_filters needs {len(_CONVS_PER_STAGE)} widths, got {upsample_filters}"
-            )
-        self.upsample_filters = tuple(upsample_filters)
-        policy = self.dtype_policy
-        # Each sub-layer is an attribute, not only a list entry: with Keras
-        # 3.15 on TensorFlow, layers held in a list are not dependencies of a
-        # tf.train.Checkpoint, so their weights would be missing from it.
-        self._up_layer_names = []
-        for stage, (filters, n_convs) in enumerate(zip(self.upsample_filters, _CONVS_PER_STAGE)):
-            self._add_up_layer(self._conv(filters, f"up{stage}_in"))
-            self._add_up_layer(
-                keras.layers.UpSampling2D(2, interpolation="nearest", name=f"up{stage}", dtype=policy)
-            )
-            for i in range(n_convs - 1):
-                self._add_up_layer(self._conv(filters, f"up{stage}_conv{i}"))
-        self.to_rgb = keras.layers.Conv2D(3, 3, padding="same", name="to_rgb", dtype=policy)
-
-    def _add_up_layer(self, layer):
-        setattr(self, layer.name, layer)
-        self._up_layer_names.append(layer.name)
-
-    @property
-    def up_layers(self):
-        """The convolutions and upsamplings before `to_rgb`, in call order."""
-        return [getattr(self, name) for name in self._up_layer_names]
-
-    def _conv(self, filters, name):
-        return keras.layers.Conv2D(
-            filters, 3, padding="same", activation="relu", name=name, dtype=self.dtype_policy
-        )
-
-    def build(self, input_shape):
-        shape = tuple(input_shape)
-        for layer in self.up_layers:
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
-        self.to_rgb.build(shape)
-        self.built = True
-
-    def call(self, features, training=None):
-        x = features
-        for layer in self.up_layers:
-            x = layer(x)
-        return self.to_rgb(x)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"upsample_filters": self.upsample_filters})
-        return config
 
 
 @keras.saving.register_keras_serializable(package="exchange_st")
@@ -185,7 +109,7 @@ class AdaINNet(objective.ObjectiveMixin, keras.Model):
         self.encoder = VGGEncoder(
             vgg_weights, vgg_feature_scales, name="vgg_encoder", dtype=policy
         )
-        self.decoder = AdaINDecoder(self.upsample_filters, name="decoder", dtype=policy)
+        self.decoder = Upsampler(self.upsample_filters, name="decoder", dtype=policy)
         self._init_objective()
 
     def loss_terms(self, outputs, content, style):
@@ -194,22 +118,10 @@ class AdaINNet(objective.ObjectiveMixin, keras.Model):
             outputs, content, style, self.encoder, style_weight=self.adain_style_weight
         )
 
-    def build(self, content_shape=None, style_shape=None):
-        if self.built:
-            return
-        # Tracing a tiny pair creates every variable (as ExchangeStyleTransfer).
-        self.built = True
-        image = keras.ops.zeros((1, 32, 32, 3))
-        self(image, image)
-
-    def _encode(self, images, name, output_all=True):
-        images = ops.validate_images(images, name)
-        return images, self.encoder(ops.pad_to_multiple(images), output_all=output_all)
-
     def call(self, content, style=None, training=None):
         content, style = objective.split_pair(content, style)
-        content, feats_c = self._encode(content, "content")
-        _, feats_s = self._encode(style, "style")
+        content, feats_c, _ = ops.encode(self.encoder, content, "content")
+        _, feats_s, _ = ops.encode(self.encoder, style, "style")
         t = adain(feats_c[-1], feats_s[-1], self.epsilon)
         s2c = ops.crop_to(self.decoder(t), content)
         s2c = keras.ops.cast(s2c, "float32")
@@ -228,8 +140,8 @@ class AdaINNet(objective.ObjectiveMixin, keras.Model):
         Returns:
           `[B, H, W, 3]` float32 clipped to [0, 1].
         """
-        content, f_c = self._encode(content, "content", output_all=False)
-        _, f_s = self._encode(style, "style", output_all=False)
+        content, f_c, _ = ops.encode(self.encoder, content, "content", output_all=False)
+        _, f_s, _ = ops.encode(self.encoder, style, "style", output_all=False)
         t = adain(f_c, f_s, self.epsilon)
         if not (isinstance(alpha, (int, float)) and alpha == 1.0):
             alpha = keras.ops.cast(alpha, t.dtype)

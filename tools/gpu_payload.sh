@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds gpu_payload/ (git-ignored), everything tools/gpu_train.sh needs on a
+# CUDA machine with JAX that has no network, no TensorFlow and no keras:
+#   wheels/    keras, namex, optree (Python 3.12, manylinux x86_64): keras'
+#              other needs (absl-py, numpy, rich, h5py, ml-dtypes, packaging)
+#              are on that machine already
+#   data/      ../shared/data/train/{content,style} and SOURCES.md (training)
+#   eval/      4 photos and 4 artworks of ../shared/images: the quantisation
+#              check and the sample grid only, never training
+#   vgg19_to_relu4_1_float16.h5   the fixed encoder
+# and checks that the payload and the working tree fit the 64 MiB that travel.
+#
+#   bash tools/gpu_payload.sh            # from the repository root; needs pip + PyPI
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${SHARED:-../shared}
+PAYLOAD=gpu_payload
+# The versions the project is tested with (keras as in .venv).
+WHEELS=("keras==3.15.1" "namex==0.1.0" "optree==0.20.0")
+EVAL_CONTENT=(golden_gate.jpg chicago.jpg sailboat.jpg brad_pitt.jpg)
+EVAL_STYLE=(la_muse.jpg woman_with_hat_matisse.jpg brushstrokes.jpg sketch.png)
+LIMIT=$((64 * 1024 * 1024))
+
+rm -rf "$PAYLOAD"
+mkdir -p "$PAYLOAD/wheels" "$PAYLOAD/data" "$PAYLOAD/eval/content" "$PAYLOAD/eval/style"
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    --platform manylinux1_x86_64 -d "$PAYLOAD/wheels" "${WHEELS[@]}"
+cp -r "$SHARED/data/train/content" "$SHARED/data/train/style" "$SHARED/data/train/SOURCES.md" \
+    "$PAYLOAD/data/"
+for f in "${EVAL_CONTENT[@]}"; do cp "$SHARED/images/content/$f" "$PAYLOAD/eval/content/"; done
+for f in "${EVAL_STYLE[@]}"; do cp "$SHARED/images/style/$f" "$PAYLOAD/eval/style/"; done
+cp "$SHARED/weights/vgg19_to_relu4_1_float16.h5" "$PAYLOAD/"
+# Read-only copies would stop the next run's rm -rf.
+chmod -R u+w "$PAYLOAD"
+
+payload=$(du -sb "$PAYLOAD" | cut -f1)
+# What else travels: tracked files and untracked ones git does not ignore.
+tree=$(git ls-files -co --exclude-standard -z | xargs -0 du -cb | tail -1 | cut -f1)
+ls -l "$PAYLOAD/wheels"
+echo "content $(ls "$PAYLOAD/data/content" | wc -l) files, style $(ls "$PAYLOAD/data/style" | wc -l) files"
+echo "payload $((payload / 1024)) KiB + working tree $((tree / 1024)) KiB = $(((payload + tree) / 1024)) KiB of $((LIMIT / 1024)) KiB"
+if (( payload + tree >= LIMIT )); then
+    echo "too large to travel: the limit is 64 MiB" >&2
+    exit 1
+fi
