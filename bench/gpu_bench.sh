@@ -10,10 +10,11 @@
 #   bash bench/gpu_bench.sh                                  # the GPU machine; results in $OUT
 #   GPU_BENCH_SCALE=cpu OUT=$(mktemp -d) bash bench/gpu_bench.sh   # rehearsal on a CPU, tiny sizes
 #
-# Keras (with namex and optree) is not installed there: its wheels travel in .whl/ and are
-# installed into /tmp/site first. The pipeline variant reads the builtin procedural images
-# unless GPU_BENCH_DATA names a folder with content/ and style/ images (a carried copy of the
-# training images, to include JPEG decoding). Files in $OUT (7): gpu_bench.log,
+# Keras (with namex and optree) is not installed there: carry gpu_payload/ (tools/gpu_payload.sh:
+# the wheels, installed into /tmp/site first, and the training images, which the pipeline
+# variant then reads, JPEG decoding included; without them it reads the builtin procedural
+# images). PAYLOAD names another payload folder, GPU_BENCH_DATA another image folder (with
+# content/ and style/). Files in $OUT (7): gpu_bench.log,
 # train_main.json, inference_none.json, inference_mixed_bfloat16.json, train_batch.json,
 # train_jit_off.json, train_profile.xplane.pb[.gz] (3 traced steps of the first training
 # variant). The KEY lines of every stage are repeated at the end of the output.
@@ -22,6 +23,7 @@ set -uo pipefail
 OUT=${OUT:-bench_out/gpu}
 SCALE=${GPU_BENCH_SCALE:-gpu}
 PY=${PYTHON:-python3}
+PAYLOAD=${PAYLOAD:-gpu_payload}
 mkdir -p "$OUT"
 LOG="$OUT/gpu_bench.log"
 
@@ -56,9 +58,9 @@ stage() {
 
 main() {
 echo "=== gpu_bench $(date -u +%FT%TZ) scale=$SCALE out=$OUT total=${TOTAL}s"
-if compgen -G ".whl/*.whl" > /dev/null; then
+if compgen -G "$PAYLOAD/wheels/*.whl" > /dev/null; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl || { echo "wheel install failed"; exit 1; }
+        --target /tmp/site "$PAYLOAD"/wheels/*.whl || { echo "wheel install failed"; exit 1; }
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 
@@ -95,9 +97,11 @@ print(f"smoke ok in {time.time() - t0:.1f}s")
 EOF
 
 DATA=()
-if [[ -n ${GPU_BENCH_DATA:-} ]]; then
-    DATA=(--content_dir="$GPU_BENCH_DATA/content" --style_dir="$GPU_BENCH_DATA/style")
+IMAGES=${GPU_BENCH_DATA:-$PAYLOAD/data}
+if [[ -d $IMAGES/content && -d $IMAGES/style ]]; then
+    DATA=(--content_dir="$IMAGES/content" --style_dir="$IMAGES/style")
 fi
+echo "pipeline images: ${DATA[*]:-builtin}"
 PROFILE=/tmp/gpu_bench_profile
 rm -rf "$PROFILE"
 TRAIN=(-m bench.train_step --models=efanet --crop_sizes=$CROP --steps=$STEPS --rounds=$ROUNDS)

@@ -319,9 +319,7 @@ def efanet_training_flops(h, w, hs, ws, model):
         count.add("content_code", code)
         # Each decoder renders two images from its content code.
         count.add("fusion", 2 * fusion_flops(decoder.fusion, gh * gw, channels))
-        render, _, _ = layer_stack_flops(
-            decoder.post_blocks + decoder.up_layers + [decoder.to_rgb], gh, gw
-        )
+        render, _, _ = layer_stack_flops(decoder.render_layers(), gh, gw)
         count.add("render", 2 * render)
     (hp, wp), (hsp, wsp) = _padded(h, w), _padded(hs, ws)
     encoder = model.encoder
