@@ -773,21 +773,44 @@ def run(cfg: TrainBenchConfig) -> dict:
             for kind in ("fit", "loop"):
                 w, c = e[kind]["wall"], e[kind]["cpu"]
                 rows.append(
-                    [f"{name} {kind}", w["median_s"], w["min_s"], w["max_s"], c["median_s"],
-                     len(w["times_s"])]
+                    [
+                        f"{name} {kind}",
+                        w["median_s"],
+                        w["min_s"],
+                        w["max_s"],
+                        c["median_s"],
+                        len(w["times_s"]),
+                    ]
                 )
         print(common.format_table(["what", "s/step", "min", "max", "CPU s/step", "rounds"], rows))
         lines = fit_vs_loop_lines(report)
     else:
         rows = [
-            [name, e["wall"]["median_s"], e["wall"]["min_s"], e["wall"]["max_s"],
-             e["cpu"]["median_s"], e["steps_per_s"], e["pairs_per_s"],
-             e["tflops_per_s/3x"], len(e["wall"]["times_s"])]
+            [
+                name,
+                e["wall"]["median_s"],
+                e["wall"]["min_s"],
+                e["wall"]["max_s"],
+                e["cpu"]["median_s"],
+                e["steps_per_s"],
+                e["pairs_per_s"],
+                e["tflops_per_s/3x"],
+                len(e["wall"]["times_s"]),
+            ]
             for name, e in report["variants"].items()
         ]
         rows += [
-            [f"pipeline {p} {key}", 1.0 / r["steps_per_s"], float("nan"), float("nan"),
-             float("nan"), r["steps_per_s"], float("nan"), float("nan"), r["batches"]]
+            [
+                f"pipeline {p} {key}",
+                1.0 / r["steps_per_s"],
+                float("nan"),
+                float("nan"),
+                float("nan"),
+                r["steps_per_s"],
+                float("nan"),
+                float("nan"),
+                r["batches"],
+            ]
             for key, pipes in report["pipelines"].items()
             for p, r in pipes.items()
         ]
@@ -825,9 +848,7 @@ flags.DEFINE_integer("rounds", 3, "Timed rounds, after one untimed round that co
 flags.DEFINE_string("content_dir", "", "Content image directory of the pipeline; default builtin.")
 flags.DEFINE_string("style_dir", "", "Style image directory of the pipeline (default builtin).")
 flags.DEFINE_integer("resize_short_side", 512, "Pipeline resize of the short side before cropping.")
-flags.DEFINE_enum(
-    "data_pipeline", "auto", list(sources.PIPELINES), "tf, py, or auto (train.py's)."
-)
+flags.DEFINE_enum("data_pipeline", "auto", list(sources.PIPELINES), "tf, py, or auto (train.py's).")
 flags.DEFINE_integer("data_workers", 1, "PyDataset pipeline: worker threads (or processes).")
 flags.DEFINE_boolean("data_multiprocessing", False, "PyDataset pipeline: workers are processes.")
 flags.DEFINE_integer("pipeline_batches", 50, "Batches of each pipeline timed alone (0: skip).")

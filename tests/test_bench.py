@@ -114,8 +114,13 @@ def test_benchmarks_import_without_tensorflow(tmp_path):
             "print(common.environment(common.select_device())['backend'])\n"
         )
         proc = subprocess.run(
-            [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-            timeout=300, check=False,
+            [sys.executable, "-c", code],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert proc.stdout.strip().endswith("jax")
