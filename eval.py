@@ -21,54 +21,82 @@ from exchange_st.baselines import gatys  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
-    "methods", ["efanet", "adain", "gatys"],
+    "methods",
+    ["efanet", "adain", "gatys"],
     "Comma list of methods: efanet, adain, gatys, wct, and ablations as name=checkpoint_dir "
-    "(e.g. efanet_concat=runs/concat, a train.py model_dir).")
+    "(e.g. efanet_concat=runs/concat, a train.py model_dir).",
+)
 flags.DEFINE_string(
-    "efanet_checkpoint", None,
+    "efanet_checkpoint",
+    None,
     "train.py model_dir, .weights.h5 file, release directory or legacy checkpoint prefix of "
     "the full model. Unset (with no --efanet_saved_model or --random_init): the pretrained "
-    "release ($EXCHANGE_ST_PRETRAINED or pretrained/efanet/).")
+    "release ($EXCHANGE_ST_PRETRAINED or pretrained/efanet/).",
+)
 flags.DEFINE_string(
-    "efanet_saved_model", None,
-    "SavedModel directory from export_savedmodel.py, instead of --efanet_checkpoint.")
+    "efanet_saved_model",
+    None,
+    "SavedModel directory from export_savedmodel.py, instead of --efanet_checkpoint.",
+)
 flags.DEFINE_string(
-    "adain_checkpoint", None,
+    "adain_checkpoint",
+    None,
     "train.py --model=adain model_dir, .weights.h5 file or legacy checkpoint prefix; WCT uses "
-    "its decoder too.")
+    "its decoder too.",
+)
 flags.DEFINE_string("content_dir", None, "Directory of content images (searched recursively).")
 flags.DEFINE_string("style_dir", None, "Directory of style images (searched recursively).")
 flags.DEFINE_integer(
-    "pairs", 0, "Number of (content, style) pairs sampled with --seed; 0 = all M x N pairs.")
+    "pairs", 0, "Number of (content, style) pairs sampled with --seed; 0 = all M x N pairs."
+)
 flags.DEFINE_integer("seed", 0, "Seed of the pair sampling.")
 flags.DEFINE_integer(
-    "size", 512,
+    "size",
+    512,
     "Evaluation size: the short side of every image is resized to this, then the centre "
-    "size x size square is cropped.")
+    "size x size square is cropped.",
+)
 flags.DEFINE_string(
-    "vgg_weights", "imagenet",
+    "vgg_weights",
+    "imagenet",
     "VGG-19 weights of the metric, of Gatys et al. and of --random_init models: 'imagenet' "
-    "(Keras download), a notop .h5 path, or 'none' (random; tests only).")
-flags.DEFINE_integer("gatys_iterations", 500, "Optimisation steps of Gatys et al. (500 in the paper).")
-flags.DEFINE_enum(
-    "gatys_optimizer", "adam", list(gatys.OPTIMIZERS),
-    "Optimiser of Gatys et al.: adam (one VGG pass per step) or lbfgs (projected, line search).")
-flags.DEFINE_float(
-    "gatys_style_weight", gatys.DEFAULT_STYLE_WEIGHT, "Style weight of Gatys et al.'s objective.")
-flags.DEFINE_float(
-    "gatys_lr", None, f"Gatys learning rate / first L-BFGS step (default {gatys.DEFAULT_ADAM_LR}).")
-flags.DEFINE_list(
-    "timing_sizes", ["256", "512", "1024"],
-    "Square image sizes of the running-time table; empty to skip timing.")
-flags.DEFINE_integer("timing_runs", 5, "Timed runs per size after one warm-up; the median is reported.")
+    "(Keras download), a notop .h5 path, or 'none' (random; tests only).",
+)
 flags.DEFINE_integer(
-    "gatys_timing_iterations", 20,
-    "Iterations of the timed Gatys run; the time of --gatys_iterations is extrapolated from it.")
+    "gatys_iterations", 500, "Optimisation steps of Gatys et al. (500 in the paper)."
+)
+flags.DEFINE_enum(
+    "gatys_optimizer",
+    "adam",
+    list(gatys.OPTIMIZERS),
+    "Optimiser of Gatys et al.: adam (one VGG pass per step) or lbfgs (projected, line search).",
+)
+flags.DEFINE_float(
+    "gatys_style_weight", gatys.DEFAULT_STYLE_WEIGHT, "Style weight of Gatys et al.'s objective."
+)
+flags.DEFINE_float(
+    "gatys_lr", None, f"Gatys learning rate / first L-BFGS step (default {gatys.DEFAULT_ADAM_LR})."
+)
+flags.DEFINE_list(
+    "timing_sizes",
+    ["256", "512", "1024"],
+    "Square image sizes of the running-time table; empty to skip timing.",
+)
+flags.DEFINE_integer(
+    "timing_runs", 5, "Timed runs per size after one warm-up; the median is reported."
+)
+flags.DEFINE_integer(
+    "gatys_timing_iterations",
+    20,
+    "Iterations of the timed Gatys run; the time of --gatys_iterations is extrapolated from it.",
+)
 flags.DEFINE_integer("grid_rows", 6, "Pairs shown in comparison.png (one row each).")
 flags.DEFINE_string("output_dir", None, "Directory for results.json and comparison.png.")
 flags.DEFINE_boolean(
-    "random_init", False,
-    "Run efanet/adain/wct with untrained weights when no checkpoint is given (tests, demos).")
+    "random_init",
+    False,
+    "Run efanet/adain/wct with untrained weights when no checkpoint is given (tests, demos).",
+)
 
 flags.mark_flags_as_required(["content_dir", "style_dir", "output_dir"])
 

@@ -1,9 +1,9 @@
 """Exports a trained (or, for demos, untrained) model as a SavedModel for any image size.
 
-  python export_savedmodel.py --export_dir=export/efanet     # the pretrained release
-  python export_savedmodel.py --checkpoint_dir=runs/efanet --export_dir=export/efanet
-  python export_savedmodel.py --checkpoint_dir=runs/efanet/latest.weights.h5 --export_dir=...
-  python export_savedmodel.py --random_init --export_dir=/tmp/demo --tflite
+python export_savedmodel.py --export_dir=export/efanet     # the pretrained release
+python export_savedmodel.py --checkpoint_dir=runs/efanet --export_dir=export/efanet
+python export_savedmodel.py --checkpoint_dir=runs/efanet/latest.weights.h5 --export_dir=...
+python export_savedmodel.py --random_init --export_dir=/tmp/demo --tflite
 """
 
 import json
@@ -21,7 +21,8 @@ from exchange_st import export, release  # noqa: E402
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string(
-    "checkpoint_dir", None,
+    "checkpoint_dir",
+    None,
     "Training model_dir (its latest.weights.h5), a .weights.h5 file, a release directory "
     "or a legacy TF checkpoint prefix like model_dir/ckpt-1000. The architecture comes "
     "from the config saved next to the weights (legacy: model_dir/config.json). Unset "
@@ -33,7 +34,8 @@ flags.DEFINE_boolean(
     "random_init", False, "Export an untrained model (demos and tests) instead of a checkpoint."
 )
 flags.DEFINE_string(
-    "vgg_weights", None,
+    "vgg_weights",
+    None,
     "VGG weights of the --random_init model: imagenet or the path of "
     "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 (unset: random). A checkpoint "
     "holds its own.",
@@ -43,13 +45,15 @@ flags.DEFINE_boolean(
     "tflite", False, "Also try converting to export_dir/model.tflite (reports why if it cannot)."
 )
 flags.DEFINE_integer(
-    "tflite_size", 512,
+    "tflite_size",
+    512,
     "Input side of the fixed-size TFLite model written when no any-size conversion runs.",
 )
 flags.DEFINE_string(
-    "model_config", None,
+    "model_config",
+    None,
     "JSON dict of ExchangeStyleTransfer arguments for --random_init (e.g. "
-    '\'{"upsample_filters": [64, 32, 16]}\'), or for a legacy TF checkpoint whose model_dir '
+    "'{\"upsample_filters\": [64, 32, 16]}'), or for a legacy TF checkpoint whose model_dir "
     "holds no config.json. A training run's weights carry their own config.",
 )
 

@@ -166,13 +166,17 @@ def write_grid(path, content, style, rows):
     header = [np.concatenate([c, s], axis=0) for c, s in zip(content, style)]
     grid = [header]
     for images in rows:
-        grid.append([np.concatenate([images[k][i] for k in images], axis=0) for i in range(len(content))])
+        grid.append(
+            [np.concatenate([images[k][i] for k in images], axis=0) for i in range(len(content))]
+        )
     image_io.save_image(path, image_io.make_grid(grid, pad=2))
 
 
 def format_table(results) -> str:
-    head = f"{'model':<44}{'step':>5}{'content':>9}{'style':>9}{'rec':>7}{'com':>7}" \
+    head = (
+        f"{'model':<44}{'step':>5}{'content':>9}{'style':>9}{'rec':>7}{'com':>7}"
         f"{'| eval content':>15}{'style':>8}{'total':>8}{'sp.std':>8}{'corr':>7}{'s2c-c2c':>8}"
+    )
     lines = [head]
     for r in results:
         for rep in r["reports"]:

@@ -192,8 +192,7 @@ def load_model(path, fallback_config=None, what="model", expect=None, dtype=None
 def _check_family(model, expect, path, what):
     if expect is not None and not isinstance(model, expect):
         raise ValueError(
-            f"{path} holds a {type(model).__name__}, not the {expect.__name__} "
-            f"expected for {what}."
+            f"{path} holds a {type(model).__name__}, not the {expect.__name__} expected for {what}."
         )
 
 
@@ -209,15 +208,16 @@ def _load_legacy(path, fallback_config, what, expect, dtype=None):
         wanted = {c: name for name, c in families.items()}[expect]
         if config and family != wanted:
             raise ValueError(
-                f"{os.path.join(model_dir, CONFIG_FILE)} describes a {family!r} "
-                f"model, not {wanted}"
+                f"{os.path.join(model_dir, CONFIG_FILE)} describes a {family!r} model, not {wanted}"
             )
         family = wanted
     if not config:
         config = dict(fallback_config or {})
         logging.warning(
             "No %s in %s; using model hyperparameters %s.",
-            CONFIG_FILE, model_dir, config or "(defaults)",
+            CONFIG_FILE,
+            model_dir,
+            config or "(defaults)",
         )
     cls = families[family]
     keys = constructor_keys(cls)

@@ -59,12 +59,8 @@ def resize_short_side(image: tf.Tensor, short_side: int) -> tf.Tensor:
     scale = short_side / tf.minimum(height, width)
     # Round the long side but pin the short one exactly, so float error can
     # never leave it one pixel below the crop size.
-    new_height = tf.where(
-        height <= width, short_side, tf.cast(tf.round(height * scale), tf.int32)
-    )
-    new_width = tf.where(
-        height <= width, tf.cast(tf.round(width * scale), tf.int32), short_side
-    )
+    new_height = tf.where(height <= width, short_side, tf.cast(tf.round(height * scale), tf.int32))
+    new_width = tf.where(height <= width, tf.cast(tf.round(width * scale), tf.int32), short_side)
     # Antialiasing matters when shrinking multi-megapixel photos; it is a
     # no-op for upscaling.
     resized = tf.image.resize(
@@ -85,9 +81,7 @@ def random_crop(image: tf.Tensor, crop_size: int, seed: tf.Tensor) -> tf.Tensor:
       `[crop_size, crop_size, C]`.
     """
     channels = image.shape[-1] if image.shape[-1] is not None else tf.shape(image)[-1]
-    return tf.image.stateless_random_crop(
-        image, [crop_size, crop_size, channels], seed=seed
-    )
+    return tf.image.stateless_random_crop(image, [crop_size, crop_size, channels], seed=seed)
 
 
 def builtin_image(seed: tf.Tensor, size: int) -> tf.Tensor:
@@ -145,9 +139,7 @@ def _builtin_pattern(seed: tf.Tensor, size: int) -> tf.Tensor:
     def gradient():
         linear = tf.clip_by_value(u - tf.reduce_min(u), 0.0, 1.0)
         center = uniform(3, [2])
-        radial = tf.clip_by_value(
-            tf.sqrt((x - center[0]) ** 2 + (y - center[1]) ** 2), 0.0, 1.0
-        )
+        radial = tf.clip_by_value(tf.sqrt((x - center[0]) ** 2 + (y - center[1]) ** 2), 0.0, 1.0)
         t = tf.where(uniform(4) < 0.5, linear, radial)
         return blend(t, colors[0], blend(t, colors[1], colors[2]))
 
@@ -285,12 +277,8 @@ def make_pair_dataset(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     base_seed = cfg.seed if cfg.seed is not None else random.randrange(2**31)
-    content = make_image_dataset(
-        cfg.content_source, cfg, _derive_seed(base_seed, 0), input_context
-    )
-    style = make_image_dataset(
-        cfg.style_source, cfg, _derive_seed(base_seed, 1), input_context
-    )
+    content = make_image_dataset(cfg.content_source, cfg, _derive_seed(base_seed, 0), input_context)
+    style = make_image_dataset(cfg.style_source, cfg, _derive_seed(base_seed, 1), input_context)
     ds = tf.data.Dataset.zip({"content": content, "style": style})
     # Static batch dimension for tf.function / XLA; the streams are infinite so
     # nothing is actually dropped.
@@ -340,9 +328,7 @@ def _directory_dataset(
 
     def load(path_and_orientation, crop_seed):
         path, orientation = path_and_orientation
-        image = decode_image(
-            tf.io.read_file(path), min_short_side=cfg.resize_short_side
-        )
+        image = decode_image(tf.io.read_file(path), min_short_side=cfg.resize_short_side)
         image = apply_exif_orientation(image, orientation)
         return _preprocess(image, cfg, crop_seed)
 
@@ -372,8 +358,7 @@ def _tfds_dataset(
     features = builder.info.features
     if "image" not in features.keys():
         raise ValueError(
-            f"TFDS dataset {name!r} has no 'image' feature; features are "
-            f"{list(features.keys())}."
+            f"TFDS dataset {name!r} has no 'image' feature; features are {list(features.keys())}."
         )
     feature = features["image"]
     # Shuffling encoded bytes keeps the buffer small; decoding happens after.
@@ -424,5 +409,3 @@ def _builtin_dataset(cfg: DataConfig, seed: int) -> tf.data.Dataset:
         return _preprocess(image, cfg, crop_seed)
 
     return tf.data.Dataset.counter().map(render, num_parallel_calls=AUTOTUNE)
-
-

@@ -127,7 +127,11 @@ class ResidualBlock(keras.layers.Layer):
         self.kernel_size = kernel_size
         self.zero_init = zero_init
         self.conv1 = keras.layers.Conv2D(
-            filters, kernel_size, padding="same", activation="relu", name="conv1",
+            filters,
+            kernel_size,
+            padding="same",
+            activation="relu",
+            name="conv1",
             dtype=self.dtype_policy,
         )
         self.conv2 = keras.layers.Conv2D(
@@ -198,7 +202,9 @@ class Upsampler(keras.layers.Layer):
         for stage, (filters, n_convs) in enumerate(zip(self.upsample_filters, CONVS_PER_STAGE)):
             self._add(self._conv(filters, f"up{stage}_in"))
             self._add(
-                keras.layers.UpSampling2D(2, interpolation="nearest", name=f"up{stage}", dtype=policy)
+                keras.layers.UpSampling2D(
+                    2, interpolation="nearest", name=f"up{stage}", dtype=policy
+                )
             )
             for i in range(n_convs - 1):
                 self._add(self._conv(filters, f"up{stage}_conv{i}"))
@@ -308,13 +314,9 @@ class Decoder(keras.layers.Layer):
             ResidualBlock(channels, zero_init=zero_init_residual, name=f"pre_res{i}", dtype=policy)
             for i in range(num_pre_blocks)
         ]
-        self.fusion = CSFusion(
-            fusion_mode, channels, rank=fusion_rank, name="fusion", dtype=policy
-        )
+        self.fusion = CSFusion(fusion_mode, channels, rank=fusion_rank, name="fusion", dtype=policy)
         self.post_blocks = [
-            ResidualBlock(
-                channels, zero_init=zero_init_residual, name=f"post_res{i}", dtype=policy
-            )
+            ResidualBlock(channels, zero_init=zero_init_residual, name=f"post_res{i}", dtype=policy)
             for i in range(num_post_blocks)
         ]
         self.upsampler = Upsampler(

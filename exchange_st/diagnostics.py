@@ -99,7 +99,9 @@ def gradient_norms(model, content, style, config=losses_lib.LossConfig()):
     for term in LOSS_TERMS:
         grads = dict(zip((id(v) for v in variables), tape.gradient(terms[term], variables)))
         norms[term] = {
-            name: float(tf.linalg.global_norm([grads[id(v)] for v in vs if grads[id(v)] is not None]))
+            name: float(
+                tf.linalg.global_norm([grads[id(v)] for v in vs if grads[id(v)] is not None])
+            )
             for name, vs in groups.items()
         }
     del tape

@@ -264,7 +264,11 @@ def run(cfg: EvalConfig) -> dict:
     pairs = select_pairs(len(contents), len(styles), cfg.pairs, cfg.seed)
     logging.info(
         "%d content x %d style images, %d pairs at %d x %d.",
-        len(contents), len(styles), len(pairs), cfg.size, cfg.size,
+        len(contents),
+        len(styles),
+        len(pairs),
+        cfg.size,
+        cfg.size,
     )
     if cfg.vgg_weights is None:
         logging.warning("vgg_weights=None: the metric uses a RANDOM VGG; numbers are meaningless.")

@@ -181,7 +181,9 @@ class StylizeModule(tf.Module):
 
         @tf.function(
             input_signature=[
-                _spec(_FLOAT_IMAGE, "content"), _spec(_FLOAT_IMAGE, "style"), _spec(_ALPHA, "alpha")
+                _spec(_FLOAT_IMAGE, "content"),
+                _spec(_FLOAT_IMAGE, "style"),
+                _spec(_ALPHA, "alpha"),
             ]
         )
         def serve(content, style, alpha):
@@ -202,7 +204,9 @@ class StylizeModule(tf.Module):
 
         @tf.function(
             input_signature=[
-                _spec(_UINT8_IMAGE, "content"), _spec(_UINT8_IMAGE, "style"), _spec(_ALPHA, "alpha")
+                _spec(_UINT8_IMAGE, "content"),
+                _spec(_UINT8_IMAGE, "style"),
+                _spec(_ALPHA, "alpha"),
             ]
         )
         def serve_uint8(content, style, alpha):

@@ -70,9 +70,7 @@ def load_image(
                 w, h = img.size
                 scale = max_size / max(w, h)
                 if scale < 1.0:
-                    img.draft(
-                        img.mode, (max(1, int(w * scale)), max(1, int(h * scale)))
-                    )
+                    img.draft(img.mode, (max(1, int(w * scale)), max(1, int(h * scale))))
             elif min_short_side is not None:
                 w, h = img.size
                 ratio = next((r for r in (8, 4, 2) if min(w, h) // r >= min_short_side), 1)
@@ -111,9 +109,7 @@ def save_image(path: str | os.PathLike, image) -> None:
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in _SAVE_FORMATS:
-        raise ValueError(
-            f"Cannot save {path}: extension must be one of {sorted(_SAVE_FORMATS)}."
-        )
+        raise ValueError(f"Cannot save {path}: extension must be one of {sorted(_SAVE_FORMATS)}.")
     array = to_float_rgb(image, what=f"image for {path}")
     array = np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=0.0)
     array = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
@@ -217,18 +213,12 @@ def make_grid(
         for cell in row:
             h, w = cell.shape[:2]
             width = max(1, round(w * height / h))
-            parts.append(
-                resize_array(cell, (height, width))
-                if (h, w) != (height, width)
-                else cell
-            )
+            parts.append(resize_array(cell, (height, width)) if (h, w) != (height, width) else cell)
             parts.append(np.full((height, pad, 3), pad_value, np.float32))
         row_images.append(np.concatenate(parts[:-1], axis=1))
 
     width = max(r.shape[1] for r in row_images) + 2 * pad
-    grid = np.full(
-        (len(row_images) * (height + pad) + pad, width, 3), pad_value, np.float32
-    )
+    grid = np.full((len(row_images) * (height + pad) + pad, width, 3), pad_value, np.float32)
     for i, r in enumerate(row_images):
         top = pad + i * (height + pad)
         grid[top : top + height, pad : pad + r.shape[1]] = r
@@ -251,9 +241,9 @@ def resize_array(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     height, width = size
     channels = [
         np.asarray(
-            Image.fromarray(
-                np.ascontiguousarray(image[..., c], np.float32), mode="F"
-            ).resize((width, height), Image.Resampling.LANCZOS)
+            Image.fromarray(np.ascontiguousarray(image[..., c], np.float32), mode="F").resize(
+                (width, height), Image.Resampling.LANCZOS
+            )
         )
         for c in range(image.shape[-1])
     ]
@@ -304,22 +294,16 @@ def decode_image(contents, min_short_side: int | None = None):
     """
     import tensorflow as tf
 
-
     def decode_jpeg():
         if min_short_side is None:
             return tf.io.decode_jpeg(contents, channels=3)
         shape = tf.image.extract_jpeg_shape(contents)
         short = tf.minimum(shape[0], shape[1])
         # libjpeg's scaled sides are ceil(side / ratio) >= side // ratio.
-        index = tf.add_n(
-            [tf.cast(short // r >= min_short_side, tf.int32) for r in (2, 4, 8)]
-        )
+        index = tf.add_n([tf.cast(short // r >= min_short_side, tf.int32) for r in (2, 4, 8)])
         return tf.switch_case(
             index,
-            [
-                lambda r=r: tf.io.decode_jpeg(contents, channels=3, ratio=r)
-                for r in (1, 2, 4, 8)
-            ],
+            [lambda r=r: tf.io.decode_jpeg(contents, channels=3, ratio=r) for r in (1, 2, 4, 8)],
         )
 
     def decode_other():
@@ -375,9 +359,7 @@ def apply_exif_orientation(image, orientation):
         lambda: tf.image.rot90(tf.image.transpose(image), 2),  # 7: transverse.
         lambda: tf.image.rot90(image, 1),  # 8: stored 90 deg clockwise.
     ]
-    index = tf.where(
-        tf.logical_and(orientation >= 1, orientation <= 8), orientation - 1, 0
-    )
+    index = tf.where(tf.logical_and(orientation >= 1, orientation <= 8), orientation - 1, 0)
     return tf.switch_case(tf.cast(index, tf.int32), branches)
 
 

@@ -141,7 +141,10 @@ class Stylizer:
         if tile is not None:
             logging.info(
                 "Content %dx%d: stylizing in tiles of %d px (%s; exchange_st.tiling.stylize_tiled).",
-                content.shape[1], content.shape[0], tile, reason,
+                content.shape[1],
+                content.shape[0],
+                tile,
+                reason,
             )
             # The blend band must fit in a tile; with exact halos it only
             # averages equal values, so its width does not change the output.
@@ -201,8 +204,11 @@ class Stylizer:
         if style_mask is None:
             style_mask = tf.ones(tf.shape(style)[:3])
         r_fusion = self.module.fused_features(
-            content, style, tf.cast(alpha, tf.float32),
-            _as_mask_batch(content_mask), _as_mask_batch(style_mask),
+            content,
+            style,
+            tf.cast(alpha, tf.float32),
+            _as_mask_batch(content_mask),
+            _as_mask_batch(style_mask),
         )
         return r_fusion, content
 
@@ -218,8 +224,13 @@ def _as_mask_batch(mask):
 
 
 def load_stylizer(
-    saved_model=None, checkpoint_dir=None, random_init=False, vgg_weights=None,
-    model_config=None, precision="float32", tile_size=0,
+    saved_model=None,
+    checkpoint_dir=None,
+    random_init=False,
+    vgg_weights=None,
+    model_config=None,
+    precision="float32",
+    tile_size=0,
 ):
     """The `Stylizer` of one model source: a SavedModel, a training run, random weights or,
     with none of them, the pretrained release (`release.load`).

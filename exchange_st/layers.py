@@ -78,8 +78,13 @@ class CovarianceCompressor(keras.layers.Layer):
         self.kernel_size = kernel_size
         self.convs = [
             keras.layers.Conv2D(
-                n, kernel_size, strides=2, padding="same", activation="relu",
-                name=f"conv{i}", dtype=self.dtype_policy,
+                n,
+                kernel_size,
+                strides=2,
+                padding="same",
+                activation="relu",
+                name=f"conv{i}",
+                dtype=self.dtype_policy,
             )
             for i, n in enumerate(self.filters)
         ]

@@ -56,8 +56,7 @@ class LossConfig:
             )
         if self.exchange_targets not in EXCHANGE_TARGETS:
             raise ValueError(
-                f"exchange_targets must be one of {EXCHANGE_TARGETS}, "
-                f"got {self.exchange_targets!r}"
+                f"exchange_targets must be one of {EXCHANGE_TARGETS}, got {self.exchange_targets!r}"
             )
 
 

@@ -148,9 +148,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         scaled = initialization == "scaled"
 
         policy = self.dtype_policy
-        self.encoder = VGGEncoder(
-            vgg_weights, vgg_feature_scales, name="vgg_encoder", dtype=policy
-        )
+        self.encoder = VGGEncoder(vgg_weights, vgg_feature_scales, name="vgg_encoder", dtype=policy)
         # One compressor and one set of style heads serve both images: either
         # image plays either role (I_s is the content of I_c->s).
         self.compressor = layers.CovarianceCompressor(
@@ -320,9 +318,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         content, f_vgg_c, mask_c = ops.encode(
             self.encoder, content, "content", content_mask, output_all=False
         )
-        _, f_vgg_s, mask_s = ops.encode(
-            self.encoder, style, "style", style_mask, output_all=False
-        )
+        _, f_vgg_s, mask_s = ops.encode(self.encoder, style, "style", style_mask, output_all=False)
         codes = self.analyze(f_vgg_c, f_vgg_s, mask_c, mask_s)
         return self.content_fusion(f_vgg_c, codes, alpha, mask_c), content
 
@@ -363,8 +359,13 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
     def stylize_regions(self, content, styles, content_masks, alpha=1.0, style_masks=None):
         """Spatial control (Fig. 10): a different style per content region (`blend_styles`)."""
         return blend_styles(
-            self.fused_features, self.render_content, content, styles, alpha,
-            content_masks=content_masks, style_masks=style_masks,
+            self.fused_features,
+            self.render_content,
+            content,
+            styles,
+            alpha,
+            content_masks=content_masks,
+            style_masks=style_masks,
         )
 
     def get_config(self):
@@ -395,8 +396,14 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
 
 
 def blend_styles(
-    fused_features, render_content, content, styles, alpha=1.0, weights=None,
-    content_masks=None, style_masks=None,
+    fused_features,
+    render_content,
+    content,
+    styles,
+    alpha=1.0,
+    weights=None,
+    content_masks=None,
+    style_masks=None,
 ):
     """Several styles in one image: regions (Fig. 10) or interpolation, blended in feature space.
 

@@ -70,9 +70,7 @@ def validate_images(images, name):
         raise ValueError(f"{name} must have 3 (RGB) channels, got {shape[-1]} (shape {shape}).")
     for axis, size in (("height", shape[1]), ("width", shape[2])):
         if size is not None and size < MIN_IMAGE_SIZE:
-            raise ValueError(
-                f"{name} {axis} must be at least {MIN_IMAGE_SIZE} pixels, got {size}."
-            )
+            raise ValueError(f"{name} {axis} must be at least {MIN_IMAGE_SIZE} pixels, got {size}.")
     extremes = concrete_value(keras.ops.stack([keras.ops.min(images), keras.ops.max(images)]))
     if extremes is not None:
         vmin, vmax = float(extremes[0]), float(extremes[1])

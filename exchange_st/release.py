@@ -215,7 +215,9 @@ class _ShardWriter:
     def add(self, array):
         data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
         if len(data) > self.max_bytes:
-            raise ValueError(f"a tensor of {len(data)} bytes exceeds the shard size {self.max_bytes}")
+            raise ValueError(
+                f"a tensor of {len(data)} bytes exceeds the shard size {self.max_bytes}"
+            )
         if len(self.shards[-1]) + len(data) > self.max_bytes:
             self.shards.append(bytearray())
         offset = len(self.shards[-1])
@@ -223,8 +225,15 @@ class _ShardWriter:
         return {"shard": len(self.shards) - 1, "offset": offset, "bytes": len(data)}
 
 
-def save(model, directory, vgg_file=None, copy_vgg=True, provenance=None,
-         int8_min_params=0, max_shard_bytes=MAX_SHARD_BYTES):
+def save(
+    model,
+    directory,
+    vgg_file=None,
+    copy_vgg=True,
+    provenance=None,
+    int8_min_params=0,
+    max_shard_bytes=MAX_SHARD_BYTES,
+):
     """Writes the release of a trained `ExchangeStyleTransfer` into `directory`.
 
     Args:
@@ -267,8 +276,9 @@ def save(model, directory, vgg_file=None, copy_vgg=True, provenance=None,
         name = f"efanet-{i + 1:05d}-of-{n:05d}.bin"
         with open(os.path.join(directory, name), "wb") as f:
             f.write(data)
-        shards.append({"file": name, "bytes": len(data),
-                       "sha256": hashlib.sha256(data).hexdigest()})
+        shards.append(
+            {"file": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        )
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -283,8 +293,9 @@ def save(model, directory, vgg_file=None, copy_vgg=True, provenance=None,
     }
     with open(os.path.join(directory, MANIFEST), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1)
-    logging.info("Wrote release %s (%d parameters, %d shards).", directory,
-                 manifest["parameters"], n)
+    logging.info(
+        "Wrote release %s (%d parameters, %d shards).", directory, manifest["parameters"], n
+    )
     return manifest
 
 

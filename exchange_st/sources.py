@@ -89,15 +89,12 @@ class DataConfig:
             "workers",
         ):
             if getattr(self, name) < 1:
-                raise ValueError(
-                    f"DataConfig.{name} must be >= 1, got {getattr(self, name)}."
-                )
+                raise ValueError(f"DataConfig.{name} must be >= 1, got {getattr(self, name)}.")
         if self.crop_size > self.resize_short_side:
             raise ValueError(
                 f"DataConfig.crop_size ({self.crop_size}) cannot exceed "
                 f"resize_short_side ({self.resize_short_side})."
             )
-
 
 
 # ----------------------------------------------------------------------------
@@ -211,9 +208,6 @@ def _inspect_file(path: str) -> tuple[int, str | None]:
         return 1, f"{type(e).__name__}: {e}"
 
 
-
 def derive_seed(*values: int) -> int:
     """Mixes integers into an independent 31-bit seed (stable across runs)."""
-    return int(
-        np.random.SeedSequence([v % 2**32 for v in values]).generate_state(1)[0] >> 1
-    )
+    return int(np.random.SeedSequence([v % 2**32 for v in values]).generate_state(1)[0] >> 1)

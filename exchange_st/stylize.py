@@ -31,6 +31,7 @@ from absl import logging
 
 from exchange_st import inference
 from exchange_st import video as video_lib
+
 # Kept importable from here: the library moved to `inference` and `stylize_job`.
 from exchange_st.inference import Stylizer, load_mask, mask_for, preserve_colors  # noqa: F401
 from exchange_st.stylize_job import StylizeConfig, StylizeReport, stylize_all  # noqa: F401
@@ -52,56 +53,67 @@ def _define_flags():
     )
     flags.DEFINE_list("style", None, "Style image file(s), comma-separated.", module_name=owner)
     flags.DEFINE_list(
-        "alpha", ["1.0"],
+        "alpha",
+        ["1.0"],
         "Content/style trade-off of Eq. 8 in [0, 1], or a comma-separated list: then "
         "one output per alpha plus a strip image (Fig. 9).",
         module_name=owner,
     )
     flags.DEFINE_list(
-        "mask", None,
+        "mask",
+        None,
         "Spatial control (Fig. 10): one mask image per --style, comma-separated; each is "
         "resized to the content and pixels > 0.5 get that style.",
         module_name=owner,
     )
     flags.DEFINE_list(
-        "style_weights", None,
+        "style_weights",
+        None,
         "One weight per --style: interpolate the styles (their fused features R_fusion "
         "averaged with the normalised weights, as Eq. 8 blends) into one output; with "
         "--mask, each region's weight.",
         module_name=owner,
     )
     flags.DEFINE_enum(
-        "precision", "float32", list(inference.PRECISIONS),
+        "precision",
+        "float32",
+        list(inference.PRECISIONS),
         "Computation precision for --checkpoint_dir / --random_init models (bfloat16: "
         "faster on CPUs with bfloat16 instructions; weights stay float32).",
         module_name=owner,
     )
     flags.DEFINE_integer(
-        "tile_size", 0,
+        "tile_size",
+        0,
         "0: content above the memory budget (half the available RAM) is stylized in "
         "1024 px tiles (exchange_st.tiling); N: tile content longer than N px in N px tiles.",
         module_name=owner,
     )
     flags.DEFINE_boolean(
-        "preserve_color", False,
+        "preserve_color",
+        False,
         "Keep the content's colours: stylized luminance with the content's chroma (YUV).",
         module_name=owner,
     )
     flags.DEFINE_integer(
-        "max_size", 1024,
+        "max_size",
+        1024,
         "Bound of the longer side of every input, in pixels (0: full resolution; large "
         "content then runs tiled, see --tile_size).",
         module_name=owner,
     )
     flags.DEFINE_string("output_dir", None, "Output directory.", module_name=owner)
     flags.DEFINE_string(
-        "video", None,
+        "video",
+        None,
         "Video file (needs imageio-ffmpeg) or directory of frames, stylized frame by "
         "frame (Fig. 11).",
         module_name=owner,
     )
     flags.DEFINE_enum(
-        "video_format", "auto", list(video_lib.VIDEO_FORMATS),
+        "video_format",
+        "auto",
+        list(video_lib.VIDEO_FORMATS),
         "Video output: mp4 (needs imageio-ffmpeg), frames (PNG sequence), or auto "
         "(mp4 when possible).",
         module_name=owner,
@@ -110,13 +122,15 @@ def _define_flags():
         "max_frames", None, "Stylize only the first N video frames.", module_name=owner
     )
     flags.DEFINE_string(
-        "saved_model", None,
+        "saved_model",
+        None,
         "SavedModel directory written by export_savedmodel.py. With no model flag the "
         "pretrained release is used ($EXCHANGE_ST_PRETRAINED or pretrained/efanet/).",
         module_name=owner,
     )
     flags.DEFINE_string(
-        "checkpoint_dir", None,
+        "checkpoint_dir",
+        None,
         "Training model_dir, a .weights.h5 file (its .config.json next to it) or a "
         "legacy TF checkpoint prefix.",
         module_name=owner,
@@ -125,13 +139,15 @@ def _define_flags():
         "random_init", False, "Use an untrained model (demos and tests only).", module_name=owner
     )
     flags.DEFINE_string(
-        "vgg_weights", None,
+        "vgg_weights",
+        None,
         "VGG weights of the --random_init model: imagenet or the path of "
         "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 (unset: random).",
         module_name=owner,
     )
     flags.DEFINE_string(
-        "model_config", None,
+        "model_config",
+        None,
         "JSON dict of ExchangeStyleTransfer arguments for --random_init, or for a legacy "
         "TF checkpoint whose model_dir holds no config.json (weights files carry their own).",
         module_name=owner,
@@ -189,12 +205,15 @@ def main(argv):
         print(f"exchange-st-stylize: error: {e}", file=sys.stderr)
         return 1
     logging.info(
-        "Wrote %d output(s) to %s in %.1f s.", len(report.outputs), config.output_dir,
+        "Wrote %d output(s) to %s in %.1f s.",
+        len(report.outputs),
+        config.output_dir,
         report.seconds,
     )
     if report.failures:
         logging.error(
-            "%d input(s) failed: %s", len(report.failures),
+            "%d input(s) failed: %s",
+            len(report.failures),
             ", ".join(path for path, _ in report.failures),
         )
         return 1

@@ -112,7 +112,9 @@ class StylizeConfig:
         if self.style_weights is not None and (
             min(self.style_weights) < 0 or sum(self.style_weights) <= 0
         ):
-            raise ValueError(f"Style weights must be >= 0 with a positive sum: {self.style_weights}.")
+            raise ValueError(
+                f"Style weights must be >= 0 with a positive sum: {self.style_weights}."
+            )
         if self.max_size is not None and self.max_size < ops.MIN_IMAGE_SIZE:
             raise ValueError(
                 f"max_size must be >= {ops.MIN_IMAGE_SIZE} (the model's minimum) or 0 (full "
@@ -305,7 +307,9 @@ def _stylize_video(job, report):
     report.frames_per_second = frames / max(time.perf_counter() - start, 1e-9)
     logging.info(
         "Stylized %d frames of %s at %.2f frames/s -> %s",
-        frames, cfg.video, report.frames_per_second,
+        frames,
+        cfg.video,
+        report.frames_per_second,
         ", ".join(w.path for w in writers.values()),
     )
 

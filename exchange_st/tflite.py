@@ -58,6 +58,7 @@ def _tflite_attempts(export_dir, size):
                 [tf.lite.OpsSet.SELECT_TF_OPS] if select_tf_ops else []
             )
             return converter
+
         return make
 
     keep_alive = []

@@ -122,9 +122,7 @@ def _build_vgg19(weights):
             raise RuntimeError(
                 f"Could not obtain the ImageNet VGG-19 weights ({e}). " + WEIGHTS_HELP
             ) from e
-    vgg = keras.applications.VGG19(
-        include_top=False, weights=None, input_shape=(None, None, 3)
-    )
+    vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
     if weights is None:
         return vgg
     path = os.fspath(weights)

@@ -182,7 +182,10 @@ class VideoWriter:
             if video_format == "frames":
                 logging.warning(
                     "imageio-ffmpeg is not installed, so %s is written as a PNG frame "
-                    "sequence in %s_frames/ instead of an mp4; %s.", path, path, INSTALL_HINT,
+                    "sequence in %s_frames/ instead of an mp4; %s.",
+                    path,
+                    path,
+                    INSTALL_HINT,
                 )
         elif video_format == "mp4" and not has_ffmpeg():
             raise VideoUnavailableError(f"Writing mp4 needs imageio-ffmpeg; {INSTALL_HINT}.")
@@ -213,8 +216,12 @@ class VideoWriter:
                 # macro_block_size=1: frames are already even-sided, so ffmpeg
                 # must not rescale them to multiples of 16.
                 self._writer = _imageio().get_writer(
-                    self.path, fps=self.fps, codec="libx264", quality=8,
-                    macro_block_size=1, pixelformat="yuv420p",
+                    self.path,
+                    fps=self.fps,
+                    codec="libx264",
+                    quality=8,
+                    macro_block_size=1,
+                    pixelformat="yuv420p",
                 )
             self._writer.append_data(pixels.astype(np.uint8))
         self.frames_written += 1

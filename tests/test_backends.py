@@ -113,7 +113,11 @@ def jax_run(tmp_path_factory):
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", PYTHONPATH=path)
     proc = subprocess.run(
         [sys.executable, "-c", _JAX_SCRIPT, str(tmp), json.dumps(SMALL)],
-        cwd=str(tmp), env=env, capture_output=True, text=True, timeout=600,
+        cwd=str(tmp),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(tmp / "info.json") as f:
@@ -126,7 +130,10 @@ def test_jax_forward_losses_and_gradient_step(jax_run):
     assert info["tf_imported"] is False
     (h, w), (h2, w2) = CONTENT_SHAPE[1:3], STYLE_SHAPE[1:3]
     assert info["shapes"] == {
-        "s2c": [1, h, w, 3], "c2c": [1, h, w, 3], "c2s": [1, h2, w2, 3], "s2s": [1, h2, w2, 3]
+        "s2c": [1, h, w, 3],
+        "c2c": [1, h, w, 3],
+        "c2s": [1, h2, w2, 3],
+        "s2s": [1, h2, w2, 3],
     }
     loss_keys = [k for k in arrays if k.startswith("loss/")]
     assert {"loss/total", "loss/style/relu4_1", "loss/com/orthogonality"} <= set(loss_keys)

@@ -27,9 +27,7 @@ def _images(b, h, w, seed=0):
 
 def test_adain_matches_style_channel_statistics():
     content = tf.random.normal([2, 5, 7, 16], mean=3.0, stddev=2.0, seed=1)
-    style = tf.random.normal([2, 9, 4, 16], mean=-1.0, stddev=0.5, seed=2) * tf.range(
-        1.0, 17.0
-    )
+    style = tf.random.normal([2, 9, 4, 16], mean=-1.0, stddev=0.5, seed=2) * tf.range(1.0, 17.0)
     out = adain_lib.adain(content, style)
     self_mean, self_var = tf.nn.moments(out, axes=[1, 2])
     s_mean, s_var = tf.nn.moments(style, axes=[1, 2])
@@ -113,7 +111,9 @@ def test_adainnet_config_round_trip(net, tmp_path):
     net.save(path)
     loaded = keras.models.load_model(path)
     content, style = _images(1, 40, 56), _images(1, 32, 32, seed=9)
-    np.testing.assert_allclose(loaded.stylize(content, style), net.stylize(content, style), atol=1e-5)
+    np.testing.assert_allclose(
+        loaded.stylize(content, style), net.stylize(content, style), atol=1e-5
+    )
 
 
 def test_adain_decoder_config_and_bad_filters():
@@ -246,7 +246,8 @@ def test_wct_stylizer_uses_the_adain_decoder(net):
     assert image.shape == (2, 67, 101, 3)
     assert float(tf.reduce_min(image)) >= 0.0 and float(tf.reduce_max(image)) <= 1.0
     np.testing.assert_allclose(
-        stylizer.stylize(content, style, alpha=0.0), net.stylize(content, style, alpha=0.0),
+        stylizer.stylize(content, style, alpha=0.0),
+        net.stylize(content, style, alpha=0.0),
         atol=1e-5,
     )
 

@@ -192,9 +192,7 @@ def test_save_weights_and_load_model_round_trip(tmp_path):
     assert sorted(os.listdir(tmp_path / "run")) == ["latest.config.json", "latest.weights.h5"]
     adain = AdaINNet(vgg_weights=None, upsample_filters=(8, 8, 8), adain_style_weight=4.0)
     adain.build()
-    adain_path = checkpoints.save_weights(
-        adain, tmp_path / "adain" / "step-3.weights.h5", step=3
-    )
+    adain_path = checkpoints.save_weights(adain, tmp_path / "adain" / "step-3.weights.h5", step=3)
     assert checkpoints.config_path(adain_path).endswith("adain/step-3.config.json")
     # The training step travels inside the file (float16 runs skip optimizer steps).
     assert checkpoints.saved_step(adain_path) == 3 and checkpoints.saved_step(path) is None

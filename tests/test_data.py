@@ -15,9 +15,7 @@ SHORT, CROP = 48, 32
 
 def _cfg(content="builtin", style="builtin", **kwargs):
     kwargs.setdefault("seed", 7)
-    return data.DataConfig(
-        content, style, resize_short_side=SHORT, crop_size=CROP, **kwargs
-    )
+    return data.DataConfig(content, style, resize_short_side=SHORT, crop_size=CROP, **kwargs)
 
 
 def _rgb(h, w, seed=0):
@@ -47,14 +45,10 @@ def messy_dir(tmp_path):
     (root / "sub" / "deeper").mkdir(parents=True)
     Image.fromarray(_rgb(60, 90)).save(root / "photo.jpg")
     Image.fromarray(_rgb(1, 1)).save(root / "one_pixel.png")
-    Image.fromarray(np.full((20, 30), 65535, np.uint16)).save(
-        root / "sub" / "gray16.png"
-    )
+    Image.fromarray(np.full((20, 30), 65535, np.uint16)).save(root / "sub" / "gray16.png")
     rgba = np.zeros((40, 40, 4), np.uint8)  # Fully transparent black -> white.
     Image.fromarray(rgba, mode="RGBA").save(root / "sub" / "rgba.png")
-    Image.fromarray(_rgb(30, 50)[..., 0], mode="L").save(
-        root / "sub" / "deeper" / "gray.JPG"
-    )
+    Image.fromarray(_rgb(30, 50)[..., 0], mode="L").save(root / "sub" / "deeper" / "gray.JPG")
     Image.fromarray(_rgb(30, 50)).save(root / "sub" / "deeper" / "w.webp")
     Image.fromarray(_rgb(30, 50)).save(root / "sub" / "b.bmp")
     _truncated_jpeg(root / "truncated.jpg")
@@ -77,9 +71,7 @@ def test_resize_short_side_keeps_aspect_ratio():
 
 def test_decode_image_matches_load_image(tmp_path):
     # 16-bit, alpha, palette and gray files decoded by TF and by PIL agree.
-    Image.fromarray(np.array([[0, 65535], [32896, 1000]], np.uint16)).save(
-        tmp_path / "g16.png"
-    )
+    Image.fromarray(np.array([[0, 65535], [32896, 1000]], np.uint16)).save(tmp_path / "g16.png")
     rgba = np.random.default_rng(0).integers(0, 256, (5, 7, 4), dtype=np.uint8)
     Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.png")
     Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.webp", lossless=True)
@@ -88,9 +80,7 @@ def test_decode_image_matches_load_image(tmp_path):
     Image.fromarray(_rgb(5, 7)).save(tmp_path / "x.bmp")
     for path in sorted(tmp_path.iterdir()):
         decoded = data.decode_image(tf.io.read_file(str(path))).numpy()
-        np.testing.assert_allclose(
-            decoded, image_io.load_image(path), atol=1e-5, err_msg=path.name
-        )
+        np.testing.assert_allclose(decoded, image_io.load_image(path), atol=1e-5, err_msg=path.name)
     g16 = data.decode_image(tf.io.read_file(str(tmp_path / "g16.png"))).numpy()
     assert g16[0, 1, 0] == 1.0 and abs(g16[1, 0, 0] - 32896 / 65535) < 1e-6
 
@@ -137,9 +127,7 @@ def test_directory_dataset_skips_bad_files(messy_dir, validate_files):
 
 def test_directory_dataset_visits_every_file_each_epoch(tmp_path):
     for i, color in enumerate([0, 120, 255]):
-        Image.fromarray(np.full((40, 60, 3), color, np.uint8)).save(
-            tmp_path / f"{i}.png"
-        )
+        Image.fromarray(np.full((40, 60, 3), color, np.uint8)).save(tmp_path / f"{i}.png")
     ds = data.make_image_dataset(str(tmp_path), _cfg(), seed=3)
     means = [round(float(tf.reduce_mean(x)) * 255) for x in ds.take(12)]
     for epoch in range(4):
@@ -158,9 +146,7 @@ def test_directory_dataset_applies_exif_orientation(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6
     Image.fromarray(array).save(tmp_path / "r.jpg", quality=100, exif=exif.tobytes())
-    cfg = data.DataConfig(
-        "unused", "unused", resize_short_side=32, crop_size=32, seed=0
-    )
+    cfg = data.DataConfig("unused", "unused", resize_short_side=32, crop_size=32, seed=0)
     for crop in data.make_image_dataset(str(tmp_path), cfg, seed=0).take(3):
         # Upright, every row is a single colour; unrotated, rows would be half black.
         assert np.abs(np.diff(crop.numpy(), axis=1)).max() < 0.15
@@ -177,9 +163,7 @@ def test_directory_errors(tmp_path):
     with pytest.raises(ValueError, match="None of the 1 image files"):
         data.make_image_dataset(str(tmp_path / "bad"), _cfg(), seed=0)
     # All-bad data that slips past the scan ends the stream instead of hanging.
-    ds = data.make_image_dataset(
-        str(tmp_path / "bad"), _cfg(validate_files=False), seed=0
-    )
+    ds = data.make_image_dataset(str(tmp_path / "bad"), _cfg(validate_files=False), seed=0)
     assert list(ds.take(2)) == []
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(ValueError, match="Unknown image source"):
@@ -245,9 +229,7 @@ def test_pair_dataset_with_input_context(messy_dir):
 
 @pytest.mark.parametrize("source", ["tfds:mnist", "tfds:cifar10:test"])
 def test_tfds_source_with_mock_data(source):
-    with tfds.testing.mock_data(
-        num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE
-    ):
+    with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
         ds = data.make_pair_dataset(_cfg(content=source, style="builtin", batch_size=2))
         batches = list(ds.take(4))  # More than 6 examples: the source repeats.
     for batch in batches:

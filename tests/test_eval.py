@@ -92,7 +92,9 @@ def test_metric_symmetry_and_definition(encoder):
 def test_metric_batch_mean_and_features_path(encoder):
     out, content, style = _images(2, 32, 32, 6), _images(2, 32, 32, 7), _images(1, 40, 40, 8)
     both = metrics.perceptual_loss(encoder, out, content, style)
-    singles = [metrics.perceptual_loss(encoder, out[i : i + 1], content[i : i + 1], style) for i in (0, 1)]
+    singles = [
+        metrics.perceptual_loss(encoder, out[i : i + 1], content[i : i + 1], style) for i in (0, 1)
+    ]
     for key in metrics.METRIC_NAMES:
         assert both[key] == pytest.approx(np.mean([s[key] for s in singles]), rel=1e-4)
     cached = metrics.perceptual_loss_from_features(
@@ -217,8 +219,14 @@ def test_eval_end_to_end(tmp_path, small_efanet_dir):
         content_dir=content_dir,
         style_dir=style_dir,
         output_dir=output_dir,
-        methods=("efanet", "adain", "gatys", "wct", "ablation=" + efanet_dir,
-                 "broken=" + os.path.join(tmp_path, "no_such_run")),
+        methods=(
+            "efanet",
+            "adain",
+            "gatys",
+            "wct",
+            "ablation=" + efanet_dir,
+            "broken=" + os.path.join(tmp_path, "no_such_run"),
+        ),
         efanet_checkpoint=efanet_dir,
         vgg_weights=None,
         size=32,
@@ -235,8 +243,17 @@ def test_eval_end_to_end(tmp_path, small_efanet_dir):
     with open(os.path.join(output_dir, eval_lib.RESULTS_FILE)) as f:
         saved = json.load(f)
     assert saved == json.loads(json.dumps(results))
-    assert {"config", "device", "tensorflow_version", "num_pairs", "methods", "timings",
-            "table", "pairs", "comparison_columns"} <= set(saved)
+    assert {
+        "config",
+        "device",
+        "tensorflow_version",
+        "num_pairs",
+        "methods",
+        "timings",
+        "table",
+        "pairs",
+        "comparison_columns",
+    } <= set(saved)
     assert saved["num_pairs"] == 3 and len(saved["pairs"]) == 3
     assert saved["tensorflow_version"] == tf.__version__
     ok = ("efanet", "adain", "gatys", "wct", "ablation")
@@ -267,10 +284,16 @@ def test_eval_end_to_end(tmp_path, small_efanet_dir):
     assert grid.shape == (2 * (32 + 4) + 4, columns * (32 + 4) + 4, 3)
 
 
-def test_efanet_without_a_model_source_is_the_pretrained_release(tiny_release, tmp_path,
-                                                                  monkeypatch):
-    cfg = eval_lib.EvalConfig(content_dir="c", style_dir="s", output_dir=str(tmp_path),
-                              methods=("efanet",), vgg_weights=None)
+def test_efanet_without_a_model_source_is_the_pretrained_release(
+    tiny_release, tmp_path, monkeypatch
+):
+    cfg = eval_lib.EvalConfig(
+        content_dir="c",
+        style_dir="s",
+        output_dir=str(tmp_path),
+        methods=("efanet",),
+        vgg_weights=None,
+    )
     monkeypatch.setenv(release.ENV_VAR, str(tmp_path / "missing"))
     with pytest.raises(release.NoPretrainedModel, match="--efanet_checkpoint"):
         eval_methods._Models(cfg).efanet()
@@ -279,15 +302,19 @@ def test_efanet_without_a_model_source_is_the_pretrained_release(tiny_release, t
     assert source == f"pretrained release {tiny_release['path']}"
     content = _images(1, 32, 40, seed=4)
     want = release.load(tiny_release["path"]).stylize(content, content[:, ::-1])
-    np.testing.assert_allclose(stylize_fn(content, content[:, ::-1]).numpy(), want.numpy(),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        stylize_fn(content, content[:, ::-1]).numpy(), want.numpy(), atol=1e-5
+    )
 
 
 def _run_cli(*args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.run(
         [sys.executable, os.path.join(REPO, "eval.py"), *args],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
 
 
@@ -296,8 +323,12 @@ def test_cli_reports_input_errors_in_one_line(tmp_path):
     os.makedirs(empty)
     styles = _write_images(os.path.join(tmp_path, "style"), 1, (32, 32), seed=3)
     out = os.path.join(tmp_path, "out")
-    result = _run_cli(f"--content_dir={empty}", f"--style_dir={styles}", f"--output_dir={out}",
-                      "--vgg_weights=none")
+    result = _run_cli(
+        f"--content_dir={empty}",
+        f"--style_dir={styles}",
+        f"--output_dir={out}",
+        "--vgg_weights=none",
+    )
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("eval.py: error:")]
     assert len(errors) == 1 and "No image files" in errors[0] and empty in errors[0]
@@ -308,8 +339,12 @@ def test_cli_reports_input_errors_in_one_line(tmp_path):
         with open(os.path.join(corrupt, name), "wb") as f:
             f.write(b"not an image")
     _write_images(corrupt, 1, (32, 32), seed=4)
-    result = _run_cli(f"--content_dir={corrupt}", f"--style_dir={styles}", f"--output_dir={out}",
-                      "--vgg_weights=none")
+    result = _run_cli(
+        f"--content_dir={corrupt}",
+        f"--style_dir={styles}",
+        f"--output_dir={out}",
+        "--vgg_weights=none",
+    )
     assert result.returncode == 1
     # Every unreadable file in the one error line, not only the first.
     errors = [line for line in result.stderr.splitlines() if line.startswith("eval.py: error:")]
@@ -337,7 +372,8 @@ def test_saved_model_method_uses_the_serving_signature(tmp_path, encoder):
     content, style = _images(1, 32, 32, 1), _images(1, 40, 40, 2)
     expected = 0.5 * content + 0.5 * tf.reduce_mean(style, axis=[1, 2], keepdims=True)
     np.testing.assert_allclose(method.stylize(content, style), expected, atol=1e-6)
-    cfg = eval_lib.EvalConfig("c", "s", "o", methods=("efanet",),
-                              efanet_saved_model=os.path.join(tmp_path, "nothing"))
+    cfg = eval_lib.EvalConfig(
+        "c", "s", "o", methods=("efanet",), efanet_saved_model=os.path.join(tmp_path, "nothing")
+    )
     (method,) = eval_lib.build_methods(cfg, encoder)
     assert method.status == "failed" and "SavedModel directory not found" in method.error

@@ -131,15 +131,25 @@ def exported(tmp_path_factory):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(
         [sys.executable, "-c", _LOADER, export_dir, inputs_path, str(tmp)],
-        cwd=str(tmp), env=env, capture_output=True, text=True, timeout=600,
+        cwd=str(tmp),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(tmp / "info.json") as f:
         info = json.load(f)
     got = dict(np.load(tmp / "outputs.npz"))
     return dict(
-        model=model, result=result, x=x, ref=ref, got=got, info=info,
-        traces_in_memory=traces_in_memory, export_dir=export_dir,
+        model=model,
+        result=result,
+        x=x,
+        ref=ref,
+        got=got,
+        info=info,
+        traces_in_memory=traces_in_memory,
+        export_dir=export_dir,
     )
 
 
@@ -188,9 +198,7 @@ def test_uint8_signature_equals_float_on_scaled_images(exported):
     assert got["u8"].shape == (1, 40, 56, 3)
     np.testing.assert_allclose(got["u8"], got["u8_float"], atol=TOL)
     assert got["u8_u8"].dtype == np.uint8
-    np.testing.assert_array_less(
-        np.abs(got["u8_u8"].astype(np.float32) - got["u8"] * 255.0), 1.01
-    )
+    np.testing.assert_array_less(np.abs(got["u8_u8"].astype(np.float32) - got["u8"] * 255.0), 1.01)
 
 
 def test_bad_inputs_fail_with_clear_messages(exported):
@@ -244,8 +252,12 @@ def _write_checkpoint(model, model_dir, config=None):
 def _train_config(**overrides):
     # The shape of train_lib.TrainConfig.to_json(): flat, with training keys.
     config = {
-        "model": "efanet", "lr": 1e-4, "steps": 10, "vgg_weights": None,
-        "data": {"batch_size": 4}, "loss": {"content_weight": 1.0},
+        "model": "efanet",
+        "lr": 1e-4,
+        "steps": 10,
+        "vgg_weights": None,
+        "data": {"batch_size": 4},
+        "loss": {"content_weight": 1.0},
         **{k: list(v) if isinstance(v, tuple) else v for k, v in SMALL.items()},
     }
     config.update(overrides)
@@ -305,9 +317,17 @@ def test_export_script_from_checkpoint(exported, tmp_path):
     export_dir = tmp_path / "export"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(
-        [sys.executable, os.path.join(REPO, "export_savedmodel.py"),
-         f"--checkpoint_dir={prefix}", f"--export_dir={export_dir}"],
-        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            os.path.join(REPO, "export_savedmodel.py"),
+            f"--checkpoint_dir={prefix}",
+            f"--export_dir={export_dir}",
+        ],
+        cwd=str(tmp_path),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     loaded = tf.saved_model.load(str(export_dir))
@@ -322,7 +342,11 @@ def test_export_script_without_checkpoint_exports_the_release(tiny_release, tmp_
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", EXCHANGE_ST_PRETRAINED=tiny_release["path"])
     proc = subprocess.run(
         [sys.executable, os.path.join(REPO, "export_savedmodel.py"), f"--export_dir={export_dir}"],
-        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600,
+        cwd=str(tmp_path),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     loaded = tf.saved_model.load(str(export_dir))

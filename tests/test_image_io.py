@@ -79,9 +79,7 @@ class TestLoadImage:
         )
 
     def test_cmyk_jpeg(self, tmp_path):
-        Image.new("CMYK", (4, 3), (0, 255, 255, 0)).save(
-            tmp_path / "c.jpg", quality=100
-        )
+        Image.new("CMYK", (4, 3), (0, 255, 255, 0)).save(tmp_path / "c.jpg", quality=100)
         image = image_io.load_image(tmp_path / "c.jpg")
         assert image.shape == (3, 4, 3)
         np.testing.assert_allclose(image[1, 1], [1, 0, 0], atol=0.05)  # Red.
@@ -133,9 +131,7 @@ class TestSaveImage:
         image = np.random.default_rng(0).random((6, 5, 3)).astype(np.float32)
         path = tmp_path / "a" / "b" / "out.png"
         image_io.save_image(path, image)
-        np.testing.assert_allclose(
-            image_io.load_image(path), image, atol=0.5 / 255 + 1e-6
-        )
+        np.testing.assert_allclose(image_io.load_image(path), image, atol=0.5 / 255 + 1e-6)
 
     def test_jpeg_and_tensor_input(self, tmp_path):
         import tensorflow as tf
@@ -144,15 +140,11 @@ class TestSaveImage:
         image_io.save_image(tmp_path / "out.JPG", image)
         with Image.open(tmp_path / "out.JPG") as img:
             assert img.format == "JPEG"
-        np.testing.assert_allclose(
-            image_io.load_image(tmp_path / "out.JPG"), 0.5, atol=0.02
-        )
+        np.testing.assert_allclose(image_io.load_image(tmp_path / "out.JPG"), 0.5, atol=0.02)
 
     def test_clips_and_accepts_gray_and_batch_of_one(self, tmp_path):
         image_io.save_image(tmp_path / "c.png", np.array([[[-1.0, 0.5, 2.0]]]))
-        np.testing.assert_allclose(
-            image_io.load_image(tmp_path / "c.png")[0, 0], [0, 128 / 255, 1]
-        )
+        np.testing.assert_allclose(image_io.load_image(tmp_path / "c.png")[0, 0], [0, 128 / 255, 1])
         image_io.save_image(tmp_path / "g.png", np.zeros((1, 3, 4, 1)))
         assert image_io.load_image(tmp_path / "g.png").shape == (3, 4, 3)
 

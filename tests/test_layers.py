@@ -142,7 +142,11 @@ def test_csfusion_concat_equals_conv_over_tiled_concatenation():
     v_c, v_r = _rand(1, 4, seed=18), _rand(1, 4, seed=19)
     out = fusion((tf.constant(f), v_c, v_r)).numpy()
     tiled = np.concatenate(
-        [f, np.broadcast_to(v_c[:, None, None], f.shape), np.broadcast_to(v_r[:, None, None], f.shape)],
+        [
+            f,
+            np.broadcast_to(v_c[:, None, None], f.shape),
+            np.broadcast_to(v_r[:, None, None], f.shape),
+        ],
         axis=-1,
     )
     kernel = np.concatenate([fusion.mix_content.kernel.numpy(), fusion.mix_style.kernel.numpy()])
@@ -190,8 +194,10 @@ def _layer_cases():
         (decoder.CSFusion("concat", 32), ((f4, _rand(2, 32), _rand(2, 32)),)),
         (decoder.CSFusion("ours", 32, rank=2), ((f4, _rand(2, 64), _rand(2, 64)),)),
         (decoder.ResidualBlock(32), (f4,)),
-        (decoder.Decoder(32, fusion_mode="adain", upsample_filters=(8, 8, 4)),
-         ((f4, _rand(2, 32), _rand(2, 32)),)),
+        (
+            decoder.Decoder(32, fusion_mode="adain", upsample_filters=(8, 8, 4)),
+            ((f4, _rand(2, 32), _rand(2, 32)),),
+        ),
         (decoder.Upsampler((8, 8, 4), output_bias=(0.5, 0.4, 0.3)), (f4,)),
     ]
 
@@ -219,7 +225,11 @@ def _saved_paths(model, path):
     model.save_weights(path)
     names = []
     with h5py.File(path, "r") as f:
-        f.visit(lambda n: names.append(n[: -len("/vars")]) if n.endswith("/vars") and len(f[n]) else None)
+        f.visit(
+            lambda n: (
+                names.append(n[: -len("/vars")]) if n.endswith("/vars") and len(f[n]) else None
+            )
+        )
     return names
 
 
@@ -229,24 +239,38 @@ def test_shared_upsampler_keeps_the_weights_file_layout(tmp_path):
     from exchange_st.model import ExchangeStyleTransfer
 
     efanet = ExchangeStyleTransfer(
-        vgg_weights=None, code_dim=8, compressor_filters=(4,), num_exchange_blocks=1,
-        num_pre_fusion_blocks=1, num_post_fusion_blocks=1, upsample_filters=(8, 8, 8),
+        vgg_weights=None,
+        code_dim=8,
+        compressor_filters=(4,),
+        num_exchange_blocks=1,
+        num_pre_fusion_blocks=1,
+        num_post_fusion_blocks=1,
+        upsample_filters=(8, 8, 8),
     )
     efanet.build()
     paths = [p for p in _saved_paths(efanet, tmp_path / "e.weights.h5") if "decoder_c" in p]
     # UpSampling2D (indices 1, 6, 9) has no variables.
     ups = [f"decoder_c/up_layer_{i}" for i in (0, 10, 2, 3, 4, 5, 7, 8)]
     assert paths == [
-        "decoder_c/post_block_0/conv1", "decoder_c/post_block_0/conv2",
-        "decoder_c/pre_block_0/conv1", "decoder_c/pre_block_0/conv2",
-        "decoder_c/to_rgb", *ups,
+        "decoder_c/post_block_0/conv1",
+        "decoder_c/post_block_0/conv2",
+        "decoder_c/pre_block_0/conv1",
+        "decoder_c/pre_block_0/conv2",
+        "decoder_c/to_rgb",
+        *ups,
     ]
     assert efanet.decoder_c.up_layers[0] is efanet.decoder_c.upsampler.up0_in
     adain = AdaINNet(vgg_weights=None, upsample_filters=(8, 8, 8))
     adain.build()
     paths = [p for p in _saved_paths(adain, tmp_path / "a.weights.h5") if "decoder" in p]
     assert paths == [
-        "decoder/to_rgb", "decoder/up0_conv0", "decoder/up0_conv1", "decoder/up0_conv2",
-        "decoder/up0_in", "decoder/up1_conv0", "decoder/up1_in", "decoder/up2_conv0",
+        "decoder/to_rgb",
+        "decoder/up0_conv0",
+        "decoder/up0_conv1",
+        "decoder/up0_conv2",
+        "decoder/up0_in",
+        "decoder/up1_conv0",
+        "decoder/up1_in",
+        "decoder/up2_conv0",
         "decoder/up2_in",
     ]

@@ -54,7 +54,10 @@ def test_exchange_loss_eq6(mode):
     dots = [np.sum(c["f_com"] * c[k], axis=-1) for k in ("f_uni_c", "f_uni_s")]
     transform = {"abs": np.abs, "square": np.square, "raw": lambda x: x}[mode]
     orth = sum(transform(d).mean() for d in dots)
-    rec = np.abs(c["f_c"] - c["f_c_rec"]).sum(-1).mean() + np.abs(c["f_s"] - c["f_s_rec"]).sum(-1).mean()
+    rec = (
+        np.abs(c["f_c"] - c["f_c_rec"]).sum(-1).mean()
+        + np.abs(c["f_s"] - c["f_s_rec"]).sum(-1).mean()
+    )
     np.testing.assert_allclose(out["orthogonality"], orth, rtol=1e-5)
     np.testing.assert_allclose(out["reconstruction"], rec, rtol=1e-5)
     np.testing.assert_allclose(out["total"], orth + rec, rtol=1e-5)
@@ -105,13 +108,18 @@ def test_total_is_eq7_weighted_sum():
     outputs = dict(_codes())
     outputs = {k: v[:2] for k, v in outputs.items()}
     outputs.update(
-        s2c=tf.reverse(content, [1]), c2c=content * 0.5,
-        c2s=tf.reverse(style, [2]), s2s=style,
-        feats_c=encoder(content), feats_s=encoder(style),
+        s2c=tf.reverse(content, [1]),
+        c2c=content * 0.5,
+        c2s=tf.reverse(style, [2]),
+        s2s=style,
+        feats_c=encoder(content),
+        feats_s=encoder(style),
     )
     config = losses.LossConfig(content_weight=1.5, style_weight=0.5, rec_weight=3, com_weight=0.25)
     terms = losses.compute_losses(outputs, content, style, encoder, config)
-    expected = 1.5 * terms["content"] + 0.5 * terms["style"] + 3 * terms["rec"] + 0.25 * terms["com"]
+    expected = (
+        1.5 * terms["content"] + 0.5 * terms["style"] + 3 * terms["rec"] + 0.25 * terms["com"]
+    )
     np.testing.assert_allclose(terms["total"], expected, rtol=1e-5)
     np.testing.assert_allclose(
         terms["style"], sum(terms[f"style/{n}"] for n in FEATURE_NAMES), rtol=1e-5
@@ -130,8 +138,12 @@ def test_perfect_outputs_have_zero_perceptual_and_rec_loss():
     image = tf.random.stateless_uniform([1, 32, 32, 3], seed=[5, 6])
     outputs = {k: v[:1] for k, v in _codes().items()}
     outputs.update(
-        s2c=image, c2c=image, c2s=image, s2s=image,
-        feats_c=encoder(image), feats_s=encoder(image),
+        s2c=image,
+        c2c=image,
+        c2s=image,
+        s2s=image,
+        feats_c=encoder(image),
+        feats_s=encoder(image),
     )
     terms = losses.compute_losses(outputs, image, image, encoder)
     for key in ("content", "style", "rec"):

@@ -116,7 +116,9 @@ def test_missing_release_says_none_is_shipped(tmp_path, monkeypatch):
     with pytest.raises(release.NoPretrainedModel, match="pass --checkpoint_dir instead"):
         release.load(instead="--checkpoint_dir")
     monkeypatch.setenv(release.ENV_VAR, str(tmp_path / "elsewhere"))
-    with pytest.raises(release.NoPretrainedModel, match=f"No release at .*elsewhere.*{release.ENV_VAR}"):
+    with pytest.raises(
+        release.NoPretrainedModel, match=f"No release at .*elsewhere.*{release.ENV_VAR}"
+    ):
         ExchangeStyleTransfer.from_pretrained()
     with pytest.raises(release.NoPretrainedModel, match="No release at"):
         ExchangeStyleTransfer.from_pretrained(str(tmp_path))
@@ -165,13 +167,21 @@ def test_from_pretrained_on_jax_matches_tensorflow(tiny_release, tmp_path):
     content, style = _pair(2)
     np.savez(tmp_path / "inputs.npz", content=content, style=style)
     env = dict(
-        os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2",
+        os.environ,
+        KERAS_BACKEND="jax",
+        JAX_PLATFORMS="cpu",
+        TF_CPP_MIN_LOG_LEVEL="2",
         PYTHONPATH=os.pathsep.join([str(shim), REPO]),
         **{release.ENV_VAR: tiny_release["path"]},
     )
     proc = subprocess.run(
-        [sys.executable, "-c", _JAX_SCRIPT, str(tmp_path)], cwd=str(tmp_path), env=env,
-        capture_output=True, text=True, timeout=600, check=False,
+        [sys.executable, "-c", _JAX_SCRIPT, str(tmp_path)],
+        cwd=str(tmp_path),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     want = release.load(tiny_release["path"]).stylize(content, style, 0.6)

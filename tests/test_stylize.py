@@ -49,7 +49,10 @@ def setup(tmp_path_factory):
     Image.fromarray(255 - left).save(tmp / "right.png")
     Image.fromarray(np.full((8, 8), 255, np.uint8)).save(tmp / "ones.png")
     return dict(
-        tmp=tmp, model=model, saved=saved, files=files,
+        tmp=tmp,
+        model=model,
+        saved=saved,
+        files=files,
         stylizer=inference.Stylizer.from_saved_model(saved),
     )
 
@@ -65,10 +68,19 @@ def test_command_on_directory_with_a_corrupt_file(setup, tmp_path):
     files = setup["files"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(
-        [sys.executable, "-m", "exchange_st.stylize", f"--saved_model={setup['saved']}",
-         f"--content={os.path.dirname(files['c0'])}", f"--style={files['style']}",
-         f"--output_dir={tmp_path}"],
-        env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "exchange_st.stylize",
+            f"--saved_model={setup['saved']}",
+            f"--content={os.path.dirname(files['c0'])}",
+            f"--style={files['style']}",
+            f"--output_dir={tmp_path}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 1, proc.stderr[-3000:]
     # The other files are done, keeping the sub-directory layout.
@@ -84,7 +96,10 @@ def test_command_on_directory_with_a_corrupt_file(setup, tmp_path):
 def test_console_script_is_installed_and_has_the_flags():
     script = os.path.join(os.path.dirname(sys.executable), "exchange-st-stylize")
     proc = subprocess.run(
-        [script, "--help"], capture_output=True, text=True, timeout=600,
+        [script, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=600,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
     )
     # absl exits with status 1 after --help.
@@ -112,7 +127,9 @@ def test_alpha_list_writes_one_image_per_alpha_and_a_strip(setup, tmp_path):
     assert not report.failures
     names = sorted(os.path.basename(p) for p in report.outputs)
     assert names == [
-        "c0_style_alpha0.00.png", "c0_style_alpha0.50.png", "c0_style_alpha1.00.png",
+        "c0_style_alpha0.00.png",
+        "c0_style_alpha0.50.png",
+        "c0_style_alpha1.00.png",
         "c0_style_alphas.png",
     ]
     images = {a: image_io.load_image(tmp_path / f"c0_style_alpha{a:.2f}.png") for a in alphas}
@@ -133,7 +150,9 @@ def test_masks_give_spatial_control(setup, tmp_path):
     files = setup["files"]
     tmp = setup["tmp"]
     config = _config(
-        setup, tmp_path, styles=[files["style"], files["style2"]],
+        setup,
+        tmp_path,
+        styles=[files["style"], files["style2"]],
         masks=[str(tmp / "left.png"), str(tmp / "right.png")],
     )
     report = stylize.stylize_all(config, setup["stylizer"])
@@ -161,9 +180,7 @@ def test_masks_give_spatial_control(setup, tmp_path):
 
 
 def test_random_init_source_uses_the_same_functions(setup, tmp_path):
-    config = _config(
-        setup, tmp_path, saved_model=None, random_init=True, model_config=dict(SMALL)
-    )
+    config = _config(setup, tmp_path, saved_model=None, random_init=True, model_config=dict(SMALL))
     stylizer = inference.load_stylizer(random_init=True, model_config=dict(SMALL))
     assert isinstance(stylizer.module, export.StylizeModule)
     report = stylize.stylize_all(config, stylizer)
@@ -214,9 +231,18 @@ def test_command_without_a_model_flag_uses_the_pretrained_release(setup, tiny_re
     files = setup["files"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", EXCHANGE_ST_PRETRAINED=tiny_release["path"])
     proc = subprocess.run(
-        [sys.executable, "-m", "exchange_st.stylize", f"--content={files['c0']}",
-         f"--style={files['style']}", f"--output_dir={tmp_path}"],
-        env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "exchange_st.stylize",
+            f"--content={files['c0']}",
+            f"--style={files['style']}",
+            f"--output_dir={tmp_path}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = image_io.load_image(tmp_path / "c0_style.png")
@@ -252,8 +278,9 @@ def test_video_from_frame_directory_to_png_sequence(setup, tmp_path):
     assert report.outputs == [out_dir]
     assert video.count_frames(out_dir) == 3
     first = image_io.load_image(os.path.join(out_dir, "frame_000000.png"))
-    want = setup["stylizer"].stylize(image_io.load_image(frames_dir / "f000.png"),
-                                     image_io.load_image(setup["files"]["style"]))
+    want = setup["stylizer"].stylize(
+        image_io.load_image(frames_dir / "f000.png"), image_io.load_image(setup["files"]["style"])
+    )
     np.testing.assert_allclose(first, want, atol=0.5 / 255 + 1e-6)
 
 
@@ -353,8 +380,9 @@ def test_bfloat16_precision_and_adain_checkpoints(setup, tmp_path):
         stylizer = inference.load_stylizer(checkpoint_dir=run, precision=precision)
         outputs[precision] = stylizer.stylize(content, style)
     assert stylizer.model.dtype_policy.name == "mixed_bfloat16"
-    np.testing.assert_allclose(outputs["float32"], setup["stylizer"].stylize(content, style),
-                               atol=TOL)
+    np.testing.assert_allclose(
+        outputs["float32"], setup["stylizer"].stylize(content, style), atol=TOL
+    )
     error = np.abs(outputs["bfloat16"] - outputs["float32"])
     assert 0 < error.max() < 0.1 and error.mean() < 0.02, (error.max(), error.mean())
     with pytest.raises(ValueError, match="precision it was exported in"):
@@ -369,8 +397,12 @@ def test_bfloat16_precision_and_adain_checkpoints(setup, tmp_path):
     want = adain.stylize(content[None], style[None], 0.5)[0].numpy()
     np.testing.assert_allclose(image_io.load_image(report.outputs[0]), want, atol=0.5 / 255 + 1e-5)
     config = _config(
-        setup, tmp_path / "out", saved_model=None, checkpoint_dir=run,
-        styles=[setup["files"]["style"], setup["files"]["style2"]], style_weights=[1, 1],
+        setup,
+        tmp_path / "out",
+        saved_model=None,
+        checkpoint_dir=run,
+        styles=[setup["files"]["style"], setup["files"]["style2"]],
+        style_weights=[1, 1],
     )
     with pytest.raises(ValueError, match="The AdaINNet model renders one style at a time"):
         stylize.stylize_all(config)
@@ -382,9 +414,19 @@ def test_too_small_inputs_name_the_file_and_the_minimum(setup, tmp_path):
     thin_content = _write_rgb(str(tmp_path / "thin.png"), 7, 500, 6)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(
-        [sys.executable, "-m", "exchange_st.stylize", f"--saved_model={setup['saved']}",
-         f"--content={files['c0']}", f"--style={tiny_style}", f"--output_dir={tmp_path}"],
-        env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "exchange_st.stylize",
+            f"--saved_model={setup['saved']}",
+            f"--content={files['c0']}",
+            f"--style={tiny_style}",
+            f"--output_dir={tmp_path}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 1
     assert (

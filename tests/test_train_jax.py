@@ -83,15 +83,23 @@ def _hide_tensorflow(tmp_path):
     )
     path = os.pathsep.join([str(shim), REPO])
     return dict(
-        os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", PYTHONPATH=path,
+        os.environ,
+        KERAS_BACKEND="jax",
+        JAX_PLATFORMS="cpu",
+        PYTHONPATH=path,
         TF_CPP_MIN_LOG_LEVEL="2",
     )
 
 
 def _run(args, env, cwd, timeout=600):
     proc = subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
-        timeout=timeout, check=False,
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
@@ -121,8 +129,15 @@ def jax_run(tmp_path_factory):
     with open(tmp / "info.json") as f:
         info = json.load(f)
     return dict(
-        tmp=tmp, model_dir=model_dir, first=first, first_rows=first_rows, resumed=resumed,
-        info=info, arrays=dict(np.load(tmp / "jax.npz")), content=content, style=style,
+        tmp=tmp,
+        model_dir=model_dir,
+        first=first,
+        first_rows=first_rows,
+        resumed=resumed,
+        info=info,
+        arrays=dict(np.load(tmp / "jax.npz")),
+        content=content,
+        style=style,
     )
 
 
@@ -186,8 +201,13 @@ def test_data_parallel_over_two_devices_matches_one(jax_run, tmp_path):
     env = dict(_hide_tensorflow(tmp_path), XLA_FLAGS="--xla_force_host_platform_device_count=2")
     model_dir = str(tmp_path / "run")
     log = _run(
-        ["train.py", "--flagfile=configs/smoke.cfg", *OVERRIDES, f"--model_dir={model_dir}",
-         "--steps=3"],
+        [
+            "train.py",
+            "--flagfile=configs/smoke.cfg",
+            *OVERRIDES,
+            f"--model_dir={model_dir}",
+            "--steps=3",
+        ],
         env,
         REPO,
     )

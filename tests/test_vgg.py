@@ -13,7 +13,10 @@ def test_levels_shapes_and_frozen():
     encoder = vgg.VGGEncoder(None)
     feats = encoder(tf.zeros([2, 40, 56, 3]))
     assert [tuple(f.shape) for f in feats] == [
-        (2, 40, 56, 64), (2, 20, 28, 128), (2, 10, 14, 256), (2, 5, 7, 512)
+        (2, 40, 56, 64),
+        (2, 20, 28, 128),
+        (2, 10, 14, 256),
+        (2, 5, 7, 512),
     ]
     assert not encoder.trainable_weights
     # conv1_1..conv4_1 only: 9 convs (kernel + bias each) and the scales.
@@ -30,9 +33,9 @@ def test_matches_keras_vgg19_with_caffe_preprocessing():
         if isinstance(layer, keras.layers.Conv2D):
             reference.get_layer(layer.name).set_weights(layer.get_weights())
     images = tf.random.stateless_uniform([1, 32, 32, 3], seed=[1, 1])
-    ref = keras.Model(
-        reference.input, [reference.get_layer(n).output for n in vgg.VGG_LAYERS]
-    )(keras.applications.vgg19.preprocess_input(images.numpy() * 255.0))
+    ref = keras.Model(reference.input, [reference.get_layer(n).output for n in vgg.VGG_LAYERS])(
+        keras.applications.vgg19.preprocess_input(images.numpy() * 255.0)
+    )
     for got, want in zip(encoder(images), ref):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 

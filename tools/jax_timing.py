@@ -80,8 +80,11 @@ def main(argv):
                 stylize(content, style).block_until_ready()
                 times.append(time.perf_counter() - start)
             rows.append((precision, size, statistics.median(times), first))
-            print(f"{precision} {size}: median {rows[-1][2]:.4f} s ({FLAGS.runs} runs; "
-                  f"warm-up incl. compile {first:.1f} s)", flush=True)
+            print(
+                f"{precision} {size}: median {rows[-1][2]:.4f} s ({FLAGS.runs} runs; "
+                f"warm-up incl. compile {first:.1f} s)",
+                flush=True,
+            )
     keras.config.set_dtype_policy("float32")
     print("| precision | size | seconds (median) | paper, Titan Xp |")
     print("|---|---|---|---|")

@@ -30,7 +30,8 @@ from exchange_st.model import ExchangeStyleTransfer  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
-    "checkpoint_dir", None,
+    "checkpoint_dir",
+    None,
     "Training model_dir (its latest.weights.h5), a .weights.h5 file, or a release directory.",
 )
 flags.DEFINE_string("output_dir", None, "Release directory to write; unset: measure only.")
@@ -38,21 +39,25 @@ flags.DEFINE_list("content", None, "Content image files or directories of the me
 flags.DEFINE_list("style", None, "Style image files or directories of the measured pairs.")
 flags.DEFINE_integer("pairs", 4, "Pairs measured: content i with style i, in sorted order.")
 flags.DEFINE_integer(
-    "size", 512,
+    "size",
+    512,
     "Side of the measured images: short side resized to it, centre square cropped (one "
     "shape, so JAX compiles each op once).",
 )
 flags.DEFINE_list(
-    "int8_min_params", ["0", "1000000", "2000000"],
+    "int8_min_params",
+    ["0", "1000000", "2000000"],
     "Storage policies tried in order: kernels with fewer parameters are float16 (0: all int8).",
 )
 flags.DEFINE_string(
-    "vgg_file", None,
+    "vgg_file",
+    None,
     "The VGG h5 the model was trained with (checked against its encoder); unset: the "
     "encoder's weights are written as a new file.",
 )
 flags.DEFINE_boolean(
-    "copy_vgg", True,
+    "copy_vgg",
+    True,
     "Copy --vgg_file into the release; --nocopy_vgg names it (and its sha256) only, for "
     "a machine that may return few files.",
 )
@@ -160,11 +165,17 @@ def _save(model, pairs, measured, chosen):
         provenance.setdefault("checkpoint_step", checkpoints.saved_step(weights))
         provenance.setdefault("training", _training_facts(os.path.dirname(weights)))
     provenance["quantization_error"] = {
-        "pairs": len(pairs), "size": FLAGS.size, "by_int8_min_params": measured,
+        "pairs": len(pairs),
+        "size": FLAGS.size,
+        "by_int8_min_params": measured,
     }
     manifest = release.save(
-        model, FLAGS.output_dir, vgg_file=FLAGS.vgg_file, copy_vgg=FLAGS.copy_vgg,
-        provenance=provenance, int8_min_params=chosen,
+        model,
+        FLAGS.output_dir,
+        vgg_file=FLAGS.vgg_file,
+        copy_vgg=FLAGS.copy_vgg,
+        provenance=provenance,
+        int8_min_params=chosen,
     )
     sizes = ", ".join(f"{s['file']} {s['bytes'] / 1e6:.1f} MB" for s in manifest["shards"])
     print(f"Release {FLAGS.output_dir}: int8_min_params={chosen}; {sizes}", flush=True)

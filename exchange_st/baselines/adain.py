@@ -106,9 +106,7 @@ class AdaINNet(objective.ObjectiveMixin, keras.Model):
         self.upsample_filters = tuple(upsample_filters)
         self.epsilon = epsilon
         policy = self.dtype_policy
-        self.encoder = VGGEncoder(
-            vgg_weights, vgg_feature_scales, name="vgg_encoder", dtype=policy
-        )
+        self.encoder = VGGEncoder(vgg_weights, vgg_feature_scales, name="vgg_encoder", dtype=policy)
         self.decoder = Upsampler(self.upsample_filters, name="decoder", dtype=policy)
         self._init_objective()
 
