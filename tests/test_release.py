@@ -49,7 +49,10 @@ def test_release_holds_the_s2c_path_in_checked_shards(tiny_release, tmp_path):
         size = os.path.getsize(tmp_path / shard["file"])
         assert size == shard["bytes"] <= 2_500_000 and len(shard["sha256"]) == 64
     names = {t["name"] for t in manifest["tensors"]}
-    assert "decoder_c/upsampler/to_rgb/kernel" in names and "exchange_block1/rmp_s/w4_gate/bias" in names
+    assert (
+        "decoder_c/upsampler/to_rgb/kernel" in names
+        and "exchange_block1/rmp_s/w4_gate/bias" in names
+    )
     assert not any(n.startswith(("decoder_s", "fc_rec", "encoder")) for n in names)
     kinds = {t["name"]: t["dtype"] for t in manifest["tensors"]}
     assert kinds["compressor/fc/kernel"] == "int8" and kinds["compressor/fc/bias"] == "float32"
