@@ -12,7 +12,8 @@ from exchange_st import image_io
 from exchange_st import ops
 from exchange_st import release
 from exchange_st import tiling
-from exchange_st.model import ExchangeStyleTransfer, blend_styles
+from exchange_st.blending import blend_styles
+from exchange_st.model import ExchangeStyleTransfer
 
 # Mask pixels above this gray level belong to the region (Fig. 10).
 MASK_THRESHOLD = 0.5
@@ -160,7 +161,7 @@ class Stylizer:
         return out[0].numpy()
 
     def blend(self, content, styles, alpha=1.0, weights=None, masks=None):
-        """Several styles in one image (`model.blend_styles`): interpolation or regions.
+        """Several styles in one image (`blending.blend_styles`): interpolation or regions.
 
         Args:
           content: `[H, W, 3]`.

@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from exchange_st import losses
 from exchange_st import tf_checks
-from exchange_st.model import ExchangeStyleTransfer, blend_styles
+from exchange_st.blending import blend_styles
+from exchange_st.model import ExchangeStyleTransfer
 
 
 # Eq. 1-2 multiply two vectors derived from a covariance, so a fresh model's
