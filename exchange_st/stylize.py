@@ -34,7 +34,12 @@ from exchange_st import video as video_lib
 
 # Kept importable from here: the library moved to `inference` and `stylize_job`.
 from exchange_st.inference import Stylizer, load_mask, mask_for, preserve_colors  # noqa: F401
-from exchange_st.stylize_job import StylizeConfig, StylizeReport, stylize_all  # noqa: F401
+from exchange_st.stylize_job import (  # noqa: F401
+    StylizeConfig,
+    StylizeReport,
+    load_stylizer,
+    stylize_all,
+)
 
 
 FLAGS = flags.FLAGS

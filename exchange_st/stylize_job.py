@@ -35,7 +35,7 @@ class StylizeConfig:
       styles: style image files; without masks or weights every content
         image is stylized with each style separately.
       style_weights: one weight per style: every content image gets one
-        interpolation of all styles (`model.blend_styles`: their `R_fusion`
+        interpolation of all styles (`blending.blend_styles`: their `R_fusion`
         maps averaged with the normalised weights); with masks, the weight
         of each region.
       output_dir: where results go (created).
@@ -314,6 +314,19 @@ def _stylize_video(job, report):
     )
 
 
+def load_stylizer(config: StylizeConfig) -> Stylizer:
+    """`inference.load_stylizer` of the configured model source, precision and tiling."""
+    return inference.load_stylizer(
+        config.saved_model,
+        config.checkpoint_dir,
+        config.random_init,
+        config.vgg_weights,
+        config.model_config,
+        precision=config.precision,
+        tile_size=config.tile_size,
+    )
+
+
 def stylize_all(config: StylizeConfig, stylizer: Stylizer | None = None) -> StylizeReport:
     """Stylizes every configured image and video; failures are collected, not raised.
 
@@ -328,15 +341,7 @@ def stylize_all(config: StylizeConfig, stylizer: Stylizer | None = None) -> Styl
     Raises:
       ValueError: several styles for a model that renders one at a time.
     """
-    stylizer = stylizer or inference.load_stylizer(
-        config.saved_model,
-        config.checkpoint_dir,
-        config.random_init,
-        config.vgg_weights,
-        config.model_config,
-        precision=config.precision,
-        tile_size=config.tile_size,
-    )
+    stylizer = stylizer or load_stylizer(config)
     if config.masks is not None or config.style_weights is not None:
         stylizer.require_blending()
     report = StylizeReport()
