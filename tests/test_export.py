@@ -311,25 +311,24 @@ def test_read_model_config_keeps_model_arguments_only(tmp_path):
     assert export.read_model_config(str(tmp_path / "missing")) is None
 
 
-def test_export_script_from_checkpoint(exported, tmp_path):
-    model = exported["model"]
-    prefix = _write_checkpoint(model, str(tmp_path / "run"), _train_config())
-    export_dir = tmp_path / "export"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+def _run_export_script(tmp_path, *flags, **env):
+    """Runs export_savedmodel.py in a subprocess from `tmp_path`; asserts it succeeds."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "export_savedmodel.py"),
-            f"--checkpoint_dir={prefix}",
-            f"--export_dir={export_dir}",
-        ],
+        [sys.executable, os.path.join(REPO, "export_savedmodel.py"), *flags],
         cwd=str(tmp_path),
-        env=env,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **env),
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_export_script_from_checkpoint(exported, tmp_path):
+    model = exported["model"]
+    prefix = _write_checkpoint(model, str(tmp_path / "run"), _train_config())
+    export_dir = tmp_path / "export"
+    _run_export_script(tmp_path, f"--checkpoint_dir={prefix}", f"--export_dir={export_dir}")
     loaded = tf.saved_model.load(str(export_dir))
     c, s = exported["x"]["odd_content"], exported["x"]["odd_style"]
     np.testing.assert_allclose(
@@ -339,16 +338,9 @@ def test_export_script_from_checkpoint(exported, tmp_path):
 
 def test_export_script_without_checkpoint_exports_the_release(tiny_release, tmp_path):
     export_dir = tmp_path / "export"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", EXCHANGE_ST_PRETRAINED=tiny_release["path"])
-    proc = subprocess.run(
-        [sys.executable, os.path.join(REPO, "export_savedmodel.py"), f"--export_dir={export_dir}"],
-        cwd=str(tmp_path),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    _run_export_script(
+        tmp_path, f"--export_dir={export_dir}", EXCHANGE_ST_PRETRAINED=tiny_release["path"]
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     loaded = tf.saved_model.load(str(export_dir))
     content = np.random.default_rng(0).uniform(size=(1, 37, 45, 3)).astype(np.float32)
     style = content[:, ::-1, ::-1]
