@@ -140,19 +140,22 @@ def time_interleaved(
     warmup: int = 1,
     repeats: int = 5,
     budget_s: float | None = None,
+    min_rounds: int = 3,
 ) -> dict[str, Timing]:
     """Times several functions round-robin: warm-up rounds, then up to `repeats` timed rounds.
 
     Each round calls every function once, so slow drifts of a shared
     machine's load hit all of them alike and their ratios stay meaningful.
     Timed rounds stop early once `budget_s` seconds of timed rounds have
-    passed (at least one timed round always runs).
+    passed, but never before `min_rounds` (capped by `repeats`): a spread
+    needs at least three rounds.
 
     Args:
       fns: `{name: zero-argument callable}`; results are copied to the host.
       warmup: untimed rounds (tracing, oneDNN primitive creation, allocator).
       repeats: maximum timed rounds.
       budget_s: optional time budget of the timed rounds.
+      min_rounds: timed rounds run whatever the budget.
 
     Returns:
       `{name: Timing}`.
@@ -162,15 +165,40 @@ def time_interleaved(
             materialize(fn())
     timings = {name: Timing() for name in fns}
     start = time.perf_counter()
-    for _ in range(repeats):
+    for round_ in range(repeats):
         for name, fn in fns.items():
             c0, t0 = time.process_time(), time.perf_counter()
             materialize(fn())
             timings[name].times.append(time.perf_counter() - t0)
             timings[name].cpu_times.append(time.process_time() - c0)
-        if budget_s is not None and time.perf_counter() - start > budget_s:
+        over_budget = budget_s is not None and time.perf_counter() - start > budget_s
+        if over_budget and round_ + 1 >= min_rounds:
             break
     return timings
+
+
+def round_ratios(numerator: Timing, denominator: Timing) -> list[float]:
+    """Per-round ratios of two interleaved timings (round i of each ran back to back)."""
+    return [a / b for a, b in zip(numerator.times, denominator.times)]
+
+
+def spread(values) -> tuple[float, float, float]:
+    """`(median, min, max)` of a list of per-round figures."""
+    return statistics.median(values), min(values), max(values)
+
+
+def verdict(low: float, high: float, target: float, at_most: bool = True) -> str:
+    """Whether a figure whose rounds span [low, high] meets `target` (an upper bound if `at_most`).
+
+    A spread that straddles the target cannot claim either side, and says so.
+    """
+    meets = high <= target if at_most else low >= target
+    misses = low > target if at_most else high < target
+    if meets:
+        return "meets the target in every round"
+    if misses:
+        return "misses the target in every round"
+    return "spread straddles the target: inconclusive"
 
 
 def random_array(shape, seed: int) -> np.ndarray:

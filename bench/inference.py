@@ -9,11 +9,16 @@ encoder to relu4_1 as the reference of achieved GFLOP/s. FLOPs come from
 `exchange_st.flops` (layer shapes), so weights do not matter: random init is
 the default.
 
-    python -m bench.inference --sizes=256,512 --output=bench_out/inference.json
+    python -m bench.inference --sizes=256,512,1024
     python -m bench.inference --sizes=512 --profile_dir=bench_out/profile
 
 Each call is timed by the wall clock (median reported, as the spec asks)
-and by this process's CPU seconds. On a CPU shared with other jobs the wall
+and by this process's CPU seconds, in at least 3 interleaved rounds (efanet,
+AdaIN, VGG, ... in turn); each KEY ratio is the median of the per-round
+ratios with their range, the load at start, and whether every round meets
+the target (a range that straddles it says "inconclusive"). At
+`--group_size` (512 by default) one efanet stylization is also timed per op
+group against its FLOP share (`bench.op_groups`). On a CPU shared with other jobs the wall
 clock measures their load as much as the model; the CPU-time ratios are the
 ones to trust there (on a GPU, use the wall clock). The key ratios are the
 last lines printed, with each size's latencies next to the paper's Table 2.
@@ -36,7 +41,7 @@ import tempfile
 import keras
 from absl import app, flags, logging
 
-from bench import common
+from bench import common, op_groups
 from exchange_st import flops as flops_lib
 from exchange_st.baselines.adain import AdaINNet
 from exchange_st.model import ExchangeStyleTransfer
@@ -49,6 +54,10 @@ except ImportError:
 MODELS = ("efanet", "adain")
 # Sizes at which `time ratio / FLOP ratio` and efficiency are reported.
 KEY_SIZES = (512, 1024)
+# Targets of the CPU efficiency issue: efanet/AdaIN time ratio over their FLOP
+# ratio, and efanet's GFLOP/s as a fraction of the bare VGG encoder's at 512.
+TARGET_RATIO_OVER_FLOPS = 1.1
+TARGET_EFFICIENCY = 0.85
 # The paper's Table 2: seconds per stylization on a Titan Xp.
 PAPER_TABLE2_S = {
     "efanet": {256: 0.031, 512: 0.066, 1024: 0.21},
@@ -66,7 +75,9 @@ class InferenceBenchConfig:
       batch: images per call.
       warmup: untimed rounds per size.
       repeats: maximum timed rounds per size (the median is reported).
-      budget_s: seconds of timed rounds per size after which no new round starts.
+      budget_s: seconds of timed rounds per size after which no new round
+        starts, once `min_rounds` have run.
+      min_rounds: timed rounds per size whatever the budget.
       vgg_weights: VGG weights (None = random; FLOPs and speed do not depend on them).
       device: TF device; "" = first GPU, else CPU (JAX: its default device).
       xla: `jit_compile=True` for the `tf.function`s (JAX always compiles).
@@ -78,6 +89,8 @@ class InferenceBenchConfig:
       profile_dir: if set, trace one efanet stylization at `profile_size`
         there and print the op types by time.
       profile_size: content side of the profiled stylization.
+      group_size: content side at which one efanet stylization is timed per
+        op group (`bench.op_groups`); 0 = not at all.
       output: JSON report path.
       seed: seed of weights and inputs.
     """
@@ -88,6 +101,7 @@ class InferenceBenchConfig:
     warmup: int = 1
     repeats: int = 5
     budget_s: float = 60.0
+    min_rounds: int = 3
     vgg_weights: str | None = None
     device: str = ""
     xla: bool = False
@@ -96,6 +110,7 @@ class InferenceBenchConfig:
     eager_max_size: int = 512
     profile_dir: str = ""
     profile_size: int = 512
+    group_size: int = 512
     output: str = "bench_out/inference.json"
     seed: int = 0
 
@@ -184,7 +199,7 @@ def measure_size(cfg, models, compiled, size) -> dict:
     keys = _keys_for_size(cfg, compiled, size)
     fns = {k: (lambda f=compiled[k]: f(content, style)) for k in keys}
     logging.info("size %d: timing %s", size, ", ".join(keys))
-    timings = common.time_interleaved(fns, cfg.warmup, cfg.repeats, cfg.budget_s)
+    timings = common.time_interleaved(fns, cfg.warmup, cfg.repeats, cfg.budget_s, cfg.min_rounds)
     record = {"size": size, "style_size": s_size, "batch": cfg.batch, "runs": {}}
     for key in keys:
         model = key.split("/")[0]
@@ -212,6 +227,17 @@ def measure_size(cfg, models, compiled, size) -> dict:
                 "cpu_time_ratio_over_flop_ratio": cpu_ratio / flop_ratio,
             }
     vgg = runs["vgg/function"]
+    # Per-round figures: round i of each function ran back to back, so their
+    # spread shows how far the medians can be trusted.
+    flop_ratio = counts["efanet"].total / counts["adain"].total
+    e, a, v = (timings[f"{m}/function"] for m in ("efanet", "adain", "vgg"))
+    record["rounds/function"] = {
+        "time_ratio_over_flop_ratio": [r / flop_ratio for r in common.round_ratios(e, a)],
+        "efanet_efficiency_vs_vgg": [
+            (counts["efanet"].total / te) / (counts["vgg"].total / tv)
+            for te, tv in zip(e.times, v.times)
+        ],
+    }
     record["efficiency_vs_vgg"] = {
         m: runs[f"{m}/function"]["gflops_per_s"] / vgg["gflops_per_s"] for m in MODELS
     }
@@ -254,36 +280,64 @@ def latency_line(record, precision: str) -> str:
     return line
 
 
-def summary_lines(records, precision: str = "float32") -> list[str]:
+def summary_lines(records, precision: str = "float32", load=None) -> list[str]:
     """The key ratios: time vs FLOP ratio at 512/1024, latencies and efficiency vs VGG.
 
-    Each is given from the median wall time (the spec's measure) and from the
-    median process CPU time, which is the one to trust on a machine shared
-    with other jobs (wall time then depends on their load).
+    Ratios are medians of the per-round ratios with their [min-max] over the
+    rounds, from the wall clock (the spec's measure) and, beside them, from
+    the median process CPU time, the one to trust on a machine shared with
+    other jobs. `load` (the 1/5/15-minute load average at start) is repeated
+    on each line so that a line quoted alone still says how busy the machine was.
     """
+    at_load = "" if load is None else f"; load at start {load[0]:.2f}"
     lines = []
     for r in records:
         q = r.get("ratios/function")
         if r["size"] not in KEY_SIZES or not q:
             continue
+        med, lo, hi = common.spread(r["rounds/function"]["time_ratio_over_flop_ratio"])
         lines.append(
-            f"KEY size {r['size']}: efanet/adain FLOP ratio {q['flops_efanet_over_adain']:.3f}; "
-            f"time ratio {q['time_efanet_over_adain']:.3f} "
-            f"({q['time_ratio_over_flop_ratio']:.3f}x FLOP ratio), CPU-time ratio "
-            f"{q['cpu_time_efanet_over_adain']:.3f} ({q['cpu_time_ratio_over_flop_ratio']:.3f}x)"
-            " (target <= 1.1x)"
+            f"KEY size {r['size']}: efanet/adain time ratio {q['time_efanet_over_adain']:.3f} / "
+            f"FLOP ratio {q['flops_efanet_over_adain']:.3f} = {med:.3f}x [{lo:.3f}-{hi:.3f}] "
+            f"over {len(r['rounds/function']['time_ratio_over_flop_ratio'])} rounds "
+            f"(CPU time: {q['cpu_time_ratio_over_flop_ratio']:.3f}x); target <= "
+            f"{TARGET_RATIO_OVER_FLOPS}x: {common.verdict(lo, hi, TARGET_RATIO_OVER_FLOPS)}{at_load}"
         )
     for r in records:
         lines.append(latency_line(r, precision))
     for r in records:
         if r["size"] == 512:
             eff, cpu = r["efficiency_vs_vgg"], r["cpu_efficiency_vs_vgg"]
+            med, lo, hi = common.spread(r["rounds/function"]["efanet_efficiency_vs_vgg"])
             lines.append(
-                f"KEY size 512: efanet GFLOP/s = {100 * eff['efanet']:.1f}% of the bare VGG "
-                f"encoder's (CPU time: {100 * cpu['efanet']:.1f}%), "
-                f"adain {100 * eff['adain']:.1f}% ({100 * cpu['adain']:.1f}%) (target >= 85%)"
+                f"KEY size 512: efanet GFLOP/s = {100 * med:.1f}% [{100 * lo:.1f}-{100 * hi:.1f}] "
+                f"of the bare VGG encoder's (CPU time: {100 * cpu['efanet']:.1f}%), adain "
+                f"{100 * eff['adain']:.1f}% ({100 * cpu['adain']:.1f}%); target >= "
+                f"{100 * TARGET_EFFICIENCY:.0f}%: "
+                f"{common.verdict(lo, hi, TARGET_EFFICIENCY, at_most=False)}{at_load}"
             )
     return lines
+
+
+def group_lines(result, size) -> list[str]:
+    """The KEY line of the per-group profile: which groups run below the encoder's GFLOP/s."""
+    slow = op_groups.slow_groups(result, TARGET_EFFICIENCY)
+    groups = result["groups"]
+    listed = ", ".join(
+        f"{g} {groups[g]['rate_vs_vgg']:.2f}x at {100 * groups[g]['time_share']:.1f}% of the time"
+        for g in slow
+    )
+    return [
+        f"KEY size {size} groups: "
+        + (
+            f"below {TARGET_EFFICIENCY:.2f}x VGG's GFLOP/s: {listed}"
+            if slow
+            else "none of the "
+            f"groups with >= 1% of the time runs below {TARGET_EFFICIENCY:.2f}x VGG's GFLOP/s"
+        )
+        + f"; groups sum {1e3 * result['groups_sum_median_s']:.0f} ms vs whole "
+        f"{1e3 * result['stylize_median_s']:.0f} ms"
+    ]
 
 
 def run(cfg: InferenceBenchConfig) -> dict:
@@ -302,6 +356,25 @@ def run(cfg: InferenceBenchConfig) -> dict:
         for size in cfg.sizes:
             records.append(measure_size(cfg, models, compiled, size))
             # Written as it goes: a run stopped by a time limit keeps its sizes.
+            common.write_json(cfg.output, dict(report, sizes=records))
+        if cfg.group_size:
+            size = cfg.group_size
+            content = common.random_images([cfg.batch, size, size, 3], cfg.seed + 1)
+            style = common.random_images([cfg.batch, size, size, 3], cfg.seed + 2)
+            logging.info("size %d: timing efanet per op group", size)
+            report["groups"] = dict(
+                size=size,
+                **op_groups.run_groups(
+                    models["efanet"],
+                    content,
+                    style,
+                    cfg.warmup,
+                    cfg.repeats,
+                    cfg.budget_s,
+                    cfg.min_rounds,
+                    cfg.xla or None,
+                ),
+            )
             common.write_json(cfg.output, dict(report, sizes=records))
         if cfg.profile_dir:
             report["profile"] = {
@@ -361,10 +434,14 @@ def run(cfg: InferenceBenchConfig) -> dict:
         )
         for op in report["profile"]["ops"][:15]:
             print(f"  {op['op']:<32} {op['ms']:9.1f} ms  {100 * op['share']:5.1f}%  x{op['count']}")
+    if "groups" in report:
+        print(op_groups.format_groups(report["groups"], cfg.group_size))
     precision = "float32" if cfg.mixed_precision == "none" else cfg.mixed_precision
     print(f"backend {common.backend()}, device {device}")
     common.print_load("end")
-    lines = summary_lines(records, precision)
+    lines = summary_lines(records, precision, load)
+    if "groups" in report:
+        lines += group_lines(report["groups"], cfg.group_size)
     report["key_lines"] = lines
     common.write_json(cfg.output, report)
     print("\n".join(lines))
@@ -378,6 +455,7 @@ flags.DEFINE_integer("batch", 1, "Images per call.")
 flags.DEFINE_integer("warmup", 1, "Untimed rounds per size.")
 flags.DEFINE_integer("repeats", 5, "Maximum timed rounds per size (median reported).")
 flags.DEFINE_float("budget_s", 60.0, "Seconds of timed rounds per size before stopping early.")
+flags.DEFINE_integer("min_rounds", 3, "Timed rounds per size whatever the budget.")
 flags.DEFINE_string("vgg_weights", None, "VGG-19 notop h5 path; default random (same FLOPs).")
 flags.DEFINE_string("device", "", "TF device, e.g. /CPU:0 or /GPU:0; default GPU if present.")
 flags.DEFINE_bool("xla", False, "Compile the tf.functions with XLA; JAX always compiles.")
@@ -386,6 +464,7 @@ flags.DEFINE_integer("savedmodel_max_size", 1024, "Largest size at which SavedMo
 flags.DEFINE_integer("eager_max_size", 512, "Largest size at which eager stylize is timed.")
 flags.DEFINE_string("profile_dir", "", "Trace one efanet stylization into this directory.")
 flags.DEFINE_integer("profile_size", 512, "Content side of the profiled stylization.")
+flags.DEFINE_integer("group_size", 512, "Side at which efanet is timed per op group; 0 = never.")
 flags.DEFINE_string("output", "bench_out/inference.json", "JSON report path.")
 flags.DEFINE_integer("seed", 0, "Seed of weights and inputs.")
 
@@ -400,6 +479,7 @@ def main(argv):
         warmup=FLAGS.warmup,
         repeats=FLAGS.repeats,
         budget_s=FLAGS.budget_s,
+        min_rounds=FLAGS.min_rounds,
         vgg_weights=FLAGS.vgg_weights,
         device=FLAGS.device,
         xla=FLAGS.xla,
@@ -408,6 +488,7 @@ def main(argv):
         eager_max_size=FLAGS.eager_max_size,
         profile_dir=FLAGS.profile_dir,
         profile_size=FLAGS.profile_size,
+        group_size=FLAGS.group_size,
         output=FLAGS.output,
         seed=FLAGS.seed,
     )

@@ -135,3 +135,61 @@ def test_benchmarks_import_without_tensorflow(tmp_path):
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert proc.stdout.strip().endswith("jax")
+
+
+def test_interleaved_timing_runs_min_rounds_whatever_the_budget():
+    calls = []
+    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    timings = common.time_interleaved(fns, warmup=0, repeats=5, budget_s=0.0, min_rounds=3)
+    assert [len(timings[k].times) for k in "ab"] == [3, 3]
+    assert calls == ["a", "b"] * 3  # round-robin, so per-round ratios pair up
+    timings = common.time_interleaved(fns, warmup=0, repeats=2, budget_s=0.0, min_rounds=3)
+    assert len(timings["a"].times) == 2  # repeats caps it
+
+
+def test_verdict_says_when_the_spread_straddles_the_target():
+    assert common.verdict(0.95, 1.05, 1.1) == "meets the target in every round"
+    assert common.verdict(1.12, 1.3, 1.1) == "misses the target in every round"
+    assert "inconclusive" in common.verdict(1.05, 1.15, 1.1)
+    assert common.verdict(0.9, 0.99, 0.85, at_most=False) == "meets the target in every round"
+    assert "inconclusive" in common.verdict(0.8, 0.9, 0.85, at_most=False)
+    assert common.spread([3.0, 1.0, 2.0]) == (2.0, 1.0, 3.0)
+
+
+def test_op_groups_chain_to_the_stylization_and_split_its_flops():
+    """The groups, run in order, are `stylize` cut at its seams: same image, same FLOPs."""
+    from bench import op_groups
+    from conftest import small_efanet
+
+    model = small_efanet(spread=True, num_pre_fusion_blocks=1, num_post_fusion_blocks=1)
+    content = common.random_images([1, 37, 50, 3], 1)  # odd sizes: padding and crop
+    style = common.random_images([1, 48, 40, 3], 2)
+    tensors = {"content": content, "style": style}
+    for name, (fn, keys, out) in op_groups.group_functions(model).items():
+        tensors[out] = fn(*(tensors[k] for k in keys))
+    expected = keras.ops.convert_to_numpy(model.stylize(content, style))
+    image = keras.ops.convert_to_numpy(tensors["image"])
+    assert image.shape == (1, 37, 50, 3)
+    assert expected.std() > 0.05  # not a clipped, flat image
+    np.testing.assert_allclose(image, expected, atol=1e-5)
+    counts = op_groups.group_flops(model, content.shape, style.shape)
+    assert set(counts) == set(op_groups.GROUPS)
+    assert min(counts.values()) > 0
+    assert sum(counts.values()) == flops.count_flops(model, content.shape, style.shape).total
+
+
+def test_op_group_profile_reports_every_group():
+    from bench import op_groups
+    from conftest import small_efanet
+
+    model = small_efanet(num_post_fusion_blocks=1)
+    content = common.random_images([1, 32, 32, 3], 1)
+    result = op_groups.run_groups(model, content, content, warmup=1, repeats=3, budget_s=0.0)
+    assert result["rounds"] == 3
+    assert list(result["groups"]) == list(op_groups.GROUPS)
+    assert result["groups"]["vgg"]["rate_vs_vgg"] == pytest.approx(1.0)
+    shares = [g["time_share"] for g in result["groups"].values()]
+    assert sum(shares) == pytest.approx(1.0)
+    assert "whole stylization" in op_groups.format_groups(result, 32)
+    slow = op_groups.slow_groups(result, threshold=float("inf"), min_time_share=0.0)
+    assert slow == list(op_groups.GROUPS)
