@@ -33,8 +33,8 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
+from exchange_st import checkpoints, eval_lib, image_io, losses, metrics, optim
 from exchange_st import data as data_lib
-from exchange_st import eval_lib, image_io, losses, metrics, optim
 from exchange_st.baselines import adain as adain_lib
 from exchange_st.model import ExchangeStyleTransfer
 
@@ -56,6 +56,12 @@ flags.DEFINE_integer("eval_pairs", 4, "Evaluation pairs (content i with style i)
 flags.DEFINE_integer("eval_size", 128, "Side of the evaluation images.")
 flags.DEFINE_integer("seed", 0, "Seed of the weights and the crops.")
 flags.DEFINE_string("output_dir", "bench_out/learning_check", "Grids and results.json.")
+flags.DEFINE_bool(
+    "save_weights",
+    False,
+    "Also write each model's weights (with their config) at every report, so a long run "
+    "leaves checkpoints that eval.py and exchange-st-stylize load.",
+)
 
 
 def parse_spec(spec: str) -> tuple[str, dict]:
@@ -131,6 +137,7 @@ def train_and_report(spec, eval_content, eval_style) -> dict:
         seed=FLAGS.seed,
     )
     batches = iter(data_lib.make_pair_dataset(data_cfg))
+    path = os.path.join(FLAGS.output_dir, spec.replace(":", "_").replace("=", "").replace(",", "_"))
     reports, rows, window = [], [], {}
     progbar = keras.utils.Progbar(FLAGS.steps, unit_name="step")
     start = time.perf_counter()
@@ -148,6 +155,10 @@ def train_and_report(spec, eval_content, eval_style) -> dict:
             reports.append({"step": i, "train": train, "eval": scores})
             rows.append(images)
             window = {}
+            # A long run reports (and saves) as it goes: a stop loses nothing.
+            print(format_table([{"spec": spec, "reports": reports[-1:]}]), flush=True)
+            if FLAGS.save_weights:
+                checkpoints.save_weights(model, f"{path}.weights.h5", step=i)
         if i == FLAGS.steps:
             break
         batch = next(batches)
@@ -156,7 +167,6 @@ def train_and_report(spec, eval_content, eval_style) -> dict:
             window.setdefault(k, []).append(float(v))
         progbar.update(i + 1, [("total", float(terms["total"]))])
     seconds = time.perf_counter() - start
-    path = os.path.join(FLAGS.output_dir, spec.replace(":", "_").replace("=", "").replace(",", "_"))
     write_grid(path + ".png", eval_content, eval_style, rows)
     return {"spec": spec, "seconds": seconds, "reports": reports, "grid": path + ".png"}
 
