@@ -83,7 +83,7 @@ flags.DEFINE_enum(
     "initialization",
     "scaled",
     list(model_lib.INITIALIZATIONS),
-    "Decoder/style-head initialisation: scaled (BUILD_NOTES, Trainability) or keras.",
+    "Decoder/style-head initialisation: scaled, scaled_kernels (BUILD_NOTES, Trainability) or keras.",
 )
 flags.DEFINE_integer(
     "fusion_rank", 1, "Projections k of Eq. 1-2: 1 is the paper; k > 1 its conclusion's option."

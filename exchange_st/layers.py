@@ -249,12 +249,19 @@ class StyleHeads(keras.layers.Layer):
     of unit variance, `v_r` entries ~ N(0, code_rms^2 / k) give `R_fusion`
     the content code's RMS (BUILD_NOTES.md, "Trainability").
 
+    With `input_rms` also set, the same scales go into the kernels instead,
+    with zero biases: `v_c` and `v_r` then start as functions of the codes
+    (of RMS `input_rms` at initialisation) rather than as fixed random
+    vectors, so the fresh model's `R_fusion` already depends on the style.
+
     Args:
       channels: size of the three vectors (512, the VGG channel count).
       fusion_rank: projections in `v_c`/`v_r` (1 in the paper).
       code_rms: expected RMS of the content code `R_pool` is computed from,
         or `None` for zero biases (the AdaIN and concat fusion modes, whose
         `v_c`/`v_r` are not projections).
+      input_rms: RMS of the fresh codes `(f'_com, f_x)`; if set (with
+        `code_rms`), the kernels rather than the biases carry the scales.
 
     Call arguments:
       inputs: pair `(f_com, f_x)`, each `[B, 256]`.
@@ -264,31 +271,56 @@ class StyleHeads(keras.layers.Layer):
       (the k x 512 rows), each stored flat as `[B, k * channels]`.
     """
 
-    def __init__(self, channels=512, fusion_rank=1, code_rms=None, **kwargs):
+    def __init__(self, channels=512, fusion_rank=1, code_rms=None, input_rms=None, **kwargs):
         super().__init__(**kwargs)
         if fusion_rank < 1:
             raise ValueError(f"fusion_rank must be >= 1, got {fusion_rank}")
+        if input_rms is not None and code_rms is None:
+            raise ValueError("input_rms needs code_rms: it scales the kernels to code_rms")
         self.channels = channels
         self.fusion_rank = fusion_rank
         self.code_rms = code_rms
+        self.input_rms = input_rms
         c_bias, r_bias = "zeros", "zeros"
+        c_kernel, r_kernel = "glorot_uniform", "glorot_uniform"
         if code_rms is not None:
-            c_bias = keras.initializers.RandomNormal(stddev=1.0 / (channels**0.5 * code_rms))
-            r_bias = keras.initializers.RandomNormal(stddev=code_rms / fusion_rank**0.5)
+            c_std = 1.0 / (channels**0.5 * code_rms)
+            r_std = code_rms / fusion_rank**0.5
+            if input_rms is None:
+                c_bias = keras.initializers.RandomNormal(stddev=c_std)
+                r_bias = keras.initializers.RandomNormal(stddev=r_std)
+            else:
+                # The kernels' fan-in is only known in build(); scaled there.
+                c_kernel = r_kernel = keras.initializers.RandomNormal(stddev=1.0)
+                self._kernel_stds = (c_std / input_rms, r_std / input_rms)
         self.fc_w = keras.layers.Dense(
             channels, activation="sigmoid", name="fc_v_w", dtype=self.dtype_policy
         )
         self.fc_c = keras.layers.Dense(
-            channels * fusion_rank, bias_initializer=c_bias, name="fc_v_c", dtype=self.dtype_policy
+            channels * fusion_rank,
+            kernel_initializer=c_kernel,
+            bias_initializer=c_bias,
+            name="fc_v_c",
+            dtype=self.dtype_policy,
         )
         self.fc_r = keras.layers.Dense(
-            channels * fusion_rank, bias_initializer=r_bias, name="fc_v_r", dtype=self.dtype_policy
+            channels * fusion_rank,
+            kernel_initializer=r_kernel,
+            bias_initializer=r_bias,
+            name="fc_v_r",
+            dtype=self.dtype_policy,
         )
 
     def build(self, input_shape):
-        shape = tuple(input_shape[0][:-1]) + (input_shape[0][-1] + input_shape[1][-1],)
+        fan_in = input_shape[0][-1] + input_shape[1][-1]
+        shape = tuple(input_shape[0][:-1]) + (fan_in,)
         for layer in (self.fc_w, self.fc_c, self.fc_r):
             layer.build(shape)
+        if self.input_rms is not None:
+            # N(0, 1) kernels scaled so that x @ W has the target std for
+            # inputs x of RMS input_rms: std / (input_rms sqrt(fan_in)).
+            for layer, std in zip((self.fc_c, self.fc_r), self._kernel_stds):
+                layer.kernel.assign(layer.kernel * (std / fan_in**0.5))
         self.built = True
 
     def call(self, inputs):
@@ -298,7 +330,12 @@ class StyleHeads(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"channels": self.channels, "fusion_rank": self.fusion_rank, "code_rms": self.code_rms}
+            {
+                "channels": self.channels,
+                "fusion_rank": self.fusion_rank,
+                "code_rms": self.code_rms,
+                "input_rms": self.input_rms,
+            }
         )
         return config
 

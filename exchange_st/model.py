@@ -13,11 +13,14 @@ from exchange_st.blending import blend_styles
 from exchange_st.vgg import FEATURE_NAMES, VGGEncoder
 
 VGG_CHANNELS = 512
-INITIALIZATIONS = ("scaled", "keras")
+INITIALIZATIONS = ("scaled", "keras", "scaled_kernels")
 # RMS of the content code at initialisation: VGG features divided by their
 # mean activation (vgg.FEATURE_SCALES) have RMS ~2.4 and the fresh purifier
 # halves them (v_w ~ 0.5); measured 1.30 on training crops.
 CONTENT_CODE_RMS = 1.3
+# RMS of the fresh codes (f'_com, f_c, f_s) the style heads read, measured on
+# training crops with the ImageNet VGG (0.034-0.038).
+CODE_RMS = 0.036
 # Mean colour of the training photos and artworks: what a fresh decoder
 # paints before it has learned anything (the L1 optimum of a constant image
 # is near it).
@@ -52,7 +55,9 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         `v_r` as scale-keeping projections (`layers.StyleHeads`); `"keras"`
         is Keras' defaults everywhere, with which a fresh model renders a
         flat near-black image and trains slowly (BUILD_NOTES.md,
-        "Trainability"). The paper does not say.
+        "Trainability"); `"scaled_kernels"` is `"scaled"` with the scale of
+        `v_c`, `v_r` in the heads' kernels instead of their biases, so they
+        start as functions of the codes. The paper does not say.
       content_weight, style_weight, rec_weight, com_weight, orthogonality,
         perceptual_norm, exchange_targets: the training objective
         (`losses.LossConfig`: the lambdas of Eq. 7, 1 / 2 / 5 / 7, the form
@@ -146,7 +151,8 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         self.upsample_filters = tuple(upsample_filters)
         self.fusion_rank = fusion_rank
         self.initialization = initialization
-        scaled = initialization == "scaled"
+        scaled = initialization in ("scaled", "scaled_kernels")
+        paper_fusion = scaled and fusion_mode == "ours"
 
         policy = self.dtype_policy
         self.encoder = VGGEncoder(vgg_weights, vgg_feature_scales, name="vgg_encoder", dtype=policy)
@@ -169,7 +175,8 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         self.style_heads = layers.StyleHeads(
             VGG_CHANNELS,
             fusion_rank,
-            code_rms=CONTENT_CODE_RMS if scaled and fusion_mode == "ours" else None,
+            code_rms=CONTENT_CODE_RMS if paper_fusion else None,
+            input_rms=CODE_RMS if paper_fusion and initialization == "scaled_kernels" else None,
             name="style_heads",
             dtype=policy,
         )

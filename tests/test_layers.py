@@ -174,6 +174,38 @@ def test_style_heads_ranges():
     assert np.all((out["v_w"].numpy() > 0) & (out["v_w"].numpy() < 1))
 
 
+@pytest.mark.parametrize("input_rms", [None, 0.04])
+def test_style_heads_start_at_the_projection_scales(input_rms):
+    """`code_rms` sets v_c ~ 1/(sqrt(C) code_rms) and v_r ~ code_rms, in the biases or kernels."""
+    channels, code_rms = 256, 1.3
+    heads = layers.StyleHeads(channels, code_rms=code_rms, input_rms=input_rms)
+    rng = np.random.default_rng(0)
+    codes = [tf.constant(0.04 * rng.standard_normal((64, 128)), tf.float32) for _ in range(2)]
+    out = {k: v.numpy() for k, v in heads(codes).items()}
+    rms = lambda x: float(np.sqrt(np.mean(np.square(x))))  # noqa: E731
+    # Bias-driven, v_c also carries the Glorot kernel's code part (as large as
+    # its bias), so the scales are checked on the biases there.
+    v_c, v_r = (
+        (out["v_c"], out["v_r"])
+        if input_rms
+        else (heads.fc_c.bias.numpy(), heads.fc_r.bias.numpy())
+    )
+    assert rms(v_c) == pytest.approx(1 / (channels**0.5 * code_rms), rel=0.15)
+    assert rms(v_r) == pytest.approx(code_rms, rel=0.15)
+    # Across inputs: v_r is a constant vector (bias-driven) or a function of the codes.
+    between = out["v_r"].std(axis=0).mean() / rms(out["v_r"])
+    if input_rms is None:
+        assert between < 0.05
+    else:
+        assert between > 0.8
+        assert not np.any(heads.fc_r.bias.numpy()) and not np.any(heads.fc_c.bias.numpy())
+
+
+def test_style_heads_input_rms_needs_code_rms():
+    with pytest.raises(ValueError, match="input_rms needs code_rms"):
+        layers.StyleHeads(8, input_rms=0.05)
+
+
 @pytest.mark.parametrize("mode", ["ours", "adain", "concat"])
 def test_decoder_upsamples_by_eight(mode):
     dec = decoder.Decoder(channels=16, fusion_mode=mode, upsample_filters=(8, 8, 4))
@@ -191,6 +223,7 @@ def _layer_cases():
         (layers.FeatureExchangeBlock(8), ((vec, vec * 2, vec * 3),)),
         (layers.StyleHeads(32), ((vec, vec),)),
         (layers.StyleHeads(16, fusion_rank=2), ((vec, vec),)),
+        (layers.StyleHeads(16, code_rms=1.3, input_rms=0.04), ((vec, vec),)),
         (decoder.CSFusion("concat", 32), ((f4, _rand(2, 32), _rand(2, 32)),)),
         (decoder.CSFusion("ours", 32, rank=2), ((f4, _rand(2, 64), _rand(2, 64)),)),
         (decoder.ResidualBlock(32), (f4,)),
@@ -202,7 +235,7 @@ def _layer_cases():
     ]
 
 
-@pytest.mark.parametrize("index", range(10))
+@pytest.mark.parametrize("index", range(11))
 def test_layer_config_round_trip(index):
     layer, args = _layer_cases()[index]
     expected = layer(*args)
