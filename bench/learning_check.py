@@ -5,8 +5,10 @@ Trains each model from the same seed on random crops of the training set
 of each model) and at steps 0, `report_every`, ... prints every loss term
 and the perceptual loss of Table 1 (`metrics.perceptual_loss`) of the
 stylizations of fixed evaluation pairs, their spatial standard deviation
-(a flat image has ~0) and the correlation of their luminance with the
-content's (structure kept). One PNG per model shows `s2c` (and `c2c` for
+(a flat image has ~0), the correlation of their luminance with the
+content's (structure kept), how much the style changes efanet's output
+(`s2c-c2c`) and how much the output changes from pair to pair (`x-pair`: 0
+when the model paints one fixed image whatever its inputs). One PNG per model shows `s2c` (and `c2c` for
 efanet) of every pair at every reported step, one row per step.
 
     python -m bench.learning_check \
@@ -107,6 +109,9 @@ def evaluate(model, content, style) -> tuple[dict, dict]:
     scores["luminance_corr"] = float(
         np.mean([np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(luminance, reference)])
     )
+    # How much the output changes from pair to pair: 0 when the decoder paints
+    # one fixed image whatever its input (what a collapsed fusion path renders).
+    scores["pair_std"] = float(images["s2c"].std(axis=0).mean())
     # How much the style changes efanet's output: ~0 when v_c, v_r do not yet
     # depend on the pair and the decoder renders I_s->c as I_c->c.
     scores["s2c_minus_c2c"] = (
@@ -186,6 +191,7 @@ def format_table(results) -> str:
     head = (
         f"{'model':<44}{'step':>5}{'content':>9}{'style':>9}{'rec':>7}{'com':>7}"
         f"{'| eval content':>15}{'style':>8}{'total':>8}{'sp.std':>8}{'corr':>7}{'s2c-c2c':>8}"
+        f"{'x-pair':>7}"
     )
     lines = [head]
     for r in results:
@@ -197,6 +203,7 @@ def format_table(results) -> str:
                 f"{e['content']:>15.3g}{e['style']:>8.3g}{e['total']:>8.3g}"
                 f"{e['spatial_std']:>8.3f}{e['luminance_corr']:>7.2f}"
                 f"{e.get('s2c_minus_c2c', float('nan')):>8.3f}"
+                f"{e.get('pair_std', float('nan')):>7.3f}"
             )
     return "\n".join(lines)
 
