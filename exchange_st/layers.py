@@ -290,9 +290,14 @@ class StyleHeads(keras.layers.Layer):
                 c_bias = keras.initializers.RandomNormal(stddev=c_std)
                 r_bias = keras.initializers.RandomNormal(stddev=r_std)
             else:
-                # The kernels' fan-in is only known in build(); scaled there.
-                c_kernel = r_kernel = keras.initializers.RandomNormal(stddev=1.0)
-                self._kernel_stds = (c_std / input_rms, r_std / input_rms)
+                # x @ W has std `std` for inputs of RMS input_rms when W has
+                # std std / (input_rms sqrt(fan_in)): fan-in variance scaling.
+                c_kernel, r_kernel = (
+                    keras.initializers.VarianceScaling(
+                        (std / input_rms) ** 2, mode="fan_in", distribution="untruncated_normal"
+                    )
+                    for std in (c_std, r_std)
+                )
         self.fc_w = keras.layers.Dense(
             channels, activation="sigmoid", name="fc_v_w", dtype=self.dtype_policy
         )
@@ -312,15 +317,9 @@ class StyleHeads(keras.layers.Layer):
         )
 
     def build(self, input_shape):
-        fan_in = input_shape[0][-1] + input_shape[1][-1]
-        shape = tuple(input_shape[0][:-1]) + (fan_in,)
+        shape = tuple(input_shape[0][:-1]) + (input_shape[0][-1] + input_shape[1][-1],)
         for layer in (self.fc_w, self.fc_c, self.fc_r):
             layer.build(shape)
-        if self.input_rms is not None:
-            # N(0, 1) kernels scaled so that x @ W has the target std for
-            # inputs x of RMS input_rms: std / (input_rms sqrt(fan_in)).
-            for layer, std in zip((self.fc_c, self.fc_r), self._kernel_stds):
-                layer.kernel.assign(layer.kernel * (std / fan_in**0.5))
         self.built = True
 
     def call(self, inputs):
