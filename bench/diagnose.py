@@ -10,15 +10,23 @@ shows as a row of norms orders of magnitude above theirs.
     python -m bench.diagnose --content_dir=../shared/data/train/content \
         --style_dir=../shared/data/train/style \
         --vgg_weights=../shared/weights/vgg19_to_relu4_1_float16.h5 [--initialization=keras]
+
+With `--checkpoint=PATH` (a train.py model_dir or a `.weights.h5`, e.g. one
+that `bench.learning_check --save_weights` wrote) the trained model is
+examined instead, and `--liveness_dir` adds whether its covariance
+compressor still tells images apart: the fraction of live ReLU channels and
+the RMS of each conv, and the codes' spread across the images of that
+directory (0 when every image gets the same code).
 """
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 from absl import app, flags
 
+from exchange_st import checkpoints, diagnostics, eval_lib, image_io, losses
 from exchange_st import data as data_lib
-from exchange_st import diagnostics, losses
 from exchange_st.model import INITIALIZATIONS, ExchangeStyleTransfer
 
 FLAGS = flags.FLAGS
@@ -31,16 +39,22 @@ flags.DEFINE_integer("fusion_rank", 1, "Projections of Eq. 1-2.")
 flags.DEFINE_integer("crop_size", 128, "Crop side.")
 flags.DEFINE_integer("batch_size", 4, "Pairs in the batch.")
 flags.DEFINE_integer("seed", 0, "Seed of the weights and the crops.")
+flags.DEFINE_string("checkpoint", None, "Trained model (model_dir or .weights.h5); default fresh.")
+flags.DEFINE_string("liveness_dir", None, "Images on which to check the compressor's liveness.")
+flags.DEFINE_integer("liveness_size", 128, "Side the liveness images are cropped to.")
 
 
 def main(argv):
     del argv
     keras.utils.set_random_seed(FLAGS.seed)
-    model = ExchangeStyleTransfer(
-        vgg_weights=FLAGS.vgg_weights,
-        initialization=FLAGS.initialization,
-        fusion_rank=FLAGS.fusion_rank,
-    )
+    if FLAGS.checkpoint:
+        model = checkpoints.load_model(FLAGS.checkpoint, expect=ExchangeStyleTransfer)
+    else:
+        model = ExchangeStyleTransfer(
+            vgg_weights=FLAGS.vgg_weights,
+            initialization=FLAGS.initialization,
+            fusion_rank=FLAGS.fusion_rank,
+        )
     cfg = data_lib.DataConfig(
         FLAGS.content_dir,
         FLAGS.style_dir,
@@ -56,6 +70,14 @@ def main(argv):
         model, content, style, losses.LossConfig(perceptual_norm=FLAGS.perceptual_norm)
     )
     print(diagnostics.format_report(stats, values, norms))
+    if FLAGS.liveness_dir:
+        images = np.stack(
+            [
+                eval_lib.load_eval_image(p, FLAGS.liveness_size)
+                for p in image_io.list_images(FLAGS.liveness_dir)
+            ]
+        )
+        print(diagnostics.format_liveness(diagnostics.code_liveness(model, images)))
 
 
 if __name__ == "__main__":

@@ -121,3 +121,47 @@ def format_report(stats, values, norms) -> str:
             f"{term:<9}{values[term]:>10.4g} " + "".join(f"{row[g]:>12.3e}" for g in groups)
         )
     return "\n".join(lines)
+
+
+def code_liveness(model, images) -> dict:
+    """Whether the covariance compressor still tells images apart (the collapse of "Trainability").
+
+    A model whose compressor has gone silent gives every image the same code,
+    so `v_c`, `v_r` are constants and the output cannot depend on the style.
+
+    Args:
+      model: an `ExchangeStyleTransfer`.
+      images: `[N, H, W, 3]` in [0, 1], N >= 2 different images.
+
+    Returns:
+      Dict with, per compressor conv, `alive` (fraction of its ReLU channels
+      positive somewhere on the images) and `rms`; and the code `f` RMS and
+      its spread across the images (`f_std_across`, 0 when every image gets
+      the same code).
+    """
+    f_vgg = model.encoder(images, output_all=False)
+    x = tf.cast(layers.masked_covariance(f_vgg)[..., None], model.compressor.compute_dtype)
+    convs = {}
+    for conv in model.compressor.convs:
+        x = conv(x)
+        a = tf.cast(x, tf.float32).numpy()
+        convs[conv.name] = {
+            "alive": float((a > 0).any(axis=(0, 1, 2)).mean()),
+            "rms": float(np.sqrt(np.mean(np.square(a)))),
+        }
+    f = tf.cast(model.compressor(f_vgg), tf.float32).numpy()
+    return {
+        "convs": convs,
+        "f_rms": float(np.sqrt(np.mean(np.square(f)))),
+        "f_std_across": float(f.std(axis=0).mean()),
+    }
+
+
+def format_liveness(liveness) -> str:
+    lines = ["compressor conv   alive channels   RMS"]
+    for name, c in liveness["convs"].items():
+        lines.append(f"{name:<17} {c['alive']:>14.3f} {c['rms']:>9.4g}")
+    lines.append(
+        f"codes f: RMS {liveness['f_rms']:.4g}, std across images {liveness['f_std_across']:.4g}"
+    )
+    return "\n".join(lines)

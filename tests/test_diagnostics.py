@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from conftest import small_efanet
+
 from exchange_st import diagnostics
 from exchange_st.model import ExchangeStyleTransfer
 
@@ -41,3 +43,18 @@ def test_stage_statistics_and_gradient_norms():
     assert norms["rec"]["upsampler"] > 0
     report = diagnostics.format_report(stats, values, norms)
     assert "R_fusion" in report and "upsampler" in report
+
+
+def test_code_liveness_sees_a_silenced_compressor():
+    """A compressor whose last conv is dead gives every image the same code."""
+    model = small_efanet()
+    images = tf.random.stateless_uniform([3, 32, 40, 3], seed=[5, 0])
+    alive = diagnostics.code_liveness(model, images)
+    assert list(alive["convs"]) == [conv.name for conv in model.compressor.convs]
+    assert alive["f_std_across"] > 0
+    last = model.compressor.convs[-1]
+    last.bias.assign(tf.fill(last.bias.shape, -1e3))  # every ReLU negative
+    dead = diagnostics.code_liveness(model, images)
+    assert dead["convs"][last.name] == {"alive": 0.0, "rms": 0.0}
+    assert dead["f_std_across"] == 0.0
+    assert "alive channels" in diagnostics.format_liveness(dead)
