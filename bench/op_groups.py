@@ -75,24 +75,12 @@ def group_functions(model, jit=None):
         return layers.masked_covariance(f_vgg_c), layers.masked_covariance(f_vgg_s)
 
     def compress(cov):
-        def one(c):
-            x = keras.ops.cast(c[..., None], compressor.compute_dtype)
-            for conv in compressor.convs:
-                x = conv(x)
-            return compressor.fc(compressor.flatten(x))
-
-        return one(cov[0]), one(cov[1])
+        return compressor.compress(cov[0]), compressor.compress(cov[1])
 
     def codes(f):
         # analyze() after the compressor: the exchange blocks and the heads.
-        f_c, f_s = f
-        f_uni_c, f_uni_s = model.fc_uni_c(f_c), model.fc_uni_s(f_s)
-        f_com = model.fc_com(keras.ops.concatenate([f_c, f_s], axis=-1))
-        for block in model.exchange_block_sequence():
-            f_com, f_uni_c, f_uni_s = block((f_com, f_uni_c, f_uni_s))
-        heads_c = model.style_heads((f_com, f_c))
-        heads_s = model.style_heads((f_com, f_s))
-        return heads_c["v_w"], heads_s["v_c"], heads_s["v_r"]
+        c = model.exchange_codes(*f)
+        return c["v_w_c"], c["v_c_s"], c["v_r_s"]
 
     def pre_blocks(f_vgg, heads):
         return decoder.content_code(layers.purify(f_vgg[0], heads[0]))
@@ -101,10 +89,7 @@ def group_functions(model, jit=None):
         return decoder.fuse(code, heads[1], heads[2])
 
     def post_blocks(r_fusion):
-        x = r_fusion
-        for block in decoder.post_blocks:
-            x = block(x)
-        return x
+        return decoder.post_fusion(r_fusion)
 
     def upsampler(x, content):
         image = ops.crop_to(decoder.upsampler(x), content)

@@ -352,12 +352,16 @@ class Decoder(keras.layers.Layer):
         """`R_fusion` of Eq. 1-2 (or an ablation mode), `[B, h, w, 512]`."""
         return self.fusion((code, v_c, v_r))
 
-    def render(self, r_fusion):
-        """Post-fusion residual blocks and upsampling: `[B, h, w, 512]` -> `[B, 8h, 8w, 3]`."""
+    def post_fusion(self, r_fusion):
+        """Post-fusion residual blocks: `[B, h, w, 512]` -> same."""
         x = r_fusion
         for block in self.post_blocks:
             x = block(x)
-        return self.upsampler(x)
+        return x
+
+    def render(self, r_fusion):
+        """Post-fusion residual blocks and upsampling: `[B, h, w, 512]` -> `[B, 8h, 8w, 3]`."""
+        return self.upsampler(self.post_fusion(r_fusion))
 
     def render_layers(self):
         """Every layer of `render` in call order: post-fusion blocks, upsampling, RGB conv."""

@@ -139,17 +139,19 @@ def code_liveness(model, images) -> dict:
       its spread across the images (`f_std_across`, 0 when every image gets
       the same code).
     """
+    compressor = model.compressor
     f_vgg = model.encoder(images, output_all=False)
-    x = tf.cast(layers.masked_covariance(f_vgg)[..., None], model.compressor.compute_dtype)
+    x = tf.cast(layers.masked_covariance(f_vgg)[..., None], compressor.compute_dtype)
     convs = {}
-    for conv in model.compressor.convs:
+    # CovarianceCompressor.compress step by step, keeping each conv's output.
+    for conv in compressor.convs:
         x = conv(x)
         a = tf.cast(x, tf.float32).numpy()
         convs[conv.name] = {
             "alive": float((a > 0).any(axis=(0, 1, 2)).mean()),
             "rms": float(np.sqrt(np.mean(np.square(a)))),
         }
-    f = tf.cast(model.compressor(f_vgg), tf.float32).numpy()
+    f = tf.cast(compressor.fc(compressor.flatten(x)), tf.float32).numpy()
     return {
         "convs": convs,
         "f_rms": float(np.sqrt(np.mean(np.square(f)))),

@@ -103,8 +103,11 @@ class CovarianceCompressor(keras.layers.Layer):
         self.built = True
 
     def call(self, features, pixel_weights=None):
-        cov = masked_covariance(features, pixel_weights)[..., None]
-        x = keras.ops.cast(cov, self.compute_dtype)
+        return self.compress(masked_covariance(features, pixel_weights))
+
+    def compress(self, cov):
+        """The conv layers and FC on a covariance `[B, C, C]` -> `[B, code_dim]`."""
+        x = keras.ops.cast(cov[..., None], self.compute_dtype)
         for conv in self.convs:
             x = conv(x)
         return self.fc(self.flatten(x))

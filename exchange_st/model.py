@@ -251,6 +251,17 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         """
         f_c = self.compressor(f_vgg_c, mask_c)
         f_s = self.compressor(f_vgg_s, mask_s)
+        return self.exchange_codes(f_c, f_s)
+
+    def exchange_codes(self, f_c, f_s):
+        """`analyze` after the compressor: Feature Exchange blocks and style heads.
+
+        Args:
+          f_c, f_s: compressed covariances `[B, 256]`, `[B or 1, 256]`.
+
+        Returns:
+          The dict of `analyze`.
+        """
         f_s = keras.ops.broadcast_to(f_s, keras.ops.shape(f_c))
         f_uni_c = self.fc_uni_c(f_c)
         f_uni_s = self.fc_uni_s(f_s)
