@@ -36,6 +36,9 @@ flags.DEFINE_string("vgg_weights", "imagenet", "VGG-19 weights: 'imagenet' or an
 flags.DEFINE_enum("initialization", "scaled", list(INITIALIZATIONS), "Model initialisation.")
 flags.DEFINE_enum("perceptual_norm", "squared", list(losses.PERCEPTUAL_NORMS), "Eq. 3-4 norm.")
 flags.DEFINE_integer("fusion_rank", 1, "Projections of Eq. 1-2.")
+flags.DEFINE_string(
+    "compressor_initializer", "glorot_uniform", "Kernel initializer of the compressor's convs."
+)
 flags.DEFINE_integer("crop_size", 128, "Crop side.")
 flags.DEFINE_integer("batch_size", 4, "Pairs in the batch.")
 flags.DEFINE_integer("seed", 0, "Seed of the weights and the crops.")
@@ -54,6 +57,7 @@ def main(argv):
             vgg_weights=FLAGS.vgg_weights,
             initialization=FLAGS.initialization,
             fusion_rank=FLAGS.fusion_rank,
+            compressor_initializer=FLAGS.compressor_initializer,
         )
     cfg = data_lib.DataConfig(
         FLAGS.content_dir,

@@ -62,6 +62,9 @@ class CovarianceCompressor(keras.layers.Layer):
       code_dim: size of the output code (`f_c`, `f_s`), 256 in the paper.
       filters: output channels of the stride-2 conv layers.
       kernel_size: conv kernel size.
+      kernel_initializer: initializer of the conv kernels (Keras'
+        `"glorot_uniform"` by default; `"he_normal"` keeps the ReLU stack's
+        activation scale from layer to layer).
 
     Call arguments:
       features: `[B, h, w, C]` VGG relu4_1 map (`f_vgg_c` or `f_vgg_s`).
@@ -71,11 +74,22 @@ class CovarianceCompressor(keras.layers.Layer):
       `[B, code_dim]` code.
     """
 
-    def __init__(self, code_dim=256, filters=(32, 64, 128, 128, 64), kernel_size=3, **kwargs):
+    def __init__(
+        self,
+        code_dim=256,
+        filters=(32, 64, 128, 128, 64),
+        kernel_size=3,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.code_dim = code_dim
         self.filters = tuple(filters)
         self.kernel_size = kernel_size
+        # Serialized, so each conv gets its own instance (and its own draw).
+        self.kernel_initializer = keras.initializers.serialize(
+            keras.initializers.get(kernel_initializer)
+        )
         self.convs = [
             keras.layers.Conv2D(
                 n,
@@ -83,6 +97,7 @@ class CovarianceCompressor(keras.layers.Layer):
                 strides=2,
                 padding="same",
                 activation="relu",
+                kernel_initializer=keras.initializers.get(self.kernel_initializer),
                 name=f"conv{i}",
                 dtype=self.dtype_policy,
             )
@@ -115,7 +130,12 @@ class CovarianceCompressor(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"code_dim": self.code_dim, "filters": self.filters, "kernel_size": self.kernel_size}
+            {
+                "code_dim": self.code_dim,
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "kernel_initializer": self.kernel_initializer,
+            }
         )
         return config
 
@@ -265,6 +285,10 @@ class StyleHeads(keras.layers.Layer):
         `v_c`/`v_r` are not projections).
       input_rms: RMS of the fresh codes `(f'_com, f_x)`; if set (with
         `code_rms`), the kernels rather than the biases carry the scales.
+      zero_kernels: start the three kernels at zero, so the fresh heads are
+        their biases alone and do not depend on the codes until training
+        gives them a reason to (the zero-initialised conditioning of
+        adaLN-Zero, Peebles & Xie 2023). Excludes `input_rms`.
 
     Call arguments:
       inputs: pair `(f_com, f_x)`, each `[B, 256]`.
@@ -274,18 +298,29 @@ class StyleHeads(keras.layers.Layer):
       (the k x 512 rows), each stored flat as `[B, k * channels]`.
     """
 
-    def __init__(self, channels=512, fusion_rank=1, code_rms=None, input_rms=None, **kwargs):
+    def __init__(
+        self,
+        channels=512,
+        fusion_rank=1,
+        code_rms=None,
+        input_rms=None,
+        zero_kernels=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if fusion_rank < 1:
             raise ValueError(f"fusion_rank must be >= 1, got {fusion_rank}")
         if input_rms is not None and code_rms is None:
             raise ValueError("input_rms needs code_rms: it scales the kernels to code_rms")
+        if input_rms is not None and zero_kernels:
+            raise ValueError("input_rms puts the scales in the kernels; zero_kernels cannot")
         self.channels = channels
         self.fusion_rank = fusion_rank
         self.code_rms = code_rms
         self.input_rms = input_rms
+        self.zero_kernels = zero_kernels
         c_bias, r_bias = "zeros", "zeros"
-        c_kernel, r_kernel = "glorot_uniform", "glorot_uniform"
+        w_kernel = c_kernel = r_kernel = "zeros" if zero_kernels else "glorot_uniform"
         if code_rms is not None:
             c_std = 1.0 / (channels**0.5 * code_rms)
             r_std = code_rms / fusion_rank**0.5
@@ -302,7 +337,11 @@ class StyleHeads(keras.layers.Layer):
                     for std in (c_std, r_std)
                 )
         self.fc_w = keras.layers.Dense(
-            channels, activation="sigmoid", name="fc_v_w", dtype=self.dtype_policy
+            channels,
+            activation="sigmoid",
+            kernel_initializer=w_kernel,
+            name="fc_v_w",
+            dtype=self.dtype_policy,
         )
         self.fc_c = keras.layers.Dense(
             channels * fusion_rank,
@@ -337,6 +376,7 @@ class StyleHeads(keras.layers.Layer):
                 "fusion_rank": self.fusion_rank,
                 "code_rms": self.code_rms,
                 "input_rms": self.input_rms,
+                "zero_kernels": self.zero_kernels,
             }
         )
         return config

@@ -13,14 +13,16 @@ from exchange_st.blending import blend_styles
 from exchange_st.vgg import FEATURE_NAMES, VGGEncoder
 
 VGG_CHANNELS = 512
-INITIALIZATIONS = ("scaled", "keras", "scaled_kernels")
+INITIALIZATIONS = ("scaled", "keras", "scaled_kernels", "scaled_zero_heads")
 # RMS of the content code at initialisation: VGG features divided by their
 # mean activation (vgg.FEATURE_SCALES) have RMS ~2.4 and the fresh purifier
 # halves them (v_w ~ 0.5); measured 1.30 on training crops.
 CONTENT_CODE_RMS = 1.3
 # RMS of the fresh codes (f'_com, f_c, f_s) the style heads read, measured on
-# training crops with the ImageNet VGG (0.034-0.038).
-CODE_RMS = 0.036
+# training crops with the ImageNet VGG, per compressor initializer:
+# 0.034-0.038 with Keras' Glorot kernels, 0.83-1.24 with He's
+# (`python -m bench.diagnose ... --compressor_initializer=he_normal`).
+CODE_RMS = {"glorot_uniform": 0.036, "he_normal": 1.1}
 # Mean colour of the training photos and artworks: what a fresh decoder
 # paints before it has learned anything (the L1 optimum of a constant image
 # is near it).
@@ -43,6 +45,10 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
       share_exchange_block: iterate one shared block `num_exchange_blocks`
         times instead of chaining distinct ones (ablation, Fig. 13).
       compressor_filters: conv widths of the covariance compressor.
+      compressor_initializer: kernel initializer of the compressor's convs
+        (Keras' `"glorot_uniform"`; `"he_normal"` keeps their activations at
+        the input's scale, BUILD_NOTES.md, "Trainability"). The paper does
+        not say.
       fusion_mode: `"ours"` (Eq. 1-2), `"adain"` or `"concat"` (Fig. 8).
       gate_bias_init: initial gate bias of the message passing units.
       num_pre_fusion_blocks: residual blocks before fusion (3, Sec. 3.5).
@@ -57,7 +63,9 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         flat near-black image and trains slowly (BUILD_NOTES.md,
         "Trainability"); `"scaled_kernels"` is `"scaled"` with the scale of
         `v_c`, `v_r` in the heads' kernels instead of their biases, so they
-        start as functions of the codes. The paper does not say.
+        start as functions of the codes; `"scaled_zero_heads"` is `"scaled"`
+        with the heads' kernels at zero, so `v_w`, `v_c`, `v_r` start
+        independent of the codes. The paper does not say.
       content_weight, style_weight, rec_weight, com_weight, orthogonality,
         perceptual_norm, exchange_targets: the training objective
         (`losses.LossConfig`: the lambdas of Eq. 7, 1 / 2 / 5 / 7, the form
@@ -102,6 +110,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         num_exchange_blocks=3,
         share_exchange_block=False,
         compressor_filters=(32, 64, 128, 128, 64),
+        compressor_initializer="glorot_uniform",
         fusion_mode="ours",
         gate_bias_init=-5.0,
         num_pre_fusion_blocks=3,
@@ -122,6 +131,11 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         if initialization not in INITIALIZATIONS:
             raise ValueError(
                 f"initialization must be one of {INITIALIZATIONS}, got {initialization!r}"
+            )
+        if initialization == "scaled_kernels" and compressor_initializer not in CODE_RMS:
+            raise ValueError(
+                f"initialization='scaled_kernels' needs the fresh codes' RMS, measured only for "
+                f"compressor_initializer in {sorted(CODE_RMS)}, got {compressor_initializer!r}"
             )
         # Validates the objective before any layer is built.
         self.loss_config = losses.LossConfig(
@@ -144,6 +158,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         self.num_exchange_blocks = num_exchange_blocks
         self.share_exchange_block = share_exchange_block
         self.compressor_filters = tuple(compressor_filters)
+        self.compressor_initializer = compressor_initializer
         self.fusion_mode = fusion_mode
         self.gate_bias_init = gate_bias_init
         self.num_pre_fusion_blocks = num_pre_fusion_blocks
@@ -151,7 +166,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         self.upsample_filters = tuple(upsample_filters)
         self.fusion_rank = fusion_rank
         self.initialization = initialization
-        scaled = initialization in ("scaled", "scaled_kernels")
+        scaled = initialization in ("scaled", "scaled_kernels", "scaled_zero_heads")
         paper_fusion = scaled and fusion_mode == "ours"
 
         policy = self.dtype_policy
@@ -159,7 +174,11 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         # One compressor and one set of style heads serve both images: either
         # image plays either role (I_s is the content of I_c->s).
         self.compressor = layers.CovarianceCompressor(
-            code_dim, self.compressor_filters, name="compressor", dtype=policy
+            code_dim,
+            self.compressor_filters,
+            kernel_initializer=compressor_initializer,
+            name="compressor",
+            dtype=policy,
         )
         self.fc_uni_c = keras.layers.Dense(code_dim, name="fc_uni_c", dtype=policy)
         self.fc_uni_s = keras.layers.Dense(code_dim, name="fc_uni_s", dtype=policy)
@@ -176,7 +195,12 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
             VGG_CHANNELS,
             fusion_rank,
             code_rms=CONTENT_CODE_RMS if paper_fusion else None,
-            input_rms=CODE_RMS if paper_fusion and initialization == "scaled_kernels" else None,
+            input_rms=(
+                CODE_RMS[compressor_initializer]
+                if paper_fusion and initialization == "scaled_kernels"
+                else None
+            ),
+            zero_kernels=initialization == "scaled_zero_heads",
             name="style_heads",
             dtype=policy,
         )
@@ -398,6 +422,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
                 "num_exchange_blocks": self.num_exchange_blocks,
                 "share_exchange_block": self.share_exchange_block,
                 "compressor_filters": self.compressor_filters,
+                "compressor_initializer": self.compressor_initializer,
                 "fusion_mode": self.fusion_mode,
                 "gate_bias_init": self.gate_bias_init,
                 "num_pre_fusion_blocks": self.num_pre_fusion_blocks,

@@ -58,3 +58,22 @@ def test_code_liveness_sees_a_silenced_compressor():
     assert dead["convs"][last.name] == {"alive": 0.0, "rms": 0.0}
     assert dead["f_std_across"] == 0.0
     assert "alive channels" in diagnostics.format_liveness(dead)
+
+
+def test_zero_heads_shield_the_codes_from_the_image_losses_at_initialisation():
+    """`scaled_zero_heads`: only Eq. 6 trains the code path until the heads' kernels move."""
+    keras.utils.set_random_seed(0)
+    model = ExchangeStyleTransfer(
+        vgg_weights=None,
+        compressor_filters=(4, 4, 4, 4, 4),
+        upsample_filters=(8, 8, 8),
+        initialization="scaled_zero_heads",
+    )
+    model.build()
+    content = tf.random.stateless_uniform([2, 32, 32, 3], seed=[1, 2])
+    style = tf.random.stateless_uniform([2, 32, 32, 3], seed=[3, 4])
+    _, norms = diagnostics.gradient_norms(model, content, style)
+    for term in ("content", "style", "rec"):
+        assert norms[term]["compressor"] == 0.0 and norms[term]["exchange"] == 0.0, term
+        assert norms[term]["heads"] > 0, term
+    assert norms["com"]["compressor"] > 0

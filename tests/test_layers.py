@@ -42,6 +42,33 @@ def test_compressor_shape_and_mask_invariance():
     np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
 
 
+def _conv_rms(compressor, features):
+    x = layers.masked_covariance(tf.constant(features))[..., None]
+    rms = []
+    for conv in compressor.convs:
+        x = conv(x)
+        rms.append(float(tf.sqrt(tf.reduce_mean(tf.square(x)))))
+    return rms
+
+
+def test_he_compressor_keeps_its_activation_scale():
+    # Why "he_normal" exists (BUILD_NOTES.md, "Trainability"): Glorot kernels
+    # shrink the ReLU stack's activations layer by layer, so the last conv
+    # of the paper-sized compressor ends small enough for Adam's lr-sized
+    # bias steps to silence it.
+    features = np.abs(_rand(2, 8, 8, 64, seed=5))
+    rms = {}
+    for init in ("glorot_uniform", "he_normal"):
+        keras.utils.set_random_seed(0)
+        comp = layers.CovarianceCompressor(16, (32, 64, 128, 128, 64), kernel_initializer=init)
+        comp(tf.constant(features))
+        rms[init] = _conv_rms(comp, features)
+    glorot, he = rms["glorot_uniform"], rms["he_normal"]
+    assert glorot[-1] < glorot[0] / 3
+    assert he[0] / 2 < he[-1] < he[0] * 2
+    assert he[-1] > 10 * glorot[-1]
+
+
 def test_residual_message_passing_equations():
     rmp = layers.ResidualMessagePassing(units=8, gate_bias_init=-1.0)
     a, b = tf.constant(_rand(3, 8, seed=3)), tf.constant(_rand(3, 8, seed=4))
@@ -201,6 +228,26 @@ def test_style_heads_start_at_the_projection_scales(input_rms):
         assert not np.any(heads.fc_r.bias.numpy()) and not np.any(heads.fc_c.bias.numpy())
 
 
+def test_zero_kernel_heads_start_independent_of_the_codes_and_learn_from_them():
+    heads = layers.StyleHeads(32, code_rms=1.3, zero_kernels=True)
+    a = [tf.constant(_rand(4, 8, seed=s)) for s in (30, 31)]
+    b = [tf.constant(_rand(4, 8, seed=s)) for s in (32, 33)]
+    out_a, out_b = heads(a), heads(b)
+    for name in ("v_w", "v_c", "v_r"):
+        np.testing.assert_array_equal(out_a[name].numpy(), out_b[name].numpy())
+        # Every row is the same vector: the head's bias alone.
+        assert np.ptp(out_a[name].numpy(), axis=0).max() == 0.0
+    np.testing.assert_allclose(out_a["v_w"].numpy(), 0.5)
+    assert np.std(out_a["v_r"].numpy()) == pytest.approx(1.3, rel=0.3)
+    # The kernels still get the gradient that makes them depend on the codes.
+    with tf.GradientTape() as tape:
+        loss = sum(tf.reduce_sum(tf.square(v)) for v in heads(a).values())
+    grads = tape.gradient(loss, [heads.fc_w.kernel, heads.fc_c.kernel, heads.fc_r.kernel])
+    assert all(float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
+    with pytest.raises(ValueError, match="zero_kernels"):
+        layers.StyleHeads(8, code_rms=1.3, input_rms=0.04, zero_kernels=True)
+
+
 def test_style_heads_input_rms_needs_code_rms():
     with pytest.raises(ValueError, match="input_rms needs code_rms"):
         layers.StyleHeads(8, input_rms=0.05)
@@ -219,11 +266,13 @@ def _layer_cases():
     vec = _rand(2, 8)
     return [
         (layers.CovarianceCompressor(8, (4, 4)), (f4,)),
+        (layers.CovarianceCompressor(8, (4, 4), kernel_initializer="he_normal"), (f4,)),
         (layers.ResidualMessagePassing(8), ((vec, vec * 2),)),
         (layers.FeatureExchangeBlock(8), ((vec, vec * 2, vec * 3),)),
         (layers.StyleHeads(32), ((vec, vec),)),
         (layers.StyleHeads(16, fusion_rank=2), ((vec, vec),)),
         (layers.StyleHeads(16, code_rms=1.3, input_rms=0.04), ((vec, vec),)),
+        (layers.StyleHeads(16, code_rms=1.3, zero_kernels=True), ((vec, vec),)),
         (decoder.CSFusion("concat", 32), ((f4, _rand(2, 32), _rand(2, 32)),)),
         (decoder.CSFusion("ours", 32, rank=2), ((f4, _rand(2, 64), _rand(2, 64)),)),
         (decoder.ResidualBlock(32), (f4,)),
@@ -235,7 +284,7 @@ def _layer_cases():
     ]
 
 
-@pytest.mark.parametrize("index", range(11))
+@pytest.mark.parametrize("index", range(13))
 def test_layer_config_round_trip(index):
     layer, args = _layer_cases()[index]
     expected = layer(*args)

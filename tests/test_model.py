@@ -212,6 +212,37 @@ def test_ablation_variants(kwargs, distinct_blocks):
     assert out["v_c_s"].shape == (1, 512 * kwargs.get("fusion_rank", 1))
 
 
+def test_he_compressor_option_round_trips_and_scales_the_heads():
+    m = ExchangeStyleTransfer(
+        vgg_weights=None,
+        vgg_feature_scales=TEST_FEATURE_SCALES,
+        compressor_initializer="he_normal",
+        initialization="scaled_kernels",
+    )
+    m.build()
+    assert m.get_config()["compressor_initializer"] == "he_normal"
+    clone = ExchangeStyleTransfer.from_config(m.get_config())
+    clone.build()
+    conv = clone.compressor.convs[0].kernel_initializer
+    assert isinstance(conv, keras.initializers.HeNormal)
+    # scaled_kernels divides the heads' kernels by the fresh codes' RMS, which
+    # He kernels raise ~30x: the heads must know which compressor they read.
+    assert (
+        m.style_heads.input_rms
+        > 10
+        * ExchangeStyleTransfer(
+            vgg_weights=None, initialization="scaled_kernels"
+        ).style_heads.input_rms
+    )
+
+
+def test_unmeasured_compressor_initializer_with_scaled_kernels_is_refused():
+    with pytest.raises(ValueError, match="compressor_initializer"):
+        ExchangeStyleTransfer(
+            vgg_weights=None, compressor_initializer="lecun_normal", initialization="scaled_kernels"
+        )
+
+
 def test_keras_save_round_trip(model, tmp_path):
     content = _images([1, 40, 40, 3], 16)
     style = _images([1, 32, 48, 3], 17)
