@@ -8,7 +8,10 @@ stylizations of fixed evaluation pairs, their spatial standard deviation
 (a flat image has ~0), the correlation of their luminance with the
 content's (structure kept), how much the style changes efanet's output
 (`s2c-c2c`) and how much the output changes from pair to pair (`x-pair`: 0
-when the model paints one fixed image whatever its inputs). One PNG per model shows `s2c` (and `c2c` for
+when the model paints one fixed image whatever its inputs), and for efanet the codes' spread
+across the evaluation images (`codes`, 0 when every image gets the same
+code; ~0.02 in a fresh model) and the fraction of the compressor's last ReLU channels still live
+(`alive`). One PNG per model shows `s2c` (and `c2c` for
 efanet) of every pair at every reported step, one row per step.
 
     python -m bench.learning_check \
@@ -35,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from exchange_st import checkpoints, eval_lib, image_io, losses, metrics, optim
+from exchange_st import checkpoints, diagnostics, eval_lib, image_io, losses, metrics, optim
 from exchange_st import data as data_lib
 from exchange_st.baselines import adain as adain_lib
 from exchange_st.model import ExchangeStyleTransfer
@@ -117,6 +120,14 @@ def evaluate(model, content, style) -> tuple[dict, dict]:
     scores["s2c_minus_c2c"] = (
         float(np.abs(images["s2c"] - images["c2c"]).mean()) if "c2c" in images else float("nan")
     )
+    if isinstance(model, ExchangeStyleTransfer):
+        # The collapse's first sign (BUILD_NOTES.md, "Trainability"): the codes
+        # stop telling the evaluation images apart and the compressor's last
+        # conv goes silent.
+        live = diagnostics.code_liveness(model, np.concatenate([content, style]))
+        scores["code_std"] = live["f_std_across"]
+        scores["code_rms"] = live["f_rms"]
+        scores["last_conv_alive"] = list(live["convs"].values())[-1]["alive"]
     return images, scores
 
 
@@ -189,9 +200,9 @@ def write_grid(path, content, style, rows):
 
 def format_table(results) -> str:
     head = (
-        f"{'model':<44}{'step':>5}{'content':>9}{'style':>9}{'rec':>7}{'com':>7}"
+        f"{'model':<44}{'step':>5}{'content':>9}{'style':>9}{'rec':>7}{'com':>9}"
         f"{'| eval content':>15}{'style':>8}{'total':>8}{'sp.std':>8}{'corr':>7}{'s2c-c2c':>8}"
-        f"{'x-pair':>7}"
+        f"{'x-pair':>7}{'codes':>9}{'alive':>6}"
     )
     lines = [head]
     for r in results:
@@ -199,11 +210,13 @@ def format_table(results) -> str:
             t, e = rep["train"], rep["eval"]
             lines.append(
                 f"{r['spec']:<44}{rep['step']:>5}{t['content']:>9.3g}{t['style']:>9.3g}"
-                f"{t.get('rec', float('nan')):>7.3g}{t.get('com', float('nan')):>7.3g}"
+                f"{t.get('rec', float('nan')):>7.3g}{t.get('com', float('nan')):>9.3g}"
                 f"{e['content']:>15.3g}{e['style']:>8.3g}{e['total']:>8.3g}"
                 f"{e['spatial_std']:>8.3f}{e['luminance_corr']:>7.2f}"
                 f"{e.get('s2c_minus_c2c', float('nan')):>8.3f}"
                 f"{e.get('pair_std', float('nan')):>7.3f}"
+                f"{e.get('code_std', float('nan')):>9.2g}"
+                f"{e.get('last_conv_alive', float('nan')):>6.2f}"
             )
     return "\n".join(lines)
 
