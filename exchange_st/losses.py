@@ -9,7 +9,7 @@ from exchange_st.vgg import FEATURE_NAMES
 
 ORTHOGONALITY_MODES = ("abs", "square", "raw")
 PERCEPTUAL_NORMS = ("squared", "rms")
-EXCHANGE_TARGETS = ("trainable", "fixed")
+EXCHANGE_TARGETS = ("trainable", "fixed", "detached")
 # Keeps the gradient of the RMS finite where a difference is exactly zero.
 _RMS_EPSILON = 1e-8
 
@@ -32,9 +32,12 @@ class LossConfig:
         the L1 terms are).
       exchange_targets: whether the codes `f_c`, `f_s` that Eq. 6's
         reconstruction terms compare `f*` with receive that term's gradient:
-        `"trainable"` (as written; default) or `"fixed"` (a stop-gradient on
+        `"trainable"` (as written; default), `"fixed"` (a stop-gradient on
         the targets, so Eq. 6 cannot lower its value by shrinking the
-        compressor's codes).
+        compressor's codes) or `"detached"` (Eq. 6 trains the exchange path
+        only, from the FC layers on, and never the compressor: the model
+        recomputes that path from stop-gradient codes for the loss,
+        `outputs["eq6"]`).
     """
 
     content_weight: float = 1.0
@@ -117,6 +120,9 @@ def exchange_loss(outputs, orthogonality="abs", targets="trainable"):
     Returns:
       Dict with `orthogonality`, `reconstruction` and their sum `total`.
     """
+    # The model's own copy of the exchange path for Eq. 6, where it keeps one
+    # (`exchange_targets="detached"`).
+    outputs = outputs.get("eq6", outputs)
     f_com = keras.ops.cast(outputs["f_com"], "float32")
 
     def orth(f_uni):
@@ -128,7 +134,7 @@ def exchange_loss(outputs, orthogonality="abs", targets="trainable"):
         return keras.ops.mean(dot)
 
     def l1(f, f_star):
-        if targets == "fixed":
+        if targets in ("fixed", "detached"):
             f = keras.ops.stop_gradient(f)
         diff = keras.ops.cast(f, "float32") - keras.ops.cast(f_star, "float32")
         return keras.ops.mean(keras.ops.sum(keras.ops.abs(diff), axis=-1))

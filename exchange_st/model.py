@@ -324,11 +324,24 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
             r_fusion = decoder.fuse(code, codes[f"v_c_{style_of}"], codes[f"v_r_{style_of}"])
             out[key] = keras.ops.cast(ops.crop_to(decoder.render(r_fusion), like), "float32")
         out.update(codes)
-        out["f_c_rec"] = self.fc_rec(codes["f_com"] + codes["f_uni_c"])
-        out["f_s_rec"] = self.fc_rec(codes["f_com"] + codes["f_uni_s"])
+        out.update(self._reconstruct_codes(codes))
+        if training and self.loss_config.exchange_targets == "detached":
+            # Eq. 6 on a copy of the exchange path fed with stop-gradient codes:
+            # it trains the FC layers, exchange blocks and f*, not the compressor.
+            eq6 = self.exchange_codes(
+                keras.ops.stop_gradient(codes["f_c"]), keras.ops.stop_gradient(codes["f_s"])
+            )
+            out["eq6"] = {**eq6, **self._reconstruct_codes(eq6)}
         out["feats_c"] = feats_c
         out["feats_s"] = feats_s
         return out
+
+    def _reconstruct_codes(self, codes):
+        """`f*` of Eq. 6: the reconstruction FC on `f_com + f_uni` of each image."""
+        return {
+            "f_c_rec": self.fc_rec(codes["f_com"] + codes["f_uni_c"]),
+            "f_s_rec": self.fc_rec(codes["f_com"] + codes["f_uni_s"]),
+        }
 
     def stylize(self, content, style, alpha=1.0, content_mask=None, style_mask=None):
         """Inference: `I_s->c` with the Eq. 8 trade-off and optional masks.

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from conftest import small_efanet
@@ -77,3 +78,27 @@ def test_zero_heads_shield_the_codes_from_the_image_losses_at_initialisation():
         assert norms[term]["compressor"] == 0.0 and norms[term]["exchange"] == 0.0, term
         assert norms[term]["heads"] > 0, term
     assert norms["com"]["compressor"] > 0
+
+
+def test_detached_eq6_trains_the_exchange_path_but_not_the_compressor():
+    """`exchange_targets="detached"`: same Eq. 6 value as `"fixed"`, no Eq. 6 gradient upstream."""
+    content = tf.random.stateless_uniform([2, 32, 32, 3], seed=[1, 2])
+    style = tf.random.stateless_uniform([2, 32, 32, 3], seed=[3, 4])
+    results = {}
+    for targets in ("fixed", "detached"):
+        keras.utils.set_random_seed(0)
+        model = ExchangeStyleTransfer(
+            vgg_weights=None,
+            compressor_filters=(4, 4, 4, 4, 4),
+            upsample_filters=(8, 8, 8),
+            exchange_targets=targets,
+        )
+        model.build()
+        results[targets] = diagnostics.gradient_norms(model, content, style, model.loss_config)
+    (fixed_values, fixed_norms), (values, norms) = results["fixed"], results["detached"]
+    assert values["com"] == pytest.approx(fixed_values["com"], rel=1e-5)
+    assert fixed_norms["com"]["compressor"] > 0
+    assert norms["com"]["compressor"] == 0.0
+    assert norms["com"]["exchange"] > 0 and norms["com"]["codes"] > 0
+    # The image losses still train the compressor through the heads.
+    assert norms["style"]["compressor"] > 0
