@@ -28,7 +28,6 @@ overrides: constructor arguments (`efanet:fusion_rank=4`,
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -92,11 +91,12 @@ def build(spec: str, vgg_weights: str):
         model = adain_lib.AdaINNet(vgg_weights=vgg_weights, **kwargs)
         model.build()
         return model, lambda out, c, s: adain_lib.adain_losses(out, c, s, model.encoder), optimizer
-    loss_fields = {f.name for f in dataclasses.fields(losses.LossConfig)}
-    config = losses.LossConfig(**{k: kwargs.pop(k) for k in list(kwargs) if k in loss_fields})
+    # The model owns its objective (and "detached" Eq. 6 needs the model's side).
     model = ExchangeStyleTransfer(vgg_weights=vgg_weights, **kwargs)
     model.build()
-    objective = lambda out, c, s: losses.compute_losses(out, c, s, model.encoder, config)  # noqa: E731
+    objective = lambda out, c, s: losses.compute_losses(  # noqa: E731
+        out, c, s, model.encoder, model.loss_config
+    )
     return model, objective, optimizer
 
 

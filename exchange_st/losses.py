@@ -122,6 +122,11 @@ def exchange_loss(outputs, orthogonality="abs", targets="trainable"):
     """
     # The model's own copy of the exchange path for Eq. 6, where it keeps one
     # (`exchange_targets="detached"`).
+    if targets == "detached" and "eq6" not in outputs:
+        raise ValueError(
+            "exchange_targets='detached' needs the model's own copy of the exchange path "
+            "(outputs['eq6']): build the model with exchange_targets='detached' too"
+        )
     outputs = outputs.get("eq6", outputs)
     f_com = keras.ops.cast(outputs["f_com"], "float32")
 

@@ -325,7 +325,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
             out[key] = keras.ops.cast(ops.crop_to(decoder.render(r_fusion), like), "float32")
         out.update(codes)
         out.update(self._reconstruct_codes(codes))
-        if training and self.loss_config.exchange_targets == "detached":
+        if self.loss_config.exchange_targets == "detached":
             # Eq. 6 on a copy of the exchange path fed with stop-gradient codes:
             # it trains the FC layers, exchange blocks and f*, not the compressor.
             eq6 = self.exchange_codes(

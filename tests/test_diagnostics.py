@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from conftest import small_efanet
 
-from exchange_st import diagnostics
+from exchange_st import diagnostics, losses
 from exchange_st.model import ExchangeStyleTransfer
 
 
@@ -102,3 +102,12 @@ def test_detached_eq6_trains_the_exchange_path_but_not_the_compressor():
     assert norms["com"]["exchange"] > 0 and norms["com"]["codes"] > 0
     # The image losses still train the compressor through the heads.
     assert norms["style"]["compressor"] > 0
+
+
+def test_detached_eq6_needs_the_models_copy_of_the_exchange_path():
+    model = small_efanet()
+    content = tf.random.stateless_uniform([1, 32, 32, 3], seed=[6, 0])
+    out = model(content, content, training=True)
+    config = losses.LossConfig(exchange_targets="detached")
+    with pytest.raises(ValueError, match="exchange_targets='detached'"):
+        losses.compute_losses(out, content, content, model.encoder, config)
