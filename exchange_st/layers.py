@@ -86,9 +86,13 @@ class CovarianceCompressor(keras.layers.Layer):
         self.code_dim = code_dim
         self.filters = tuple(filters)
         self.kernel_size = kernel_size
-        # Serialized, so each conv gets its own instance (and its own draw).
-        self.kernel_initializer = keras.initializers.serialize(
-            keras.initializers.get(kernel_initializer)
+        # Kept as a name or config, never built here: each conv builds its own
+        # instance (its own draw), and an instance made here would consume a
+        # seed and shift every later layer's initial weights.
+        self.kernel_initializer = (
+            kernel_initializer
+            if isinstance(kernel_initializer, (str, dict))
+            else keras.initializers.serialize(kernel_initializer)
         )
         self.convs = [
             keras.layers.Conv2D(
@@ -97,7 +101,7 @@ class CovarianceCompressor(keras.layers.Layer):
                 strides=2,
                 padding="same",
                 activation="relu",
-                kernel_initializer=keras.initializers.get(self.kernel_initializer),
+                kernel_initializer=self.kernel_initializer,
                 name=f"conv{i}",
                 dtype=self.dtype_policy,
             )
