@@ -11,10 +11,13 @@ from exchange_st import diagnostics, losses
 from exchange_st.model import ExchangeStyleTransfer
 
 
-def _model():
+def _model(**overrides):
     keras.utils.set_random_seed(0)
     model = ExchangeStyleTransfer(
-        vgg_weights=None, compressor_filters=(4, 4, 4, 4, 4), upsample_filters=(8, 8, 8)
+        vgg_weights=None,
+        compressor_filters=(4, 4, 4, 4, 4),
+        upsample_filters=(8, 8, 8),
+        **overrides,
     )
     model.build()
     return model
@@ -63,14 +66,7 @@ def test_code_liveness_sees_a_silenced_compressor():
 
 def test_zero_heads_shield_the_codes_from_the_image_losses_at_initialisation():
     """`scaled_zero_heads`: only Eq. 6 trains the code path until the heads' kernels move."""
-    keras.utils.set_random_seed(0)
-    model = ExchangeStyleTransfer(
-        vgg_weights=None,
-        compressor_filters=(4, 4, 4, 4, 4),
-        upsample_filters=(8, 8, 8),
-        initialization="scaled_zero_heads",
-    )
-    model.build()
+    model = _model(initialization="scaled_zero_heads")
     content = tf.random.stateless_uniform([2, 32, 32, 3], seed=[1, 2])
     style = tf.random.stateless_uniform([2, 32, 32, 3], seed=[3, 4])
     _, norms = diagnostics.gradient_norms(model, content, style)
@@ -86,14 +82,7 @@ def test_detached_eq6_trains_the_exchange_path_but_not_the_compressor():
     style = tf.random.stateless_uniform([2, 32, 32, 3], seed=[3, 4])
     results = {}
     for targets in ("fixed", "detached"):
-        keras.utils.set_random_seed(0)
-        model = ExchangeStyleTransfer(
-            vgg_weights=None,
-            compressor_filters=(4, 4, 4, 4, 4),
-            upsample_filters=(8, 8, 8),
-            exchange_targets=targets,
-        )
-        model.build()
+        model = _model(exchange_targets=targets)
         results[targets] = diagnostics.gradient_norms(model, content, style, model.loss_config)
     (fixed_values, fixed_norms), (values, norms) = results["fixed"], results["detached"]
     assert values["com"] == pytest.approx(fixed_values["com"], rel=1e-5)
