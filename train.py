@@ -83,7 +83,8 @@ flags.DEFINE_enum(
     "initialization",
     "scaled",
     list(model_lib.INITIALIZATIONS),
-    "Decoder/style-head initialisation: scaled, scaled_kernels (BUILD_NOTES, Trainability) or keras.",
+    "Decoder/style-head initialisation: scaled, scaled_kernels, scaled_zero_heads "
+    "(BUILD_NOTES, Trainability) or keras.",
 )
 flags.DEFINE_integer(
     "fusion_rank", 1, "Projections k of Eq. 1-2: 1 is the paper; k > 1 its conclusion's option."
@@ -111,7 +112,8 @@ flags.DEFINE_enum(
     "trainable",
     list(losses.EXCHANGE_TARGETS),
     "Whether the codes f_c, f_s of Eq. 6's reconstruction terms take its gradient "
-    "(trainable, as written) or are fixed targets (stop-gradient).",
+    "(trainable, as written), are fixed targets (stop-gradient), or Eq. 6 does not "
+    "train the compressor at all (detached).",
 )
 flags.DEFINE_float(
     "adain_style_weight", 10.0, "Style weight of the AdaIN baseline (--model=adain)."

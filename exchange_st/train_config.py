@@ -43,7 +43,8 @@ class TrainConfig:
       num_pre_fusion_blocks, num_post_fusion_blocks: Decoder residual blocks
         before / after fusion (3 / 2).
       upsample_filters: Widths of the decoder's three upsampling stages.
-      initialization: `"scaled"`, `"scaled_kernels"` or `"keras"` (`ExchangeStyleTransfer`).
+      initialization: `"scaled"`, `"scaled_kernels"`, `"scaled_zero_heads"` or `"keras"`
+        (`ExchangeStyleTransfer`).
       fusion_rank: projections k of Eq. 1-2 (1: the paper; k > 1 is the
         option of its conclusion, `ExchangeStyleTransfer.fusion_rank`).
       adain_style_weight: lambda of the AdaIN baseline's `L_c + lambda L_s`
