@@ -286,17 +286,21 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         Returns:
           The dict of `analyze`.
         """
+        codes = self._exchange(f_c, f_s)
+        for x in ("c", "s"):
+            for name, v in self.style_heads((codes["f_com"], codes[f"f_{x}"])).items():
+                codes[f"{name}_{x}"] = v
+        return codes
+
+    def _exchange(self, f_c, f_s):
+        """The FC layers and Feature Exchange blocks: `f_c`, `f_s`, `f_com`, `f_uni_c`, `f_uni_s`."""
         f_s = keras.ops.broadcast_to(f_s, keras.ops.shape(f_c))
         f_uni_c = self.fc_uni_c(f_c)
         f_uni_s = self.fc_uni_s(f_s)
         f_com = self.fc_com(keras.ops.concatenate([f_c, f_s], axis=-1))
         for block in self.exchange_block_sequence():
             f_com, f_uni_c, f_uni_s = block((f_com, f_uni_c, f_uni_s))
-        codes = {"f_c": f_c, "f_s": f_s, "f_com": f_com, "f_uni_c": f_uni_c, "f_uni_s": f_uni_s}
-        for x, f_x in (("c", f_c), ("s", f_s)):
-            for name, v in self.style_heads((f_com, f_x)).items():
-                codes[f"{name}_{x}"] = v
-        return codes
+        return {"f_c": f_c, "f_s": f_s, "f_com": f_com, "f_uni_c": f_uni_c, "f_uni_s": f_uni_s}
 
     def call(self, content, style=None, training=None, content_mask=None, style_mask=None):
         content, style = objective.split_pair(content, style)
@@ -328,7 +332,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         if self.loss_config.exchange_targets == "detached":
             # Eq. 6 on a copy of the exchange path fed with stop-gradient codes:
             # it trains the FC layers, exchange blocks and f*, not the compressor.
-            eq6 = self.exchange_codes(
+            eq6 = self._exchange(
                 keras.ops.stop_gradient(codes["f_c"]), keras.ops.stop_gradient(codes["f_s"])
             )
             out["eq6"] = {**eq6, **self._reconstruct_codes(eq6)}
