@@ -7,8 +7,10 @@ and the perceptual loss of Table 1 (`metrics.perceptual_loss`) of the
 stylizations of fixed evaluation pairs, their spatial standard deviation
 (a flat image has ~0), the correlation of their luminance with the
 content's (structure kept), how much the style changes efanet's output
-(`s2c-c2c`) and how much the output changes from pair to pair (`x-pair`: 0
-when the model paints one fixed image whatever its inputs), and for efanet the codes' spread
+(`s2c-c2c`), how much the output changes from pair to pair (`x-pair`: 0
+when the model paints one fixed image whatever its inputs), how much of the
+style loss the pair's own style removes compared with another pair's
+(`gain`, `diagnostics.style_gain`: 0 when the output ignores the style), and for efanet the codes' spread
 across the evaluation images (`codes`, 0 when every image gets the same
 code; ~0.02 in a fresh model) and the fraction of the compressor's last ReLU channels still live
 (`alive`). One PNG per model shows `s2c` (and `c2c` for
@@ -120,6 +122,10 @@ def evaluate(model, content, style) -> tuple[dict, dict]:
     scores["s2c_minus_c2c"] = (
         float(np.abs(images["s2c"] - images["c2c"]).mean()) if "c2c" in images else float("nan")
     )
+    # Whether the right style brings the output closer to it (0 when the
+    # output ignores the style): unlike s2c-c2c, random style-dependence
+    # does not count.
+    scores["style_gain"] = diagnostics.style_gain(model.encoder, model.stylize, content, style)
     if isinstance(model, ExchangeStyleTransfer):
         # The collapse's first sign (BUILD_NOTES.md, "Trainability"): the codes
         # stop telling the evaluation images apart and the compressor's last
@@ -202,7 +208,7 @@ def format_table(results) -> str:
     head = (
         f"{'model':<44}{'step':>5}{'content':>9}{'style':>9}{'rec':>7}{'com':>9}"
         f"{'| eval content':>15}{'style':>8}{'total':>8}{'sp.std':>8}{'corr':>7}{'s2c-c2c':>8}"
-        f"{'x-pair':>7}{'codes':>9}{'alive':>6}"
+        f"{'x-pair':>7}{'gain':>7}{'codes':>9}{'alive':>6}"
     )
     lines = [head]
     for r in results:
@@ -215,6 +221,7 @@ def format_table(results) -> str:
                 f"{e['spatial_std']:>8.3f}{e['luminance_corr']:>7.2f}"
                 f"{e.get('s2c_minus_c2c', float('nan')):>8.3f}"
                 f"{e.get('pair_std', float('nan')):>7.3f}"
+                f"{e.get('style_gain', float('nan')):>7.3f}"
                 f"{e.get('code_std', float('nan')):>9.2g}"
                 f"{e.get('last_conv_alive', float('nan')):>6.2f}"
             )

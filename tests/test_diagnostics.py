@@ -100,3 +100,19 @@ def test_detached_eq6_needs_the_models_copy_of_the_exchange_path():
     config = losses.LossConfig(exchange_targets="detached")
     with pytest.raises(ValueError, match="exchange_targets='detached'"):
         losses.compute_losses(out, content, content, model.encoder, config)
+
+
+def test_style_gain_is_zero_when_the_style_is_ignored_and_one_when_painted():
+    encoder = _model().encoder
+    content = tf.random.stateless_uniform([3, 32, 32, 3], seed=[5, 6]).numpy()
+    # Three distinct flat-ish styles, so each has its own Gram matrices.
+    style = np.stack([np.full([32, 32, 3], v, np.float32) for v in (0.1, 0.5, 0.9)])
+    style += 0.1 * tf.random.stateless_uniform([3, 32, 32, 3], seed=[7, 8]).numpy()
+    ignores = diagnostics.style_gain(encoder, lambda c, s: c, content, style)
+    paints = diagnostics.style_gain(encoder, lambda c, s: s, content, style)
+    contrary = diagnostics.style_gain(encoder, lambda c, s: np.roll(s, -1, axis=0), content, style)
+    assert ignores == 0.0
+    assert paints == pytest.approx(1.0)
+    assert contrary < 0.0
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        diagnostics.style_gain(encoder, lambda c, s: c, content[:1], style[:1])
