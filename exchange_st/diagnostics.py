@@ -197,11 +197,12 @@ def style_gain(encoder, stylize, content, style) -> float:
         raise ValueError(f"style_gain needs at least 2 pairs to swap styles, got {len(content)}")
     own = np.asarray(stylize(content, style))
     other = np.asarray(stylize(content, np.roll(style, 1, axis=0)))
-    style_feats = metrics.encode(encoder, style)
+    # VGG features of the style targets and of both stylizations, each batch once.
+    targets, own, other = (metrics.encode(encoder, x) for x in (style, own, other))
 
-    def loss(images, i):
+    def loss(feats, i):
         terms = losses_lib.style_loss(
-            metrics.encode(encoder, images[i : i + 1]), [f[i : i + 1] for f in style_feats]
+            [f[i : i + 1] for f in feats], [t[i : i + 1] for t in targets]
         )
         return sum(float(v) for v in terms.values())
 
