@@ -211,3 +211,39 @@ def style_gain(encoder, stylize, content, style) -> float:
         l_own, l_other = loss(own, i), loss(other, i)
         gains.append((l_other - l_own) / max(l_other, 1e-12))
     return float(np.mean(gains))
+
+
+def crop_identification(first, second) -> dict[str, float]:
+    """How well a statistic of one crop of an image identifies the image.
+
+    Row `i` of both arrays is a statistic (a flattened covariance, or
+    AdaIN's channel means and standard deviations) of two different random
+    crops of image `i`. A style path that reads the statistic can only hold
+    for crops it has not seen if the statistic of a new crop lies nearer its
+    own image's other crop than other images' crops.
+
+    Args:
+      first, second: `[N, D]` statistics of the first and second crop of N
+        images, N >= 2.
+
+    Returns:
+      `accuracy`: the fraction of second crops whose nearest first crop
+      (Euclidean) is their own image's (1/N by chance); `within_between`:
+      the median over images of the distance between an image's two crops
+      over the distance from its first crop to the next image's (0 when a
+      crop's statistic is the image's, ~1 when it says nothing about it).
+    """
+    first = np.asarray(first, np.float64)
+    second = np.asarray(second, np.float64)
+    if first.shape != second.shape or first.ndim != 2 or len(first) < 2:
+        raise ValueError(
+            f"crop_identification needs two [N, D] arrays of one shape with N >= 2, "
+            f"got {first.shape} and {second.shape}"
+        )
+    # |a - b|^2 = |a|^2 + |b|^2 - 2ab: no [N, N, D] tensor for D = 512^2.
+    sq = (second**2).sum(1)[:, None] + (first**2).sum(1)[None, :] - 2.0 * second @ first.T
+    accuracy = float((sq.argmin(axis=1) == np.arange(len(first))).mean())
+    within = np.linalg.norm(first - second, axis=1)
+    between = np.linalg.norm(first - np.roll(first, -1, axis=0), axis=1)
+    ratio = float(np.median(within / np.maximum(between, 1e-12)))
+    return {"accuracy": accuracy, "within_between": ratio}

@@ -116,3 +116,20 @@ def test_style_gain_is_zero_when_the_style_is_ignored_and_one_when_painted():
     assert contrary < 0.0
     with pytest.raises(ValueError, match="at least 2 pairs"):
         diagnostics.style_gain(encoder, lambda c, s: c, content[:1], style[:1])
+
+
+def test_crop_identification_tells_image_statistics_from_crop_noise():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(20, 64))
+    same = diagnostics.crop_identification(images, images)
+    assert same == {"accuracy": 1.0, "within_between": 0.0}
+    # Crop noise well below the spread between images: still identified.
+    small = diagnostics.crop_identification(
+        images + 0.1 * rng.normal(size=images.shape), images + 0.1 * rng.normal(size=images.shape)
+    )
+    assert small["accuracy"] == 1.0 and small["within_between"] < 0.2
+    # Two unrelated draws per image: chance-level identification, ratio ~1.
+    noise = diagnostics.crop_identification(images, rng.normal(size=images.shape))
+    assert noise["accuracy"] <= 0.2 and 0.7 < noise["within_between"] < 1.3
+    with pytest.raises(ValueError, match="N >= 2"):
+        diagnostics.crop_identification(images[:1], images[:1])
