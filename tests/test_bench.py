@@ -1,5 +1,6 @@
-"""The training benchmark's arithmetic, its fit-vs-loop premise (tiny network) and its imports."""
+"""The training benchmark's arithmetic, its fit-vs-loop premise (tiny network), its imports; the learning check's run."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 
 from bench import common
 from bench import train_step as bench
-from exchange_st import flops, sources, train_lib
+from exchange_st import flops, image_io, sources, train_lib, vgg
 from exchange_st.model import ExchangeStyleTransfer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -193,3 +194,53 @@ def test_op_group_profile_reports_every_group():
     assert "whole stylization" in op_groups.format_groups(result, 32)
     slow = op_groups.slow_groups(result, threshold=float("inf"), min_time_share=0.0)
     assert slow == list(op_groups.GROUPS)
+
+
+def test_learning_check_reports_each_step_and_draws_a_grid_row_per_report(tmp_path):
+    """The check's own run: every model reported at steps 0..N, a grid row per report, weights."""
+    dirs = ("content_dir", "style_dir", "eval_content_dir", "eval_style_dir")
+    for seed, name in enumerate(dirs):
+        (tmp_path / name).mkdir()
+        for i, image in enumerate(common.random_array((2, 40, 48, 3), seed)):
+            image_io.save_image(tmp_path / name / f"{i}.png", image)
+    encoder = vgg.VGGEncoder(vgg_weights=None)
+    encoder.build()
+    vgg.write_truncated_weights(encoder, tmp_path / "vgg.h5")
+    efanet = "efanet:code_dim=16,num_exchange_blocks=1,num_pre_fusion_blocks=0"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.learning_check"]
+        + [f"--{d}={tmp_path / d}" for d in dirs]
+        + [
+            f"--vgg_weights={tmp_path / 'vgg.h5'}",
+            f"--models={efanet};adain",
+            "--steps=2",
+            "--report_every=1",
+            "--crop_size=32",
+            "--resize_short_side=32",
+            "--batch_size=2",
+            "--eval_size=32",
+            "--eval_pairs=2",
+            "--save_weights",
+            f"--output_dir={tmp_path / 'out'}",
+        ],
+        cwd=REPO,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(tmp_path / "out" / "results.json") as f:
+        results = json.load(f)["results"]
+    assert [r["spec"] for r in results] == [efanet, "adain"]
+    for r in results:
+        assert [rep["step"] for rep in r["reports"]] == [0, 1, 2]
+        for rep in r["reports"]:
+            assert np.isfinite([rep["eval"]["total"], rep["eval"]["style_gain"]]).all()
+            assert np.isfinite(rep["train"]["total"])
+    assert "code_std" in results[0]["reports"][-1]["eval"]
+    # Header (content over style), then s2c over c2c of both pairs per report.
+    grid = image_io.load_image(results[0]["grid"])
+    assert grid.shape == (2 + 4 * (64 + 2), 2 + 2 * (32 + 2), 3)
+    assert os.path.exists(results[0]["grid"].replace(".png", ".weights.h5"))
