@@ -16,7 +16,10 @@ that `bench.learning_check --save_weights` wrote) the trained model is
 examined instead, and `--liveness_dir` adds whether its covariance
 compressor still tells images apart: the fraction of live ReLU channels and
 the RMS of each conv, and the codes' spread across the images of that
-directory (0 when every image gets the same code).
+directory (0 when every image gets the same code). `--dependence_style_dir`
+adds the style-dependence report of issue 16 (`exchange_st.style_dependence`:
+each stage's spread across those styles for the first content of the batch);
+`python -m bench.style_dependence` prints it alone, on any backend.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import keras
 import numpy as np
 from absl import app, flags
 
-from exchange_st import checkpoints, diagnostics, eval_lib, image_io, losses
+from exchange_st import checkpoints, diagnostics, eval_lib, image_io, losses, style_dependence
 from exchange_st import data as data_lib
 from exchange_st.model import INITIALIZATIONS, ExchangeStyleTransfer
 
@@ -45,6 +48,9 @@ flags.DEFINE_integer("seed", 0, "Seed of the weights and the crops.")
 flags.DEFINE_string("checkpoint", None, "Trained model (model_dir or .weights.h5); default fresh.")
 flags.DEFINE_string("liveness_dir", None, "Images on which to check the compressor's liveness.")
 flags.DEFINE_integer("liveness_size", 128, "Side the liveness images are cropped to.")
+flags.DEFINE_string(
+    "dependence_style_dir", None, "Styles over which each stage's style dependence is reported."
+)
 
 
 def main(argv):
@@ -58,6 +64,7 @@ def main(argv):
             initialization=FLAGS.initialization,
             fusion_rank=FLAGS.fusion_rank,
             compressor_initializer=FLAGS.compressor_initializer,
+            perceptual_norm=FLAGS.perceptual_norm,
         )
     cfg = data_lib.DataConfig(
         FLAGS.content_dir,
@@ -70,9 +77,7 @@ def main(argv):
     batch = next(iter(data_lib.make_pair_dataset(cfg)))
     content, style = batch["content"], batch["style"]
     stats = diagnostics.stage_statistics(model, content, style)
-    values, norms = diagnostics.gradient_norms(
-        model, content, style, losses.LossConfig(perceptual_norm=FLAGS.perceptual_norm)
-    )
+    values, norms = diagnostics.gradient_norms(model, content, style)
     print(diagnostics.format_report(stats, values, norms))
     if FLAGS.liveness_dir:
         images = np.stack(
@@ -82,6 +87,15 @@ def main(argv):
             ]
         )
         print(diagnostics.format_liveness(diagnostics.code_liveness(model, images)))
+    if FLAGS.dependence_style_dir:
+        styles = np.stack(
+            [
+                eval_lib.load_eval_image(p, FLAGS.crop_size)
+                for p in image_io.list_images(FLAGS.dependence_style_dir)
+            ]
+        )
+        report = style_dependence.style_dependence(model, np.asarray(content[0]), styles)
+        print(style_dependence.format_report(report, "style dependence (first content)"))
 
 
 if __name__ == "__main__":

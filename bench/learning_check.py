@@ -12,9 +12,13 @@ when the model paints one fixed image whatever its inputs), how much of the
 style loss the pair's own style removes compared with another pair's
 (`gain`, `diagnostics.style_gain`: 0 when the output ignores the style), and for efanet the codes' spread
 across the evaluation images (`codes`, 0 when every image gets the same
-code; ~0.02 in a fresh model) and the fraction of the compressor's last ReLU channels still live
-(`alive`). One PNG per model shows `s2c` (and `c2c` for
-efanet) of every pair at every reported step, one row per step.
+code; ~0.02 in a fresh model), the fraction of the compressor's last ReLU channels still live
+(`alive`) and how much `v_r_s`, the direction through which the style
+reaches the decoder, changes across the evaluation styles (`vr%`: its
+spread over its RMS, `style_dependence`; the paper's configuration
+collapses toward 0.35%). One PNG per model shows `s2c` (and `c2c` for
+efanet) of every pair at every reported step, one row per step; results.json
+holds every stage's style dependence at every report.
 
     python -m bench.learning_check \
         --content_dir=../shared/data/train/content --style_dir=../shared/data/train/style \
@@ -40,6 +44,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from exchange_st import checkpoints, diagnostics, eval_lib, image_io, losses, metrics, optim
+from exchange_st import style_dependence
 from exchange_st import data as data_lib
 from exchange_st.baselines import adain as adain_lib
 from exchange_st.model import ExchangeStyleTransfer
@@ -60,6 +65,12 @@ flags.DEFINE_float("lr", 1e-4, "Adam learning rate after the warm-up (Sec. 3.5).
 flags.DEFINE_integer("warmup_steps", optim.DEFAULT_WARMUP_STEPS, "Learning-rate warm-up steps.")
 flags.DEFINE_integer("eval_pairs", 4, "Evaluation pairs (content i with style i).")
 flags.DEFINE_integer("eval_size", 128, "Side of the evaluation images.")
+flags.DEFINE_integer(
+    "dependence_styles",
+    20,
+    "Evaluation styles over which efanet's style dependence (vr%) is measured, with the "
+    "first evaluation content.",
+)
 flags.DEFINE_integer("seed", 0, "Seed of the weights and the crops.")
 flags.DEFINE_string("output_dir", "bench_out/learning_check", "Grids and results.json.")
 flags.DEFINE_bool(
@@ -102,7 +113,11 @@ def build(spec: str, vgg_weights: str):
     return model, objective, optimizer
 
 
-def evaluate(model, content, style) -> tuple[dict, dict]:
+# Styles in the per-report strip of the first content (`<spec>_styles.png`).
+STRIP_STYLES = 8
+
+
+def evaluate(model, content, style, dependence_styles=None) -> tuple[dict, dict]:
     """Images and scores of the evaluation pairs (content i with style i)."""
     images = {"s2c": np.asarray(model.stylize(content, style))}
     if isinstance(model, ExchangeStyleTransfer):
@@ -134,10 +149,17 @@ def evaluate(model, content, style) -> tuple[dict, dict]:
         scores["code_std"] = live["f_std_across"]
         scores["code_rms"] = live["f_rms"]
         scores["last_conv_alive"] = list(live["convs"].values())[-1]["alive"]
+        if dependence_styles is not None:
+            tensors = style_dependence.stage_tensors(model, content[0], dependence_styles)
+            report = {k: style_dependence.spread(v) for k, v in tensors.items()}
+            scores["style_dependence"] = report
+            scores["v_r_spread"] = report[style_dependence.KEY_STAGE]["ratio"]
+            # The first content under each style, for the per-style strip.
+            images["styles"] = tensors["s2c"][:STRIP_STYLES]
     return images, scores
 
 
-def train_and_report(spec, eval_content, eval_style) -> dict:
+def train_and_report(spec, eval_content, eval_style, dependence_styles=None) -> dict:
     keras.utils.set_random_seed(FLAGS.seed)
     model, objective, optimizer = build(spec, FLAGS.vgg_weights)
     variables = model.trainable_variables
@@ -172,7 +194,7 @@ def train_and_report(spec, eval_content, eval_style) -> dict:
                     k: [float(v)]
                     for k, v in objective(out, batch["content"], batch["style"]).items()
                 }
-            images, scores = evaluate(model, eval_content, eval_style)
+            images, scores = evaluate(model, eval_content, eval_style, dependence_styles)
             train = {k: float(np.mean(v)) for k, v in window.items()}
             reports.append({"step": i, "train": train, "eval": scores})
             rows.append(images)
@@ -189,8 +211,13 @@ def train_and_report(spec, eval_content, eval_style) -> dict:
             window.setdefault(k, []).append(float(v))
         progbar.update(i + 1, [("total", float(terms["total"]))])
     seconds = time.perf_counter() - start
+    strips = [r.pop("styles") for r in rows if "styles" in r]
     write_grid(path + ".png", eval_content, eval_style, rows)
-    return {"spec": spec, "seconds": seconds, "reports": reports, "grid": path + ".png"}
+    result = {"spec": spec, "seconds": seconds, "reports": reports, "grid": path + ".png"}
+    if strips:
+        result["style_strip"] = path + "_styles.png"
+        write_style_strip(result["style_strip"], dependence_styles[: len(strips[0])], strips)
+    return result
 
 
 def write_grid(path, content, style, rows):
@@ -204,11 +231,19 @@ def write_grid(path, content, style, rows):
     image_io.save_image(path, image_io.make_grid(grid, pad=2))
 
 
+def write_style_strip(path, styles, rows):
+    """First row: the styles; then, per reported step, the first content under each of them.
+
+    A model that ignores the style paints one image across each row.
+    """
+    image_io.save_image(path, image_io.make_grid([list(styles)] + [list(r) for r in rows], pad=2))
+
+
 def format_table(results) -> str:
     head = (
         f"{'model':<44}{'step':>5}{'content':>9}{'style':>9}{'rec':>7}{'com':>9}"
         f"{'| eval content':>15}{'style':>8}{'total':>8}{'sp.std':>8}{'corr':>7}{'s2c-c2c':>8}"
-        f"{'x-pair':>7}{'gain':>7}{'codes':>9}{'alive':>6}"
+        f"{'x-pair':>7}{'gain':>7}{'codes':>9}{'alive':>6}{'vr%':>7}"
     )
     lines = [head]
     for r in results:
@@ -224,6 +259,7 @@ def format_table(results) -> str:
                 f"{e.get('style_gain', float('nan')):>7.3f}"
                 f"{e.get('code_std', float('nan')):>9.2g}"
                 f"{e.get('last_conv_alive', float('nan')):>6.2f}"
+                f"{100 * e.get('v_r_spread', float('nan')):>7.2f}"
             )
     return "\n".join(lines)
 
@@ -239,11 +275,22 @@ def main(argv):
     )
     n = min(FLAGS.eval_pairs, len(contents), len(styles))
     eval_content, eval_style = np.stack(contents[:n]), np.stack(styles[:n])
+    dependence_styles = None
+    if FLAGS.dependence_styles >= 2 and len(styles) >= 2:
+        dependence_styles = np.stack(styles[: FLAGS.dependence_styles])
     results = []
     for spec in filter(None, (m.strip() for m in FLAGS.models.split(";"))):
         logging.info("Training %s for %d steps.", spec, FLAGS.steps)
-        results.append(train_and_report(spec, eval_content, eval_style))
+        results.append(train_and_report(spec, eval_content, eval_style, dependence_styles))
         print(format_table(results[-1:]), flush=True)
+        last = results[-1]["reports"][-1]["eval"]
+        if "style_dependence" in last:
+            print(
+                style_dependence.format_report(
+                    last["style_dependence"], f"{spec}: style dependence at the last step"
+                ),
+                flush=True,
+            )
     print(format_table(results))
     with open(os.path.join(FLAGS.output_dir, "results.json"), "w") as f:
         json.dump({"flags": FLAGS.flag_values_dict(), "results": results}, f, indent=2)

@@ -84,8 +84,8 @@ def stage_statistics(model, content, style) -> dict[str, dict[str, float]]:
     return result
 
 
-def gradient_norms(model, content, style, config=losses_lib.LossConfig()):
-    """Global gradient norm reaching each variable group, for each loss term.
+def gradient_norms(model, content, style):
+    """Global gradient norm reaching each variable group, for each term of the model's objective.
 
     Returns:
       `(values, norms)`: the loss terms' values, and `norms[term][group]`
@@ -95,7 +95,7 @@ def gradient_norms(model, content, style, config=losses_lib.LossConfig()):
     variables = [v for vs in groups.values() for v in vs]
     with tf.GradientTape(persistent=True) as tape:
         out = model(content, style, training=True)
-        terms = losses_lib.compute_losses(out, content, style, model.encoder, config)
+        terms = model.loss_terms(out, content, style)
     norms = {}
     for term in LOSS_TERMS:
         grads = dict(zip((id(v) for v in variables), tape.gradient(terms[term], variables)))

@@ -1,0 +1,62 @@
+r"""Style-dependence report of an efanet checkpoint, release or fresh model (issue 16).
+
+For one content image and every style of a directory, prints per stage of
+the `I_s->c` path (`f_s`, `f_com`, `f_uni_s`, `v_w_s`, `v_c_s`, `v_r_s`,
+`R_fusion`, `s2c`) its RMS, its spread across the styles over that RMS (0:
+the stage ignores the style) and the mean absolute deviation from the mean
+over styles (`exchange_st.style_dependence`). Backend-neutral: it runs on
+JAX without TensorFlow (the GPU scripts call it).
+
+    python -m bench.style_dependence --checkpoint=<model_dir, .weights.h5 or release> \
+        --content=../shared/images/content/brad_pitt.jpg --style_dir=../shared/images/style
+
+Without `--checkpoint` a fresh model is built from `--model_config` options
+(with `--vgg_weights`), to see a configuration's dependence at
+initialisation. `--json` also writes the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+from absl import app, flags
+
+from exchange_st import checkpoints, eval_lib, image_io, style_dependence, train_config
+from exchange_st.model import ExchangeStyleTransfer
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("checkpoint", None, "Trained model (model_dir, .weights.h5 or release).")
+flags.DEFINE_string("content", None, "The content image.", required=True)
+flags.DEFINE_string("style_dir", None, "The styles (every image of the directory).", required=True)
+flags.DEFINE_integer("size", 256, "Side the images are cropped to (eval.py's loader).")
+flags.DEFINE_string("vgg_weights", "imagenet", "VGG-19 of a fresh model: 'imagenet' or an h5.")
+flags.DEFINE_multi_string("model_config", [], "Options of a fresh model, key=value (train.py's).")
+flags.DEFINE_integer("seed", 0, "Seed of a fresh model's weights.")
+flags.DEFINE_string("json", None, "Also write the report to this JSON file.")
+
+
+def main(argv):
+    del argv
+    if FLAGS.checkpoint:
+        model = checkpoints.load_model(FLAGS.checkpoint, expect=ExchangeStyleTransfer)
+        title = FLAGS.checkpoint
+    else:
+        keras.utils.set_random_seed(FLAGS.seed)
+        options = train_config.parse_model_options(FLAGS.model_config)
+        model = ExchangeStyleTransfer(vgg_weights=FLAGS.vgg_weights, **options)
+        title = f"fresh model {options or '(defaults)'}"
+    content = eval_lib.load_eval_image(FLAGS.content, FLAGS.size)
+    styles = np.stack(
+        [eval_lib.load_eval_image(p, FLAGS.size) for p in image_io.list_images(FLAGS.style_dir)]
+    )
+    report = style_dependence.style_dependence(model, content, styles)
+    print(style_dependence.format_report(report, f"{title}: {len(styles)} styles, {FLAGS.size}px"))
+    if FLAGS.json:
+        with open(FLAGS.json, "w") as f:
+            json.dump(report, f, indent=1)
+
+
+if __name__ == "__main__":
+    app.run(main)
