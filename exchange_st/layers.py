@@ -17,6 +17,45 @@ def track_layer_list(owner, prefix, layer_list):
     return layer_list
 
 
+CODE_NORMALIZATIONS = (None, "l2")
+
+
+def rms_normalize(x, epsilon=1e-12):
+    """`x / RMS(x)` over the last axis, computed in float32: `[..., D]` -> same."""
+    x32 = keras.ops.cast(x, "float32")
+    rms = keras.ops.sqrt(keras.ops.mean(keras.ops.square(x32), axis=-1, keepdims=True) + epsilon)
+    return keras.ops.cast(x32 / rms, x.dtype)
+
+
+def l2_normalize(x, epsilon=1e-12):
+    """`x / ||x||_2` over the last axis, computed in float32: `[..., D]` -> same."""
+    x32 = keras.ops.cast(x, "float32")
+    norm = keras.ops.sqrt(keras.ops.sum(keras.ops.square(x32), axis=-1, keepdims=True) + epsilon)
+    return keras.ops.cast(x32 / norm, x.dtype)
+
+
+def masked_moments(features, mask=None, epsilon=1e-5):
+    """Channel mean and standard deviation over (weighted) pixels: AdaIN's style statistics [11].
+
+    Args:
+      features: `[B, H, W, C]`.
+      mask: optional `[B, H, W, 1]` non-negative pixel weights.
+      epsilon: variance floor, and guard of an empty mask's division.
+
+    Returns:
+      `(mean, std)`, each `[B, C]` float32.
+    """
+    f = keras.ops.cast(features, "float32")
+    if mask is None:
+        mean, var = keras.ops.moments(f, axes=[1, 2])
+        return mean, keras.ops.sqrt(var + epsilon)
+    w = keras.ops.cast(mask, "float32")
+    count = keras.ops.maximum(keras.ops.sum(w, axis=(1, 2)), epsilon)
+    mean = keras.ops.sum(w * f, axis=(1, 2)) / count
+    var = keras.ops.sum(w * keras.ops.square(f - mean[:, None, None, :]), axis=(1, 2)) / count
+    return mean, keras.ops.sqrt(var + epsilon)
+
+
 def masked_covariance(features, mask=None, epsilon=1e-5):
     """Channel covariance of a feature map, optionally over masked pixels only.
 
@@ -65,6 +104,15 @@ class CovarianceCompressor(keras.layers.Layer):
       kernel_initializer: initializer of the conv kernels (Keras'
         `"glorot_uniform"` by default; `"he_normal"` keeps the ReLU stack's
         activation scale from layer to layer).
+      output_normalization: `None` (the paper: the FC's output as it is) or
+        `"l2"`: each code divided by its Euclidean norm, so that its direction
+        alone carries the image, whatever scale the layers before it learn.
+        The paper fixes no scale; with Keras' initialisers the codes start at
+        RMS ~0.02 and training can shrink them further, which silences the
+        style path (BUILD_NOTES.md, "Style conditioning"). A unit norm (RMS
+        1/16 for 256-D codes) keeps Eq. 6, whose dot products and L1 sums
+        grow with the codes, near the paper's fresh-code values (unit-RMS
+        codes would make it ~40x larger and drown the other terms).
 
     Call arguments:
       features: `[B, h, w, C]` VGG relu4_1 map (`f_vgg_c` or `f_vgg_s`).
@@ -80,10 +128,17 @@ class CovarianceCompressor(keras.layers.Layer):
         filters=(32, 64, 128, 128, 64),
         kernel_size=3,
         kernel_initializer="glorot_uniform",
+        output_normalization=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if output_normalization not in CODE_NORMALIZATIONS:
+            raise ValueError(
+                f"output_normalization must be one of {CODE_NORMALIZATIONS}, "
+                f"got {output_normalization!r}"
+            )
         self.code_dim = code_dim
+        self.output_normalization = output_normalization
         self.filters = tuple(filters)
         self.kernel_size = kernel_size
         # Kept as a name or config, never built here: each conv builds its own
@@ -129,7 +184,10 @@ class CovarianceCompressor(keras.layers.Layer):
         x = keras.ops.cast(cov[..., None], self.compute_dtype)
         for conv in self.convs:
             x = conv(x)
-        return self.fc(self.flatten(x))
+        code = self.fc(self.flatten(x))
+        if self.output_normalization == "l2":
+            code = l2_normalize(code)
+        return code
 
     def get_config(self):
         config = super().get_config()
@@ -139,6 +197,7 @@ class CovarianceCompressor(keras.layers.Layer):
                 "filters": self.filters,
                 "kernel_size": self.kernel_size,
                 "kernel_initializer": self.kernel_initializer,
+                "output_normalization": self.output_normalization,
             }
         )
         return config
@@ -281,6 +340,16 @@ class StyleHeads(keras.layers.Layer):
     (of RMS `input_rms` at initialisation) rather than as fixed random
     vectors, so the fresh model's `R_fusion` already depends on the style.
 
+    With `equalized=True` (and `code_rms`), the heads read their input
+    RMS-normalised, `x = concat(...) / RMS`, and `v_c`, `v_r` are functions
+    of it alone, with their scales as fixed multipliers outside the weights:
+    `v = scale * (W x + b)`, `W ~ N(0, 1 / fan_in)`, `b = 0` (the equalised
+    learning rate of Karras et al., 2018). Then no change of the codes'
+    scale can turn the style off, and Adam, which moves every weight by
+    about the learning rate whatever its size, moves both heads at the same
+    relative pace (a kernel carrying `v_c`'s scale would have entries
+    ~0.0015 and be rewritten at ~7% per step, `v_r`'s at 0.2%).
+
     Args:
       channels: size of the three vectors (512, the VGG channel count).
       fusion_rank: projections in `v_c`/`v_r` (1 in the paper).
@@ -293,9 +362,14 @@ class StyleHeads(keras.layers.Layer):
         their biases alone and do not depend on the codes until training
         gives them a reason to (the zero-initialised conditioning of
         adaLN-Zero, Peebles & Xie 2023). Excludes `input_rms`.
+      equalized: the scales of `v_c`, `v_r` as fixed multipliers of
+        unit-gain heads (above). Needs `code_rms`; excludes `input_rms` and
+        `zero_kernels`.
 
     Call arguments:
-      inputs: pair `(f_com, f_x)`, each `[B, 256]`.
+      inputs: `(f_com, f_x)`, each `[B, 256]`, optionally followed by more
+        `[B, D]` vectors of image `x` that the heads also read (the style
+        statistics of `ExchangeStyleTransfer(style_statistics=True)`).
 
     Returns:
       Dict with `v_w` `[B, channels]`, `v_c` (the 512 x k columns) and `v_r`
@@ -309,6 +383,7 @@ class StyleHeads(keras.layers.Layer):
         code_rms=None,
         input_rms=None,
         zero_kernels=False,
+        equalized=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -318,17 +393,31 @@ class StyleHeads(keras.layers.Layer):
             raise ValueError("input_rms needs code_rms: it scales the kernels to code_rms")
         if input_rms is not None and zero_kernels:
             raise ValueError("input_rms puts the scales in the kernels; zero_kernels cannot")
+        if equalized and (code_rms is None or input_rms is not None or zero_kernels):
+            raise ValueError("equalized needs code_rms, and excludes input_rms and zero_kernels")
         self.channels = channels
         self.fusion_rank = fusion_rank
         self.code_rms = code_rms
         self.input_rms = input_rms
         self.zero_kernels = zero_kernels
+        self.equalized = equalized
         c_bias, r_bias = "zeros", "zeros"
         w_kernel = c_kernel = r_kernel = "zeros" if zero_kernels else "glorot_uniform"
+        # Fixed output multipliers of v_c, v_r (1 unless equalized).
+        self.output_scales = (1.0, 1.0)
         if code_rms is not None:
             c_std = 1.0 / (channels**0.5 * code_rms)
             r_std = code_rms / fusion_rank**0.5
-            if input_rms is None:
+            if equalized:
+                self.output_scales = (c_std, r_std)
+                # Two instances: one instance would draw the same kernel twice.
+                c_kernel, r_kernel = (
+                    keras.initializers.VarianceScaling(
+                        1.0, mode="fan_in", distribution="untruncated_normal"
+                    )
+                    for _ in range(2)
+                )
+            elif input_rms is None:
                 c_bias = keras.initializers.RandomNormal(stddev=c_std)
                 r_bias = keras.initializers.RandomNormal(stddev=r_std)
             else:
@@ -363,14 +452,20 @@ class StyleHeads(keras.layers.Layer):
         )
 
     def build(self, input_shape):
-        shape = tuple(input_shape[0][:-1]) + (input_shape[0][-1] + input_shape[1][-1],)
+        shape = tuple(input_shape[0][:-1]) + (sum(s[-1] for s in input_shape),)
         for layer in (self.fc_w, self.fc_c, self.fc_r):
             layer.build(shape)
         self.built = True
 
     def call(self, inputs):
         x = keras.ops.concatenate(inputs, axis=-1)
-        return {"v_w": self.fc_w(x), "v_c": self.fc_c(x), "v_r": self.fc_r(x)}
+        if self.equalized:
+            x = rms_normalize(x)
+        v_c, v_r = self.fc_c(x), self.fc_r(x)
+        if self.equalized:
+            c_scale, r_scale = self.output_scales
+            v_c, v_r = v_c * c_scale, v_r * r_scale
+        return {"v_w": self.fc_w(x), "v_c": v_c, "v_r": v_r}
 
     def get_config(self):
         config = super().get_config()
@@ -381,6 +476,7 @@ class StyleHeads(keras.layers.Layer):
                 "code_rms": self.code_rms,
                 "input_rms": self.input_rms,
                 "zero_kernels": self.zero_kernels,
+                "equalized": self.equalized,
             }
         )
         return config

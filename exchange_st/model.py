@@ -13,7 +13,8 @@ from exchange_st.blending import blend_styles
 from exchange_st.vgg import FEATURE_NAMES, VGGEncoder
 
 VGG_CHANNELS = 512
-INITIALIZATIONS = ("scaled", "keras", "scaled_kernels", "scaled_zero_heads")
+INITIALIZATIONS = ("scaled", "keras", "scaled_kernels", "scaled_zero_heads", "equalized")
+CODE_NORMALIZATIONS = ("none", "l2")
 # RMS of the content code at initialisation: VGG features divided by their
 # mean activation (vgg.FEATURE_SCALES) have RMS ~2.4 and the fresh purifier
 # halves them (v_w ~ 0.5); measured 1.30 on training crops.
@@ -91,6 +92,10 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
       maps relu1_1..relu4_1, which the losses reuse.
     """
 
+    # A release (`exchange_st.release`) stores what `I_s->c` reads.
+    RELEASE_NAME = "efanet"
+    RELEASE_LEFT_OUT = ("decoder_s", "fc_rec")
+
     # Every term of `losses.compute_losses` but the total (Keras' `loss`).
     LOSS_TERMS = (
         "content",
@@ -118,6 +123,8 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         upsample_filters=(256, 128, 64),
         fusion_rank=1,
         initialization="scaled",
+        code_normalization="none",
+        style_statistics=False,
         content_weight=1.0,
         style_weight=2.0,
         rec_weight=5.0,
@@ -131,6 +138,11 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         if initialization not in INITIALIZATIONS:
             raise ValueError(
                 f"initialization must be one of {INITIALIZATIONS}, got {initialization!r}"
+            )
+        if code_normalization not in CODE_NORMALIZATIONS:
+            raise ValueError(
+                f"code_normalization must be one of {CODE_NORMALIZATIONS}, "
+                f"got {code_normalization!r}"
             )
         if initialization == "scaled_kernels" and compressor_initializer not in CODE_RMS:
             raise ValueError(
@@ -166,7 +178,9 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         self.upsample_filters = tuple(upsample_filters)
         self.fusion_rank = fusion_rank
         self.initialization = initialization
-        scaled = initialization in ("scaled", "scaled_kernels", "scaled_zero_heads")
+        self.code_normalization = code_normalization
+        self.style_statistics = bool(style_statistics)
+        scaled = initialization != "keras"
         paper_fusion = scaled and fusion_mode == "ours"
 
         policy = self.dtype_policy
@@ -177,6 +191,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
             code_dim,
             self.compressor_filters,
             kernel_initializer=compressor_initializer,
+            output_normalization=None if code_normalization == "none" else code_normalization,
             name="compressor",
             dtype=policy,
         )
@@ -201,6 +216,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
                 else None
             ),
             zero_kernels=initialization == "scaled_zero_heads",
+            equalized=paper_fusion and initialization == "equalized",
             name="style_heads",
             dtype=policy,
         )
@@ -254,6 +270,11 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         """Eq. 3-7 of the batch: `losses.compute_losses` with this model's weights."""
         return losses.compute_losses(outputs, content, style, self.encoder, self.loss_config)
 
+    def release_layers(self):
+        """`[(name, layer)]` of what stylization reads: the s2c path, without the VGG."""
+        names = ("compressor", "fc_uni_c", "fc_uni_s", "fc_com", "style_heads", "decoder_c")
+        return [(n, getattr(self, n)) for n in names] + [(b.name, b) for b in self.exchange_blocks]
+
     def exchange_block_sequence(self):
         """The Feature Exchange blocks in the order they run (a shared block repeated)."""
         if self.share_exchange_block:
@@ -275,20 +296,39 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         """
         f_c = self.compressor(f_vgg_c, mask_c)
         f_s = self.compressor(f_vgg_s, mask_s)
-        return self.exchange_codes(f_c, f_s)
+        statistics = None
+        if self.style_statistics:
+            stats_c = self._statistics(f_vgg_c, mask_c)
+            # One style may serve a batch of contents, as f_s does in `_exchange`.
+            stats_s = keras.ops.broadcast_to(
+                self._statistics(f_vgg_s, mask_s), keras.ops.shape(stats_c)
+            )
+            statistics = (stats_c, stats_s)
+        return self.exchange_codes(f_c, f_s, statistics)
 
-    def exchange_codes(self, f_c, f_s):
+    def _statistics(self, f_vgg, mask):
+        """`[B, 1024]`: relu4_1's channel means and stds as a unit vector (`style_statistics`)."""
+        mean, std = layers.masked_moments(f_vgg, mask)
+        stats = layers.l2_normalize(keras.ops.concatenate([mean, std], axis=-1))
+        return keras.ops.cast(stats, self.compute_dtype)
+
+    def exchange_codes(self, f_c, f_s, statistics=None):
         """`analyze` after the compressor: Feature Exchange blocks and style heads.
 
         Args:
           f_c, f_s: compressed covariances `[B, 256]`, `[B or 1, 256]`.
+          statistics: with `style_statistics`, the pair `(c, s)` of
+            `[B, 1024]` channel statistics the heads also read.
 
         Returns:
           The dict of `analyze`.
         """
         codes = self._exchange(f_c, f_s)
-        for x in ("c", "s"):
-            for name, v in self.style_heads((codes["f_com"], codes[f"f_{x}"])).items():
+        for i, x in enumerate(("c", "s")):
+            inputs = (codes["f_com"], codes[f"f_{x}"])
+            if statistics is not None:
+                inputs += (statistics[i],)
+            for name, v in self.style_heads(inputs).items():
                 codes[f"{name}_{x}"] = v
         return codes
 
@@ -447,6 +487,8 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
                 "upsample_filters": self.upsample_filters,
                 "fusion_rank": self.fusion_rank,
                 "initialization": self.initialization,
+                "code_normalization": self.code_normalization,
+                "style_statistics": self.style_statistics,
                 **{
                     f.name: getattr(self.loss_config, f.name)
                     for f in dataclasses.fields(self.loss_config)

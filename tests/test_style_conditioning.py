@@ -1,0 +1,212 @@
+"""Issue 16's options for a style path that training cannot silence, and the report that measures it."""
+
+import keras
+import numpy as np
+import pytest
+from conftest import small_efanet
+
+from exchange_st import layers, style_dependence, train_config
+from exchange_st.model import ExchangeStyleTransfer
+
+# Brighter random-VGG features, so that a fresh small model's stages carry
+# signal (as in test_model.py).
+FEATURE_SCALES = (0.2, 0.2, 0.2, 0.2)
+
+
+def _images(n, size, seed):
+    return np.random.default_rng(seed).uniform(size=(n, size, size, 3)).astype("float32")
+
+
+def _numpy(x):
+    return np.asarray(keras.ops.convert_to_numpy(x), np.float64)
+
+
+def _codes(model, images):
+    f_vgg = model.encoder(images, output_all=False)
+    return _numpy(model.compressor(f_vgg))
+
+
+def test_l2_codes_are_unit_vectors_whatever_scale_the_compressor_learns():
+    images = _images(3, 48, 0)
+    paper = small_efanet(vgg_feature_scales=FEATURE_SCALES)
+    unit = small_efanet(vgg_feature_scales=FEATURE_SCALES, code_normalization="l2")
+    np.testing.assert_allclose(np.linalg.norm(_codes(unit, images), axis=-1), 1.0, atol=1e-5)
+    # The same weights (same seed): the unit code is the paper's code's direction.
+    expected = _codes(paper, images)
+    expected /= np.linalg.norm(expected, axis=-1, keepdims=True)
+    np.testing.assert_allclose(_codes(unit, images), expected, atol=1e-5)
+    # Shrinking the FC, the way training shrank the paper's codes, moves the
+    # paper's codes and leaves the unit codes as they were.
+    before = {m: _codes(m, images) for m in (paper, unit)}
+    for model in (paper, unit):
+        fc = model.compressor.fc
+        fc.kernel.assign(fc.kernel * 0.01)
+        fc.bias.assign(fc.bias * 0.01)
+    np.testing.assert_allclose(_codes(paper, images), 0.01 * before[paper], rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(_codes(unit, images), before[unit], atol=1e-5)
+
+
+def test_code_normalization_is_checked_and_round_trips():
+    with pytest.raises(ValueError, match="code_normalization"):
+        ExchangeStyleTransfer(vgg_weights=None, code_normalization="rms")
+    model = small_efanet(code_normalization="l2", initialization="equalized", style_statistics=True)
+    config = model.get_config()
+    assert config["code_normalization"] == "l2"
+    assert config["initialization"] == "equalized" and config["style_statistics"] is True
+    clone = ExchangeStyleTransfer.from_config(config)
+    clone.build()
+    clone.set_weights(model.get_weights())
+    content, style = _images(1, 40, 1), _images(1, 40, 2)
+    np.testing.assert_allclose(
+        _numpy(clone.stylize(content, style)), _numpy(model.stylize(content, style)), atol=1e-6
+    )
+
+
+def _heads_outputs(heads, inputs):
+    return {k: _numpy(v) for k, v in heads(inputs).items()}
+
+
+def test_equalized_heads_start_as_functions_of_the_codes_at_the_paper_scales():
+    code_rms, channels = 1.3, 512
+    heads = layers.StyleHeads(channels, code_rms=code_rms, equalized=True)
+    rng = np.random.default_rng(0)
+    codes = [rng.normal(size=(64, 256)).astype("float32") * 0.03 for _ in range(2)]
+    out = _heads_outputs(heads, codes)
+    # No bias: v_c, v_r are the codes' images alone...
+    for layer in (heads.fc_c, heads.fc_r):
+        assert not np.any(_numpy(layer.bias))
+    # ...at the scales that give R_pool unit variance and R_fusion the content
+    # code's RMS (the "scaled" initialisation's), though the codes' RMS is 0.03.
+    c_std, r_std = 1 / (channels**0.5 * code_rms), code_rms
+    assert out["v_c"].std() == pytest.approx(c_std, rel=0.1)
+    assert out["v_r"].std() == pytest.approx(r_std, rel=0.1)
+    # Kernels of unit gain: Adam's steps are the same fraction of every weight.
+    for layer in (heads.fc_c, heads.fc_r):
+        assert _numpy(layer.kernel).std() == pytest.approx(1 / 512**0.5, rel=0.05)
+    # Two independent draws: v_c and v_r are not one direction.
+    corr = np.corrcoef(_numpy(heads.fc_c.kernel).ravel(), _numpy(heads.fc_r.kernel).ravel())
+    assert abs(corr[0, 1]) < 0.05
+    # Scale-free in their input: 100x larger codes give the same vectors.
+    scaled = _heads_outputs(heads, [100 * c for c in codes])
+    for key in ("v_w", "v_c", "v_r"):
+        np.testing.assert_allclose(scaled[key], out[key], rtol=1e-4, atol=1e-6)
+
+
+def test_scaled_heads_start_style_blind_and_equalized_heads_do_not():
+    """The measurement behind issue 16: v_r_s of a fresh model across styles."""
+    content, styles = _images(1, 48, 3), _images(6, 48, 4)
+    ratios = {}
+    for init in ("scaled", "equalized"):
+        # The random VGG's own feature scale: codes of RMS ~0.08, as small
+        # against the heads' biases as the ImageNet VGG's.
+        model = small_efanet(initialization=init)
+        report = style_dependence.style_dependence(model, content, styles)
+        ratios[init] = report["v_r_s"]["ratio"]
+        assert report["f_s"]["ratio"] > 0.05
+    # "scaled": v_r is its bias plus a term ~1/40 of it.
+    assert ratios["scaled"] < 0.01
+    assert ratios["equalized"] > 10 * ratios["scaled"]
+
+
+def test_masked_moments_are_the_weighted_channel_mean_and_std():
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(2, 5, 7, 4)).astype("float32") * 3 + 1
+    mean, std = (_numpy(x) for x in layers.masked_moments(features))
+    np.testing.assert_allclose(mean, features.mean(axis=(1, 2)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(std, features.std(axis=(1, 2)), rtol=1e-4)
+    mask = (rng.uniform(size=(2, 5, 7, 1)) > 0.5).astype("float32")
+    mean, std = (_numpy(x) for x in layers.masked_moments(features, mask))
+    for b in range(2):
+        picked = features[b][mask[b, ..., 0] > 0]
+        np.testing.assert_allclose(mean[b], picked.mean(axis=0), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(std[b], picked.std(axis=0), rtol=1e-4)
+
+
+def test_style_statistics_reach_the_heads_and_follow_the_mask():
+    model = small_efanet(vgg_feature_scales=FEATURE_SCALES, style_statistics=True)
+    code_dim = model.code_dim
+    assert model.style_heads.fc_r.kernel.shape == (2 * code_dim + 1024, 512)
+    content, style = _images(2, 40, 6), _images(1, 40, 7)
+    f_vgg_c = model.encoder(content, output_all=False)
+    f_vgg_s = model.encoder(style, output_all=False)
+    # One style serves a batch of contents.
+    codes = model.analyze(f_vgg_c, f_vgg_s)
+    assert codes["v_r_s"].shape == (2, 512)
+    # With the f_x and f'_com rows of the heads at zero, v_r_s comes from the
+    # statistics alone, and the style's masked-out pixels do not count.
+    kernel = _numpy(model.style_heads.fc_r.kernel)
+    kernel[: 2 * code_dim] = 0
+    model.style_heads.fc_r.kernel.assign(kernel)
+    h = f_vgg_s.shape[1]
+    mask = np.zeros((1, h, h, 1), "float32")
+    mask[:, : h // 2] = 1
+    changed = _numpy(f_vgg_s).copy()
+    changed[:, h // 2 :] *= 3.0
+    with_mask = [
+        _numpy(model.analyze(f_vgg_c, f, mask_s=mask)["v_r_s"]) for f in (f_vgg_s, changed)
+    ]
+    np.testing.assert_allclose(with_mask[0], with_mask[1], atol=1e-5)
+    unmasked = _numpy(model.analyze(f_vgg_c, changed)["v_r_s"])
+    assert np.abs(unmasked - with_mask[0]).max() > 1e-3
+
+
+# --- the report -------------------------------------------------------------
+
+
+def test_spread_is_zero_for_equal_rows_and_exact_for_a_known_spread():
+    equal = np.tile(np.arange(1.0, 7.0), (4, 1))
+    assert style_dependence.spread(equal)["ratio"] == 0.0
+    # Rows c + d and c - d: std d everywhere, RMS sqrt(c^2 + d^2).
+    c, d = 3.0, 4.0
+    rows = np.array([[c + d] * 5, [c - d] * 5])
+    s = style_dependence.spread(rows)
+    assert s["rms"] == pytest.approx(5.0) and s["spread"] == pytest.approx(4.0)
+    assert s["ratio"] == pytest.approx(0.8) and s["move"] == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="at least 2"):
+        style_dependence.spread(rows[:1])
+
+
+def test_report_is_zero_after_heads_that_ignore_the_style():
+    model = small_efanet(vgg_feature_scales=FEATURE_SCALES)
+    heads = model.style_heads
+    for layer in (heads.fc_w, heads.fc_c, heads.fc_r):
+        layer.kernel.assign(np.zeros(layer.kernel.shape, "float32"))
+    report = style_dependence.style_dependence(model, _images(1, 40, 8), _images(5, 40, 9))
+    assert report["f_s"]["ratio"] > 0.05 and report["f_com"]["ratio"] > 0.01
+    for stage in ("v_w_s", "v_c_s", "v_r_s", "R_fusion", "s2c"):
+        assert report[stage]["ratio"] < 1e-6, stage
+        assert report[stage]["rms"] > 0, stage
+
+
+def test_report_of_heads_that_copy_the_style_code_equals_the_code():
+    model = small_efanet(vgg_feature_scales=FEATURE_SCALES)
+    code_dim = model.code_dim
+    # v_r = f_x tiled to 512 channels: the f'_com rows are zero, the f_x rows
+    # repeat the identity, and the bias is zero.
+    kernel = np.zeros((2 * code_dim, 512), "float32")
+    kernel[code_dim:] = np.tile(np.eye(code_dim, dtype="float32"), (1, 512 // code_dim))
+    model.style_heads.fc_r.kernel.assign(kernel)
+    model.style_heads.fc_r.bias.assign(np.zeros(512, "float32"))
+    report = style_dependence.style_dependence(
+        model, _images(1, 40, 10), _images(5, 40, 11), batch_size=2
+    )
+    assert report["v_r_s"]["ratio"] == pytest.approx(report["f_s"]["ratio"], rel=1e-4)
+    assert report["v_r_s"]["rms"] == pytest.approx(report["f_s"]["rms"], rel=1e-4)
+    text = style_dependence.format_report(report, "copying heads")
+    assert "copying heads" in text and "v_r_s" in text and "%" in text
+
+
+# --- one owner of the model's options ----------------------------------------
+
+
+def test_parse_model_options_reads_json_values():
+    assert train_config.parse_model_options(
+        ["code_normalization=l2", "fusion_rank=4", "style_statistics=true", "filters=[8, 8]"]
+    ) == {
+        "code_normalization": "l2",
+        "fusion_rank": 4,
+        "style_statistics": True,
+        "filters": [8, 8],
+    }
+    with pytest.raises(ValueError, match="key=value"):
+        train_config.parse_model_options(["code_normalization"])
