@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
-from exchange_st import decoder, losses, optim, sources, train_lib  # noqa: E402
+from exchange_st import decoder, losses, optim, sources, train_config, train_lib  # noqa: E402
 from exchange_st import model as model_lib  # noqa: E402
 
 _VGG_CHOICES = "'imagenet' (Keras download), a notop .h5 path, or 'none' (random, smoke only)"
@@ -88,6 +88,13 @@ flags.DEFINE_enum(
 )
 flags.DEFINE_integer(
     "fusion_rank", 1, "Projections k of Eq. 1-2: 1 is the paper; k > 1 its conclusion's option."
+)
+flags.DEFINE_multi_string(
+    "model_config",
+    [],
+    "Any other constructor argument of the model, as key=value (repeatable; values are "
+    "read as JSON where they parse), e.g. --model_config=code_normalization=l2 "
+    "--model_config=compressor_initializer=he_normal. The model checks them.",
 )
 flags.DEFINE_string("vgg_weights", "imagenet", f"VGG-19 encoder weights: {_VGG_CHOICES}.")
 # Objective (Eq. 7); a weight of 0 switches a term off (Fig. 7 ablation).
@@ -199,6 +206,7 @@ def config_from_flags() -> train_lib.TrainConfig:
         upsample_filters=_ints(FLAGS.upsample_filters),
         initialization=FLAGS.initialization,
         fusion_rank=FLAGS.fusion_rank,
+        model_config=train_config.parse_model_options(FLAGS.model_config),
         adain_style_weight=FLAGS.adain_style_weight,
         vgg_weights=vgg_weights,
         lr=FLAGS.lr,

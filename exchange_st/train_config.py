@@ -47,6 +47,10 @@ class TrainConfig:
         (`ExchangeStyleTransfer`).
       fusion_rank: projections k of Eq. 1-2 (1: the paper; k > 1 is the
         option of its conclusion, `ExchangeStyleTransfer.fusion_rank`).
+      model_config: any other constructor arguments of the model, by name
+        (e.g. `{"code_normalization": "l2", "compressor_initializer":
+        "he_normal"}`), validated by the model itself when it is built; a
+        field of this config cannot be set here too.
       adain_style_weight: lambda of the AdaIN baseline's `L_c + lambda L_s`
         (10 in [11]'s training script); only used by `model="adain"`.
       vgg_weights: `"imagenet"`, a Keras notop h5 path, or None (random
@@ -89,6 +93,7 @@ class TrainConfig:
     upsample_filters: tuple[int, ...] = (256, 128, 64)
     initialization: str = "scaled"
     fusion_rank: int = 1
+    model_config: dict = dataclasses.field(default_factory=dict)
     adain_style_weight: float = 10.0
     vgg_weights: str | None = "imagenet"
     lr: float = 1e-4
@@ -137,6 +142,15 @@ class TrainConfig:
             raise ValueError("model_dir must be set")
         self.compressor_filters = tuple(self.compressor_filters)
         self.upsample_filters = tuple(self.upsample_filters)
+        self.model_config = dict(self.model_config)
+        fields = {f.name for f in dataclasses.fields(self)} | {
+            f.name for f in dataclasses.fields(losses_lib.LossConfig)
+        }
+        both = sorted(set(self.model_config) & fields)
+        if both:
+            raise ValueError(
+                f"model_config sets {both}, which have their own settings: set them there"
+            )
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -173,8 +187,36 @@ class ModelSpec:
     architecture: tuple[str, ...]
 
 
+def parse_model_options(items) -> dict:
+    """`["fusion_rank=4", "code_normalization=l2"]` -> `{"fusion_rank": 4, "code_normalization": "l2"}`.
+
+    Each value is read as JSON where it parses (numbers, booleans, lists),
+    else kept as a string.
+
+    Raises:
+      ValueError: an item without `=`.
+    """
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"model option {item!r} must be key=value")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
+def _construct(cls, cfg: TrainConfig, **kwargs) -> keras.Model:
+    """`cls(**kwargs, **cfg.model_config)`: Keras names an unknown option."""
+    return cls(**kwargs, **cfg.model_config)
+
+
 def _build_efanet(cfg: TrainConfig) -> keras.Model:
-    return ExchangeStyleTransfer(
+    return _construct(
+        ExchangeStyleTransfer,
+        cfg,
         vgg_weights=cfg.vgg_weights,
         code_dim=cfg.code_dim,
         num_exchange_blocks=cfg.num_exchange_blocks,
@@ -191,7 +233,9 @@ def _build_efanet(cfg: TrainConfig) -> keras.Model:
 
 
 def _build_adain(cfg: TrainConfig) -> keras.Model:
-    return adain_lib.AdaINNet(
+    return _construct(
+        adain_lib.AdaINNet,
+        cfg,
         vgg_weights=cfg.vgg_weights,
         upsample_filters=cfg.upsample_filters,
         adain_style_weight=cfg.adain_style_weight,
@@ -212,8 +256,11 @@ MODELS: dict[str, ModelSpec] = {
             "num_post_fusion_blocks",
             "upsample_filters",
             "fusion_rank",
+            "model_config",
         ),
     ),
     # The AdaIN baseline [11] trained on the same data and VGG for comparisons.
-    "adain": ModelSpec(build=_build_adain, architecture=("model", "upsample_filters")),
+    "adain": ModelSpec(
+        build=_build_adain, architecture=("model", "upsample_filters", "model_config")
+    ),
 }

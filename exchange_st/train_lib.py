@@ -218,9 +218,9 @@ class Trainer:
             fields.add("mixed_precision")
         # A field newer than the saved run had its default there (fusion_rank).
         defaults = {
-            f.name: f.default
+            f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
             for f in dataclasses.fields(TrainConfig)
-            if f.default is not dataclasses.MISSING
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
         }
         diff = {
             k: (saved.get(k, defaults.get(k)), current.get(k))

@@ -257,10 +257,32 @@ def test_resume_continues_from_saved_step_with_saved_state(learned, caplog):
     assert (again.start_step, again.step) == (32, 32)
 
     # A different architecture must not be restored into.
-    for change in ({"fusion_mode": "concat"}, {"num_exchange_blocks": 0}):
+    for change in (
+        {"fusion_mode": "concat"},
+        {"num_exchange_blocks": 0},
+        {"model_config": {"style_statistics": True}},
+    ):
         other = train_lib.Trainer(dataclasses.replace(cfg, steps=40, **change))
         with pytest.raises(ValueError, match="different architecture.*" + next(iter(change))):
             other.restore()
+
+
+def test_any_model_option_trains_through_model_config(tmp_path):
+    """An option that exists only in the model's constructor needs no plumbing to train."""
+    cfg = _config(tmp_path, steps=1, model_config={"code_normalization": "l2"})
+    trainer = train_lib.Trainer(cfg)
+    assert trainer.model.compressor.output_normalization == "l2"
+    trainer.run()
+    saved = json.loads(Path(tmp_path, "latest.config.json").read_text())
+    assert saved["config"]["code_normalization"] == "l2"
+    assert json.loads(Path(tmp_path, "config.json").read_text())["model_config"] == {
+        "code_normalization": "l2"
+    }
+    # The model validates its own options, and a field of TrainConfig has one place.
+    with pytest.raises(ValueError, match="code_normalization"):
+        train_lib.Trainer(_config(tmp_path / "bad", model_config={"code_normalization": "x"}))
+    with pytest.raises(ValueError, match="own settings"):
+        _config(tmp_path / "twice", model_config={"fusion_mode": "concat"})
 
 
 def test_non_finite_loss_stops_without_saving(tmp_path):
