@@ -60,9 +60,9 @@ DEFAULT_DIR = os.path.join(
 # Under the 16 MiB a result file of the training machine may have, with room.
 MAX_SHARD_BYTES = 15_000_000
 VGG_FILE = "vgg19_to_relu4_1_float16.h5"
-# What the s2c path reads: the model attributes saved (plus every exchange block).
-INFERENCE_LAYERS = ("compressor", "fc_uni_c", "fc_uni_s", "fc_com", "style_heads", "decoder_c")
-LEFT_OUT = ("encoder (shipped as the VGG file)", "decoder_s", "fc_rec")
+# Each model class names what its stylization reads, `release_layers()`,
+# and what a release leaves out, `RELEASE_LEFT_OUT` (ExchangeStyleTransfer:
+# the s2c path; AdaINNet: its decoder); the VGG always ships as its own file.
 SCHEME = (
     "kernels: int8 per output channel (last axis), symmetric, float32 scales (float16 "
     "below int8_min_params parameters); other tensors: float32"
@@ -126,10 +126,8 @@ def inference_variables(model):
     Keys are the variables' paths below the model with the saved attribute's
     name in front (the decoders' sub-layers carry no prefix of their own).
     """
-    layers = [(name, getattr(model, name)) for name in INFERENCE_LAYERS]
-    layers += [(block.name, block) for block in model.exchange_blocks]
     found = {}
-    for name, layer in layers:
+    for name, layer in model.release_layers():
         for v in layer.weights:
             rest = v.path.split("/", 1)[1]
             if rest.startswith(f"{layer.name}/"):
@@ -234,10 +232,11 @@ def save(
     int8_min_params=0,
     max_shard_bytes=MAX_SHARD_BYTES,
 ):
-    """Writes the release of a trained `ExchangeStyleTransfer` into `directory`.
+    """Writes the release of a trained model into `directory`.
 
     Args:
-      model: a built `ExchangeStyleTransfer`.
+      model: a built `ExchangeStyleTransfer` (or `AdaINNet`: any model with
+        `release_layers()` and `RELEASE_NAME`).
       directory: created; files of an earlier release there are replaced.
       vgg_file: the VGG h5 file the model's encoder was built from (checked
         against the encoder's weights); None writes the encoder's weights as
@@ -254,10 +253,10 @@ def save(
     Returns:
       The manifest (a dict).
     """
-    from exchange_st.model import ExchangeStyleTransfer
-
-    if not isinstance(model, ExchangeStyleTransfer):
-        raise ValueError(f"a release holds an ExchangeStyleTransfer, got {type(model).__name__}")
+    if not hasattr(model, "release_layers"):
+        raise ValueError(
+            f"a release holds an ExchangeStyleTransfer or an AdaINNet, got {type(model).__name__}"
+        )
     os.makedirs(directory, exist_ok=True)
     writer, tensors = _ShardWriter(max_shard_bytes), []
     for key, v in inference_variables(model).items():
@@ -273,7 +272,7 @@ def save(
     n = len(writer.shards)
     shards = []
     for i, data in enumerate(writer.shards):
-        name = f"efanet-{i + 1:05d}-of-{n:05d}.bin"
+        name = f"{model.RELEASE_NAME}-{i + 1:05d}-of-{n:05d}.bin"
         with open(os.path.join(directory, name), "wb") as f:
             f.write(data)
         shards.append(
@@ -284,7 +283,7 @@ def save(
         "format_version": FORMAT_VERSION,
         "model": checkpoints.serialize_model(model),
         "quantization": {"scheme": SCHEME, "int8_min_params": int(int8_min_params)},
-        "left_out": list(LEFT_OUT),
+        "left_out": ["encoder (shipped as the VGG file)", *model.RELEASE_LEFT_OUT],
         "parameters": int(sum(int(np.prod(t["shape"])) for t in tensors)),
         "vgg": _save_vgg(model.encoder, directory, vgg_file, copy_vgg),
         "shards": shards,
@@ -429,9 +428,10 @@ def load(path=None, instead=None, dtype=None):
         if t["dtype"] == "int8":
             w = dequantize(w, _array(shards, t["scale"], "float32", [t["shape"][-1]]))
         v.assign(w.astype(np.float32))
-    model.inference_only = (
-        f"{path} is an inference-only release (decoder_s and fc_rec, which only training "
-        "uses, are not stored): train from a train.py model_dir instead."
-    )
+    if model.RELEASE_LEFT_OUT:
+        model.inference_only = (
+            f"{path} is an inference-only release ({' and '.join(model.RELEASE_LEFT_OUT)}, "
+            "which only training uses, are not stored): train from a train.py model_dir instead."
+        )
     logging.info("Loaded release %s (%d parameters).", path, manifest["parameters"])
     return model

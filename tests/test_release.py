@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from exchange_st import checkpoints, release
+from exchange_st.baselines.adain import AdaINNet
 from exchange_st.model import ExchangeStyleTransfer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -191,3 +192,22 @@ def test_from_pretrained_on_jax_matches_tensorflow(tiny_release, tmp_path):
     got = np.load(tmp_path / "jax.npy")
     assert got.std() > 0.05  # Real signal, not a flat image.
     np.testing.assert_allclose(got, keras.ops.convert_to_numpy(want), atol=TOL)
+
+
+def test_adain_release_holds_its_decoder_in_float16(tmp_path):
+    """The sweep ships AdaIN's trained decoder in the same checked format."""
+    keras.utils.set_random_seed(0)
+    model = AdaINNet(vgg_weights=None, upsample_filters=(16, 8, 8))
+    model.build()
+    path = tmp_path / "adain"
+    manifest = release.save(model, str(path), int8_min_params=10**12)
+    assert [s["file"] for s in manifest["shards"]] == ["adain-00001-of-00001.bin"]
+    assert {t["name"].split("/")[0] for t in manifest["tensors"]} == {"decoder"}
+    kernels = [t for t in manifest["tensors"] if t["name"].endswith("kernel")]
+    assert kernels and all(t["dtype"] == "float16" for t in kernels)
+    loaded = checkpoints.load_adain_model(str(path))
+    assert isinstance(loaded, AdaINNet) and not getattr(loaded, "inference_only", None)
+    image = np.random.default_rng(0).uniform(size=(1, 32, 32, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model.stylize(image, image[:, ::-1]))
+    got = keras.ops.convert_to_numpy(loaded.stylize(image, image[:, ::-1]))
+    np.testing.assert_allclose(got, expected, atol=2e-3)

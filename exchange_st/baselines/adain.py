@@ -88,6 +88,10 @@ class AdaINNet(objective.ObjectiveMixin, keras.Model):
       reflect-padded inputs, reused by `adain_losses`).
     """
 
+    # A release (`exchange_st.release`) stores the decoder; nothing else trains.
+    RELEASE_NAME = "adain"
+    RELEASE_LEFT_OUT = ()
+
     # The terms of `adain_losses` but the total (Keras' `loss`).
     LOSS_TERMS = ("content", "style", *(f"style/{name}" for name in FEATURE_NAMES))
 
@@ -109,6 +113,10 @@ class AdaINNet(objective.ObjectiveMixin, keras.Model):
         self.encoder = VGGEncoder(vgg_weights, vgg_feature_scales, name="vgg_encoder", dtype=policy)
         self.decoder = Upsampler(self.upsample_filters, name="decoder", dtype=policy)
         self._init_objective()
+
+    def release_layers(self):
+        """`[(name, layer)]` of what stylization reads besides the VGG: the decoder."""
+        return [("decoder", self.decoder)]
 
     def loss_terms(self, outputs, content, style):
         """The objective of [11] on the batch (`adain_losses`)."""
