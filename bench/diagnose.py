@@ -28,7 +28,7 @@ import keras
 import numpy as np
 from absl import app, flags
 
-from exchange_st import checkpoints, diagnostics, eval_lib, image_io, losses, style_dependence
+from exchange_st import checkpoints, diagnostics, image_io, losses, style_dependence
 from exchange_st import data as data_lib
 from exchange_st.model import INITIALIZATIONS, ExchangeStyleTransfer
 
@@ -82,7 +82,7 @@ def main(argv):
     if FLAGS.liveness_dir:
         images = np.stack(
             [
-                eval_lib.load_eval_image(p, FLAGS.liveness_size)
+                image_io.load_square(p, FLAGS.liveness_size)
                 for p in image_io.list_images(FLAGS.liveness_dir)
             ]
         )
@@ -90,7 +90,7 @@ def main(argv):
     if FLAGS.dependence_style_dir:
         styles = np.stack(
             [
-                eval_lib.load_eval_image(p, FLAGS.crop_size)
+                image_io.load_square(p, FLAGS.crop_size)
                 for p in image_io.list_images(FLAGS.dependence_style_dir)
             ]
         )

@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from exchange_st import checkpoints, diagnostics, eval_lib, image_io, losses, metrics, optim
+from exchange_st import checkpoints, diagnostics, image_io, losses, metrics, optim
 from exchange_st import style_dependence
 from exchange_st import data as data_lib
 from exchange_st.baselines import adain as adain_lib
@@ -270,7 +270,7 @@ def main(argv):
     size = FLAGS.eval_size
     # The evaluation's own loader: the pairs are cropped exactly as eval.py crops them.
     contents, styles = (
-        [eval_lib.load_eval_image(p, size) for p in image_io.list_images(d)]
+        [image_io.load_square(p, size) for p in image_io.list_images(d)]
         for d in (FLAGS.eval_content_dir, FLAGS.eval_style_dir)
     )
     n = min(FLAGS.eval_pairs, len(contents), len(styles))

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from absl import app, flags
 
-from exchange_st import checkpoints, eval_lib, image_io, style_dependence, train_config
+from exchange_st import checkpoints, image_io, style_dependence, train_config
 from exchange_st.model import ExchangeStyleTransfer
 
 FLAGS = flags.FLAGS
@@ -47,9 +47,9 @@ def main(argv):
         options = train_config.parse_model_options(FLAGS.model_config)
         model = ExchangeStyleTransfer(vgg_weights=FLAGS.vgg_weights, **options)
         title = f"fresh model {options or '(defaults)'}"
-    content = eval_lib.load_eval_image(FLAGS.content, FLAGS.size)
+    content = image_io.load_square(FLAGS.content, FLAGS.size)
     styles = np.stack(
-        [eval_lib.load_eval_image(p, FLAGS.size) for p in image_io.list_images(FLAGS.style_dir)]
+        [image_io.load_square(p, FLAGS.size) for p in image_io.list_images(FLAGS.style_dir)]
     )
     report = style_dependence.style_dependence(model, content, styles)
     print(style_dependence.format_report(report, f"{title}: {len(styles)} styles, {FLAGS.size}px"))

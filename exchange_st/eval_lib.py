@@ -138,26 +138,6 @@ class EvalConfig:
 # ----------------------------------------------------------------------------
 
 
-def load_eval_image(path, size):
-    """Short side resized to `size` (Lanczos), then the centre `size x size` crop.
-
-    Returns:
-      float32 `[size, size, 3]` in [0, 1].
-
-    Raises:
-      image_io.ImageReadError, FileNotFoundError: unreadable file.
-    """
-    image = image_io.load_image(path)
-    h, w = image.shape[:2]
-    scale = size / min(h, w)
-    # max(size, ...) keeps rounding from leaving the short side at size - 1.
-    new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
-    if (new_h, new_w) != (h, w):
-        image = image_io.resize_array(image, (new_h, new_w))
-    top, left = (new_h - size) // 2, (new_w - size) // 2
-    return np.ascontiguousarray(image[top : top + size, left : left + size])
-
-
 def _load_directory(directory, size, what):
     """Every image of `directory` (`load_eval_image`); one error lists all unreadable files."""
     try:
@@ -167,7 +147,7 @@ def _load_directory(directory, size, what):
     images, bad = [], []
     for path in paths:
         try:
-            images.append(load_eval_image(path, size))
+            images.append(image_io.load_square(path, size))
         except OSError as e:  # image_io.ImageReadError and FileNotFoundError.
             bad.append(f"{path} ({e.__cause__ or e})")
     if bad:
@@ -194,8 +174,8 @@ def run_timings(cfg: EvalConfig, methods, content_path, style_path):
     """Table 2: `{method: {size: timing dict or {"error": ...}}}` on the first pair."""
     timings = {m.name: {} for m in methods if m.status == "ok"}
     for size in cfg.timing_sizes:
-        content = tf.constant(load_eval_image(content_path, size)[None])
-        style = tf.constant(load_eval_image(style_path, size)[None])
+        content = tf.constant(image_io.load_square(content_path, size)[None])
+        style = tf.constant(image_io.load_square(style_path, size)[None])
         for method in methods:
             if method.status != "ok":
                 continue

@@ -442,3 +442,26 @@ def _scale_wide_gray(gray: np.ndarray) -> np.ndarray:
                 return (gray / full_scale).astype(np.float32)
     span = hi - lo
     return ((gray - lo) / span if span > 0 else np.zeros_like(gray)).astype(np.float32)
+
+
+def load_square(path, size) -> np.ndarray:
+    """Short side resized to `size` (Lanczos), then the centre `size x size` crop.
+
+    How every evaluation reads its images (eval.py, the learning check, the
+    sweep, the release check), so that they compare the same pixels.
+
+    Returns:
+      float32 `[size, size, 3]` in [0, 1].
+
+    Raises:
+      ImageReadError, FileNotFoundError: unreadable file.
+    """
+    image = load_image(path)
+    h, w = image.shape[:2]
+    scale = size / min(h, w)
+    # max(size, ...) keeps rounding from leaving the short side at size - 1.
+    new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+    if (new_h, new_w) != (h, w):
+        image = resize_array(image, (new_h, new_w))
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return np.ascontiguousarray(image[top : top + size, left : left + size])

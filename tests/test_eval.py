@@ -111,16 +111,6 @@ def test_metric_batch_mean_and_features_path(encoder):
 # ----------------------------------------------------------------------------
 
 
-def test_load_eval_image_resizes_short_side_and_centre_crops(tmp_path):
-    path = os.path.join(tmp_path, "wide.png")
-    pixels = np.zeros((20, 60, 3), np.uint8)
-    pixels[:, 25:35] = 255  # Scaled 2x, this band is columns 10-30 of the crop.
-    Image.fromarray(pixels).save(path)
-    image = eval_lib.load_eval_image(path, 40)
-    assert image.shape == (40, 40, 3) and image.dtype == np.float32
-    assert image[:, 10:30].mean() > 0.95 and image[:, :5].mean() < 0.05
-
-
 def test_select_pairs():
     assert eval_lib.select_pairs(2, 3, 0, 0) == [(i, j) for i in range(2) for j in range(3)]
     sampled = eval_lib.select_pairs(10, 20, 7, seed=1)

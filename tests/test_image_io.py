@@ -213,3 +213,13 @@ class TestMakeGrid:
     def test_empty(self):
         with pytest.raises(ValueError):
             image_io.make_grid([[]])
+
+
+def test_load_square_resizes_short_side_and_centre_crops(tmp_path):
+    path = os.path.join(tmp_path, "wide.png")
+    pixels = np.zeros((20, 60, 3), np.uint8)
+    pixels[:, 25:35] = 255  # Scaled 2x, this band is columns 10-30 of the crop.
+    Image.fromarray(pixels).save(path)
+    image = image_io.load_square(path, 40)
+    assert image.shape == (40, 40, 3) and image.dtype == np.float32
+    assert image[:, 10:30].mean() > 0.95 and image[:, :5].mean() < 0.05

@@ -6,11 +6,14 @@
 #              are on that machine already
 #   data/      ../shared/data/train/{content,style} and SOURCES.md (training)
 #   eval/      4 photos and 4 artworks of ../shared/images: the quantisation
-#              check and the sample grid only, never training
+#              check and the sample grid only, never training; and
+#              styles256/, all 20 artworks as 256 px centre squares (JPEG),
+#              for the sweep's style-dependence report
 #   vgg19_to_relu4_1_float16.h5   the fixed encoder
 # and checks that the payload and the working tree fit the 64 MiB that travel.
 #
-#   bash tools/gpu_payload.sh            # from the repository root; needs pip + PyPI
+#   bash tools/gpu_payload.sh            # from the repository root, in the project's
+#                                        # venv (Pillow); needs pip + PyPI
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared}
@@ -22,7 +25,8 @@ EVAL_STYLE=(la_muse.jpg woman_with_hat_matisse.jpg brushstrokes.jpg sketch.png)
 LIMIT=$((64 * 1024 * 1024))
 
 rm -rf "$PAYLOAD"
-mkdir -p "$PAYLOAD/wheels" "$PAYLOAD/data" "$PAYLOAD/eval/content" "$PAYLOAD/eval/style"
+mkdir -p "$PAYLOAD/wheels" "$PAYLOAD/data" "$PAYLOAD/eval/content" "$PAYLOAD/eval/style" \
+    "$PAYLOAD/eval/styles256"
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
@@ -31,6 +35,14 @@ cp -r "$SHARED/data/train/content" "$SHARED/data/train/style" "$SHARED/data/trai
     "$PAYLOAD/data/"
 for f in "${EVAL_CONTENT[@]}"; do cp "$SHARED/images/content/$f" "$PAYLOAD/eval/content/"; done
 for f in "${EVAL_STYLE[@]}"; do cp "$SHARED/images/style/$f" "$PAYLOAD/eval/style/"; done
+python3 - "$SHARED/images/style" "$PAYLOAD/eval/styles256" <<'EOF'
+import os, sys
+from exchange_st import image_io
+source, target = sys.argv[1:]
+for path in image_io.list_images(source):
+    stem = os.path.splitext(os.path.basename(path))[0]
+    image_io.save_image(os.path.join(target, stem + ".jpg"), image_io.load_square(path, 256))
+EOF
 cp "$SHARED/weights/vgg19_to_relu4_1_float16.h5" "$PAYLOAD/"
 # Read-only copies would stop the next run's rm -rf.
 chmod -R u+w "$PAYLOAD"

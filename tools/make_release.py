@@ -23,7 +23,6 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from exchange_st import checkpoints, image_io, release  # noqa: E402
@@ -75,23 +74,12 @@ def _files(entries):
     return files
 
 
-def _square(path, size):
-    """Short side resized to `size`, then the centre `size x size` square (as eval.py)."""
-    image = image_io.load_image(path)
-    h, w = image.shape[:2]
-    scale = size / min(h, w)
-    h, w = max(size, round(h * scale)), max(size, round(w * scale))
-    image = image_io.resize_array(image, (h, w))
-    top, left = (h - size) // 2, (w - size) // 2
-    return np.ascontiguousarray(image[top : top + size, left : left + size])
-
-
 def _pairs():
     contents, styles = _files(FLAGS.content), _files(FLAGS.style)
     return [
         (
-            _square(contents[i % len(contents)], FLAGS.size),
-            _square(styles[i % len(styles)], FLAGS.size),
+            image_io.load_square(contents[i % len(contents)], FLAGS.size),
+            image_io.load_square(styles[i % len(styles)], FLAGS.size),
         )
         for i in range(FLAGS.pairs)
     ]
