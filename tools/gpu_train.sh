@@ -54,36 +54,13 @@ SMOKE_TIMEOUT_S=${SMOKE_TIMEOUT_S:-240}
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
-export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
-elapsed() { echo $(($(date +%s) - T0)); }
-stage() { echo "=== [$(elapsed) s] $*"; }
+. tools/gpu_env.sh
 
 stage "wheels"
-if [[ "${SKIP_WHEELS:-0}" != 1 ]]; then
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target "$SITE" "$PAYLOAD"/wheels/*.whl || exit 1
-    export PYTHONPATH=$SITE:$PWD
-else
-    export PYTHONPATH=$PWD
-fi
+install_wheels || exit 1
 
 stage "versions and devices"
-"$PYTHON" - <<'EOF' || exit 1
-import os, sys
-import jax, keras, numpy, PIL, h5py
-print("python", sys.version.split()[0], "| jax", jax.__version__, "| keras", keras.__version__,
-      "| numpy", numpy.__version__, "| pillow", PIL.__version__, "| h5py", h5py.__version__)
-print("keras backend", keras.backend.backend(), "| devices", jax.devices())
-if keras.backend.backend() != "jax":
-    sys.exit("keras is not on the JAX backend")
-if jax.devices()[0].platform != "gpu" and os.environ.get("ALLOW_CPU") != "1":
-    sys.exit("JAX sees no GPU (ALLOW_CPU=1 runs on the CPU anyway)")
-EOF
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-
-# Both train.py runs compile the same step: the second reads it from this cache.
-export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-/tmp/jax_cache}
-export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
+check_devices || exit 1
 
 stage "smoke: train.py, the same configuration, 2 steps"
 rm -rf "$RUN_DIR.smoke"
@@ -118,19 +95,7 @@ cp "$RUN_DIR/train_log.csv" "$OUT/"
 grep -E "steps/s" "$OUT/log.txt" | tail -3
 
 stage "release: quantisation error, shards, sample grid"
-"$PYTHON" - "$RUN_DIR/machine.json" "$(elapsed)" <<'EOF'
-import json, subprocess, sys
-import jax, keras
-try:
-    gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                         capture_output=True, text=True, check=True).stdout.strip()
-except (OSError, subprocess.CalledProcessError):
-    gpu = None
-facts = {"machine": {"gpu": gpu, "devices": [str(d) for d in jax.devices()],
-                     "jax": jax.__version__, "keras": keras.__version__},
-         "script": "tools/gpu_train.sh", "seconds_before_release": int(sys.argv[2])}
-json.dump(facts, open(sys.argv[1], "w"), indent=1)
-EOF
+write_machine_facts "$RUN_DIR/machine.json" "$(elapsed)" tools/gpu_train.sh
 rm -rf "$OUT/efanet"
 timeout -k 10 $((POST_S - 15)) "$PYTHON" -m tools.make_release --checkpoint_dir="$RUN_DIR" \
     --content="$PAYLOAD/eval/content" --style="$PAYLOAD/eval/style" --pairs=4 --size=512 \
