@@ -6,6 +6,10 @@
         --methods=efanet,adain,gatys,wct,efanet_concat=runs/concat --output_dir=eval_out
 
 Writes results.json and comparison.png to --output_dir and prints the tables.
+
+Exit status: 0 when at least one method ran (the tables mark the others
+FAILED, and their reasons are listed at the end); 1 when every requested
+method failed, or the images or flags are unusable.
 """
 
 import os
@@ -139,6 +143,12 @@ def main(argv):
         print(f"eval.py: error: {e}", file=sys.stderr)
         return 1
     print(results["table"])
+    failed = {n: m["error"] for n, m in results["methods"].items() if m["status"] != "ok"}
+    for name, error in failed.items():
+        print(f"eval.py: {name} failed: {error}", file=sys.stderr)
+    if failed and len(failed) == len(results["methods"]):
+        print("eval.py: error: every requested method failed (above).", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -151,7 +151,10 @@ def build_methods(cfg: EvalConfig, encoder) -> list[Method]:
                 model, method.source = models.adain()
                 method.stylize = _feed_forward(model.stylize)
             elif name == "wct":
-                model, source = models.adain()
+                try:
+                    model, source = models.adain()
+                except FileNotFoundError as e:
+                    raise FileNotFoundError(f"wct uses AdaIN's decoder: {e}") from e
                 method.stylize = _feed_forward(wct_lib.WCTStylizer(model).stylize)
                 method.source = f"AdaIN decoder of {source}"
             else:

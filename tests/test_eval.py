@@ -367,3 +367,24 @@ def test_saved_model_method_uses_the_serving_signature(tmp_path, encoder):
     )
     (method,) = eval_lib.build_methods(cfg, encoder)
     assert method.status == "failed" and "SavedModel directory not found" in method.error
+
+
+def test_cli_exits_nonzero_when_every_method_failed_and_says_what_wct_needs(tmp_path):
+    contents = _write_images(os.path.join(tmp_path, "content"), 1, (32, 32), seed=5)
+    styles = _write_images(os.path.join(tmp_path, "style"), 1, (32, 32), seed=6)
+    common = (
+        f"--content_dir={contents}",
+        f"--style_dir={styles}",
+        f"--output_dir={tmp_path / 'out'}",
+        "--vgg_weights=none",
+        "--size=32",
+        "--timing_sizes=",
+    )
+    result = _run_cli(*common, "--methods=wct")
+    assert result.returncode == 1, result.stderr
+    assert "wct uses AdaIN's decoder: adain needs --adain_checkpoint" in result.stderr
+    assert "every requested method failed" in result.stderr
+    # One method that runs: exit 0, the failed one still listed.
+    result = _run_cli(*common, "--methods=wct,gatys", "--gatys_iterations=1")
+    assert result.returncode == 0, result.stderr
+    assert "wct failed:" in result.stderr and "every requested" not in result.stderr

@@ -118,12 +118,18 @@ for name in "${NAMES[@]}"; do
     if wait "${PID[$name]}"; then
         LIVE+=("$name")
         echo "smoke ok" >"$RUN_ROOT/$name.status"
+        # FLOPs per training step from the smoke run's config, for the MFU while
+        # training: on the CPU, beside the training runs.
+        (JAX_PLATFORMS=cpu timeout 120 "$PYTHON" -m tools.sweep_eval --flops_only \
+            --run_dir="$RUN_ROOT/$name.smoke" --content=- --style=- \
+            --output="$RUN_ROOT/$name.flops.json" >/dev/null 2>&1
+        rm -rf "$RUN_ROOT/$name.smoke") &
     else
         echo "failed at start (smoke exit $?)" >"$RUN_ROOT/$name.status"
         stage "$name: smoke FAILED; its last lines:"
         tail -5 "$RUN_ROOT/$name.smoke.log"
+        rm -rf "$RUN_ROOT/$name.smoke"
     fi
-    rm -rf "$RUN_ROOT/$name.smoke"
 done
 if ((${#LIVE[@]} == 0)); then
     stage "every variant failed its smoke: stopping"

@@ -48,6 +48,12 @@ flags.DEFINE_string("style_b", "sketch", "Second style of `style_move` (file nam
 flags.DEFINE_integer("grid_cell", 256, "Cell height of the grid.")
 flags.DEFINE_string("output", None, "JSON file of the numbers.", required=True)
 flags.DEFINE_string("grid", None, "Image file of the content x style matrix (.jpg or .png).")
+flags.DEFINE_bool(
+    "flops_only",
+    False,
+    "Only the FLOPs of one training step of the run's batch and crop (from its config, "
+    "weights not needed), for the MFU while it trains.",
+)
 
 
 def _load(directory, size):
@@ -105,6 +111,13 @@ def evaluate(model, contents, styles, style_names) -> tuple[dict, np.ndarray]:
 
 def main(argv):
     del argv
+    if FLAGS.flops_only:
+        config = checkpoints.read_model_config(checkpoints.find_weights(FLAGS.run_dir))
+        model = checkpoints.model_from_serialized(config, vgg_weights=None)
+        model.build()
+        with open(FLAGS.output, "w", encoding="utf-8") as f:
+            json.dump({"step_flops": step_flops(model, FLAGS.run_dir)}, f)
+        return
     model = checkpoints.load_model(FLAGS.run_dir)
     content_paths, contents = _load(FLAGS.content, FLAGS.size)
     style_paths, styles = _load(FLAGS.style, FLAGS.size)

@@ -5,7 +5,8 @@ r"""The GPU sweep's table, the rule that picks the release, and the archive of w
 
 For every variant of `--variants` it reads what `tools/gpu_sweep.sh` left in
 `--run_root`: `<name>.status` (how the start went), `<name>/train_log.csv`
-(steps, steps/s, losses) and `<name>.eval.json` (`tools.sweep_eval`). It
+(steps, steps/s, losses), `<name>.flops.json` and `<name>.eval.json`
+(`tools.sweep_eval`). It
 writes `summary.md` (the table, the rule and each variant's verdict),
 `sweep.tar.gz` (the grids, curves, logs, CSVs and reports; one plot of every
 variant's curves when matplotlib is there) and `<run_root>/choice.json` (the
@@ -100,7 +101,10 @@ def collect(name, run_root, peak_tflops) -> dict:
         v["step"] = int(rows[-1]["step"])
         v["steps_per_sec"] = statistics.median(rates) if rates else None
         v["last"] = rows[-1]
-    step_flops = (evaluation or {}).get("step_flops")
+    # From the evaluation, or while training from the smoke run's config.
+    step_flops = (evaluation or {}).get("step_flops") or (
+        _read_json(os.path.join(run_root, f"{name}.flops.json")) or {}
+    ).get("step_flops")
     if step_flops and v.get("steps_per_sec"):
         v["tflops"] = v["steps_per_sec"] * step_flops / 1e12
         v["mfu"] = v["tflops"] / peak_tflops
