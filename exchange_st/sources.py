@@ -133,6 +133,12 @@ def list_directory(directory: str, validate: bool) -> tuple[list[str], list[int]
     files = image_io.list_images(directory, recursive=True)
     if not validate:
         return files, [1] * len(files)
+    # A run builds its input more than once (training batches, the sample
+    # grid, a resume): the files are checked, and the skipped ones listed,
+    # once per process for as long as they do not change.
+    key = (directory, tuple(files), tuple(os.stat(f).st_mtime_ns for f in files))
+    if key in _SCANNED:
+        return _SCANNED[key]
     files, orientations, bad = _scan(files)
     if not files:
         raise ValueError(
@@ -142,7 +148,12 @@ def list_directory(directory: str, validate: bool) -> tuple[list[str], list[int]
     logging.info(
         "Image directory %s: %d readable files, %d skipped.", directory, len(files), len(bad)
     )
+    _SCANNED[key] = (files, orientations)
     return files, orientations
+
+
+# list_directory's checked directories: (directory, files, mtimes) -> result.
+_SCANNED = {}
 
 
 def _scan(files: Sequence[str]) -> tuple[list[str], list[int], list[str]]:

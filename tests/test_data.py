@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from exchange_st import data, image_io
+from exchange_st import data, image_io, sources
 
 SHORT, CROP = 48, 32
 
@@ -112,6 +112,20 @@ def test_scan_image_files_reports_bad_files(messy_dir, caplog):
     assert sorted(p.split("/")[-1] for p in bad) == ["notes.jpg", "truncated.jpg"]
     assert len(good) == 7 and not set(good) & set(bad)
     assert "Skipping 2 of 9" in caplog.text and "notes.jpg" in caplog.text
+
+
+def test_a_directory_is_checked_and_its_skips_listed_once_until_it_changes(messy_dir, caplog):
+    """A run builds its input several times (batches, sample grid): one skip list, not four."""
+    with caplog.at_level(logging.WARNING):
+        first = sources.list_directory(str(messy_dir), validate=True)
+        second = sources.list_directory(str(messy_dir), validate=True)
+    assert first == second and len(first[0]) == 7
+    assert caplog.text.count("Skipping 2 of 9") == 1
+    caplog.clear()
+    (messy_dir / "late.txt.jpg").write_text("added after the first check")
+    with caplog.at_level(logging.WARNING):
+        third = sources.list_directory(str(messy_dir), validate=True)
+    assert len(third[0]) == 7 and "Skipping 3 of 10" in caplog.text
 
 
 @pytest.mark.parametrize("validate_files", [True, False])
