@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import keras
 from absl import logging
@@ -104,6 +105,41 @@ def save_weights(model, path, step=None):
         raise
     os.replace(tmp, path)
     return path
+
+
+def remove_stale_temporaries(directory):
+    """Deletes the temporary files of saves that a killed process left in `directory`.
+
+    `save_weights` writes `.tmp-<pid>-<name>` and renames it; a SIGKILL
+    during the write leaves the temporary file (hundreds of MB) behind. Files
+    of processes still running (another writer) are kept.
+
+    Returns:
+      The paths removed.
+    """
+    removed = []
+    for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+        match = re.fullmatch(r"\.tmp-(\d+)-.+", name)
+        if not match or _process_alive(int(match.group(1))):
+            continue
+        path = os.path.join(directory, name)
+        size = os.path.getsize(path)
+        os.remove(path)
+        removed.append(path)
+        logging.info("Removed %s (%.0f MB), left by a save that was interrupted.", path, size / 1e6)
+    return removed
+
+
+def _process_alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # Someone else's live process.
+        return True
+    return True
 
 
 def saved_step(path):

@@ -199,6 +199,8 @@ class Trainer:
         Raises:
           ValueError: `model_dir` holds a run of a different architecture.
         """
+        if self.is_chief:
+            checkpoints.remove_stale_temporaries(self.config.model_dir)
         if not os.path.isfile(self.checkpoint.path):
             return 0
         self._check_saved_architecture()

@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from exchange_st import callbacks, data, train_lib
+from exchange_st import callbacks, checkpoints, data, train_lib
 from exchange_st.baselines import adain as adain_lib
 
 REPO = Path(__file__).resolve().parents[1]
@@ -283,6 +283,18 @@ def test_any_model_option_trains_through_model_config(tmp_path):
         train_lib.Trainer(_config(tmp_path / "bad", model_config={"code_normalization": "x"}))
     with pytest.raises(ValueError, match="own settings"):
         _config(tmp_path / "twice", model_config={"fusion_mode": "concat"})
+
+
+def test_resume_removes_what_an_interrupted_save_left_and_still_loads(learned):
+    model_dir = learned.cfg.model_dir
+    stale = Path(model_dir, ".tmp-999999999-latest.weights.h5")
+    stale.write_bytes(b"half of a weights file")
+    other = Path(model_dir, ".tmp-notapid-latest.weights.h5")
+    other.write_bytes(b"not ours")
+    saved = checkpoints.saved_step(os.path.join(model_dir, "latest.weights.h5"))
+    assert saved >= 30 and _restored_step(model_dir) == saved
+    assert not stale.exists() and other.exists()
+    other.unlink()
 
 
 def test_non_finite_loss_stops_without_saving(tmp_path):
