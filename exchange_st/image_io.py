@@ -23,12 +23,25 @@ _SAVE_FORMATS = {
 }
 
 
+# Pixel counts: above LARGE_PIXELS (PIL's decompression-bomb warning threshold)
+# `load_image` reads the image with one plain log line, since a photo of ~100
+# megapixels is a camera's, not an attack; above MAX_PIXELS (PIL's error
+# threshold) it refuses it as too large. PIL's own check is off, so its
+# warning never reaches the user.
+LARGE_PIXELS = Image.MAX_IMAGE_PIXELS
+MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
+Image.MAX_IMAGE_PIXELS = None
+
+
 class ImageReadError(OSError):
     """An image file exists but cannot be decoded (corrupt, truncated, not an image)."""
 
 
 def load_image(
-    path: str | os.PathLike, max_size: int | None = None, min_short_side: int | None = None
+    path: str | os.PathLike,
+    max_size: int | None = None,
+    min_short_side: int | None = None,
+    role: str | None = None,
 ) -> np.ndarray:
     """Loads any PIL-readable image as RGB float32 in [0, 1].
 
@@ -47,6 +60,8 @@ def load_image(
         smaller side may be decoded at 1/2, 1/4 or 1/8 scale (in the DCT
         domain, fast), never below this size; for callers that resize the
         image down anyway (the training pipelines).
+      role: what the image is for (`"content"`, `"style"`, `"mask"`), named
+        in the errors: "photo.jpg (style) is not an image file".
 
     Returns:
       `np.ndarray` float32 `[H, W, 3]` in [0, 1].
@@ -57,12 +72,31 @@ def load_image(
       ValueError: `max_size` is not positive.
     """
     path = os.fspath(path)
+    named = f"{path} ({role})" if role else path
     if max_size is not None and max_size <= 0:
         raise ValueError(f"max_size must be positive, got {max_size}.")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"Image file does not exist: {path}")
+        raise FileNotFoundError(f"{named} does not exist.")
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise ImageReadError(f"{named} is empty (0 bytes).")
     try:
         with Image.open(path) as img:
+            pixels = img.width * img.height
+            if pixels > MAX_PIXELS:
+                raise ImageReadError(
+                    f"{named} is too large to read: {img.width}x{img.height} is "
+                    f"{pixels / 1e6:.0f} megapixels, over the limit of {MAX_PIXELS / 1e6:.0f} "
+                    "(exchange_st.image_io.MAX_PIXELS)."
+                )
+            if pixels > LARGE_PIXELS:
+                logging.info(
+                    "%s is %dx%d (%.0f megapixels): reading it takes a while and %.1f GB.",
+                    named,
+                    img.width,
+                    img.height,
+                    pixels / 1e6,
+                    pixels * 12 / 1e9,
+                )
             if max_size is not None:
                 # JPEG can decode at 1/2, 1/4 or 1/8 scale in the DCT domain;
                 # draft keeps the result at least as big as the target, so the
@@ -79,10 +113,16 @@ def load_image(
             img.load()
             img = _exif_transpose(img, path)
             array = to_float_rgb(img, what=path)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        # PIL signals corrupt files with a mix of exception types; callers only
+    except Image.UnidentifiedImageError as e:
+        raise ImageReadError(
+            f"{named} is not an image file (no image format PIL reads starts this way)."
+        ) from e
+    except ImageReadError:
+        raise
+    except (OSError, SyntaxError, ValueError) as e:
+        # PIL signals damaged files with a mix of exception types; callers only
         # need to know which file failed and why.
-        raise ImageReadError(f"Cannot read image {path}: {e}") from e
+        raise ImageReadError(f"{named} is damaged or incomplete: {e}") from e
 
     if max_size is not None:
         h, w = array.shape[:2]

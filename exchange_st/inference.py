@@ -297,7 +297,7 @@ def load_mask(path, max_size=None):
     Colour masks are averaged over the channels, so any bright colour marks
     the region.
     """
-    return image_io.load_image(path, max_size=max_size).mean(axis=-1, keepdims=True)
+    return image_io.load_image(path, max_size=max_size, role="mask").mean(axis=-1, keepdims=True)
 
 
 def mask_for(gray, size):

@@ -191,6 +191,8 @@ def _inspect_file(path: str) -> tuple[int, str | None]:
     """Returns (EXIF orientation, None) for a readable image, (1, reason) otherwise."""
     try:
         with Image.open(path) as img:
+            if img.width * img.height > image_io.MAX_PIXELS:
+                return 1, f"too large to read: {img.width}x{img.height} pixels"
             # verify() must come first and leaves the image unusable, so the
             # EXIF is read from a second open.
             img.verify()

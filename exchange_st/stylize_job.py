@@ -174,7 +174,7 @@ class _Job:
         for path in config.styles:
             try:
                 self.styles[path] = inference.check_size(
-                    image_io.load_image(path, max_size=config.max_size), path, "style"
+                    image_io.load_image(path, max_size=config.max_size, role="style"), path, "style"
                 )
             except (OSError, ValueError) as e:
                 self.fail(path, e)
@@ -254,7 +254,7 @@ def _stylize_images(job, report):
     progress = keras.utils.Progbar(len(files), unit_name="image")
     for i, path in enumerate(files):
         try:
-            content = image_io.load_image(path, max_size=cfg.max_size)
+            content = image_io.load_image(path, max_size=cfg.max_size, role="content")
             inference.check_size(content, path, "content")
             rel = os.path.relpath(os.path.dirname(path), root) if root else "."
             out_dir = os.path.normpath(os.path.join(cfg.output_dir, rel))

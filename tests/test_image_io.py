@@ -1,6 +1,9 @@
 """Tests for exchange_st.image_io."""
 
+import logging
 import os
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -124,6 +127,44 @@ class TestLoadImage:
     def test_missing_file(self, tmp_path):
         with pytest.raises(FileNotFoundError, match="missing.png"):
             image_io.load_image(tmp_path / "missing.png")
+
+    def test_errors_name_the_role_and_say_what_is_wrong_in_plain_words(self, tmp_path):
+        (tmp_path / "empty.png").write_bytes(b"")
+        (tmp_path / "notes.jpg").write_text("not an image")
+        Image.fromarray(_rgb(64, 64)).save(tmp_path / "t.jpg")
+        data = (tmp_path / "t.jpg").read_bytes()
+        (tmp_path / "t.jpg").write_bytes(data[: len(data) // 2])
+        for name, role, words in [
+            ("empty.png", "style", "empty.png (style) is empty"),
+            ("notes.jpg", "content", "notes.jpg (content) is not an image file"),
+            ("t.jpg", "mask", "t.jpg (mask) is damaged or incomplete"),
+        ]:
+            with pytest.raises(image_io.ImageReadError, match=re.escape(words)):
+                image_io.load_image(tmp_path / name, role=role)
+
+    def test_a_photo_over_pils_bomb_threshold_is_read_with_one_plain_line(
+        self, tmp_path, monkeypatch, caplog
+    ):
+        Image.fromarray(_rgb(40, 50)).save(tmp_path / "big.png")
+        Image.fromarray(_rgb(80, 100)).save(tmp_path / "huge.png")
+        # Thresholds scaled down: 40x50 is "large", 80x100 over the limit.
+        monkeypatch.setattr(image_io, "LARGE_PIXELS", 1500)
+        monkeypatch.setattr(image_io, "MAX_PIXELS", 3000)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with caplog.at_level(logging.INFO, logger="absl"):
+                image = image_io.load_image(tmp_path / "big.png", role="content")
+            with pytest.raises(image_io.ImageReadError, match=r"huge.png \(style\) is too large"):
+                image_io.load_image(tmp_path / "huge.png", role="style")
+        assert image.shape == (40, 50, 3)
+        assert "big.png (content) is 50x40 (0 megapixels)" in caplog.text
+        assert not caught  # PIL's DecompressionBombWarning never reaches the user.
+
+
+def test_a_12000_by_9000_photo_is_large_but_readable():
+    """The limits themselves: PIL's warning threshold, PIL's error threshold, PIL's check off."""
+    assert Image.MAX_IMAGE_PIXELS is None
+    assert image_io.LARGE_PIXELS < 12000 * 9000 < image_io.MAX_PIXELS
 
 
 class TestSaveImage:
