@@ -108,7 +108,8 @@ run_train() {  # limit_s name model_dir flags...: the variant's train.py under `
 stage "smoke: every variant for 2 steps, side by side"
 declare -A PID
 for name in "${NAMES[@]}"; do
-    rm -rf "$RUN_ROOT/$name.smoke"
+    # A resumed sweep's evaluations of the last call describe older weights.
+    rm -rf "$RUN_ROOT/$name.smoke" "$RUN_ROOT/$name.eval.json" "$RUN_ROOT/$name.grid.jpg"
     run_train "$SMOKE_TIMEOUT_S" "$name" "$RUN_ROOT/$name.smoke" --steps=2 --log_every=1 \
         --image_every=2 >"$RUN_ROOT/$name.smoke.log" 2>&1 &
     PID[$name]=$!

@@ -156,8 +156,11 @@ def table(variants, choice=None, rehearsal=False) -> str:
             why = "**released**"
         elif choice is not None and ok and v["name"] == choice["adain"]:
             why = "**ships**"
+        steps = str(v.get("step", "–"))
+        if e.get("step") is not None and e["step"] != v.get("step"):
+            steps += f" (evaluated: {e['step']})"  # A run killed after its last save.
         lines.append(
-            f"| {v['name']} | {v['status'] or '–'} | {v.get('step', '–')} "
+            f"| {v['name']} | {v['status'] or '–'} | {steps} "
             f"| {_fmt(v.get('steps_per_sec'), '.3g')} | {_fmt(v.get('tflops'), '.3g')} "
             f"| {_fmt(v.get('mfu'), '.2%')} | {_fmt(last.get('content'), '.3g')} "
             f"| {_fmt(last.get('style'), '.3g')} | {_fmt(last.get('rec'), '.3g')} "
