@@ -193,6 +193,13 @@ class _Job:
         self.failures.append((path, message))
 
     @property
+    def images_per_content(self):
+        """Stylized images made per content image: one per style (or blend) and alpha."""
+        cfg = self.config
+        blended = cfg.masks is not None or cfg.style_weights is not None
+        return (1 if blended else len(self.styles)) * len(cfg.alphas)
+
+    @property
     def usable(self):
         if self.config.masks is not None or self.config.style_weights is not None:
             return not self.failures
@@ -251,7 +258,9 @@ def _stylize_images(job, report):
         root = cfg.content
     else:
         files, root = [cfg.content], os.path.dirname(cfg.content)
-    progress = keras.utils.Progbar(len(files), unit_name="image")
+    # What is really made: each content under every style (or one blend) and alpha.
+    per_content = job.images_per_content
+    progress = keras.utils.Progbar(len(files) * per_content, unit_name="stylized image")
     for i, path in enumerate(files):
         try:
             content = image_io.load_image(path, max_size=cfg.max_size, role="content")
@@ -275,7 +284,7 @@ def _stylize_images(job, report):
                     report.outputs.append(strip_path)
         except (OSError, ValueError, tf.errors.OpError) as e:
             job.fail(path, e)
-        progress.update(i + 1)
+        progress.update((i + 1) * per_content)
 
 
 def _stylize_video(job, report):

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -120,10 +121,20 @@ def test_single_image_matches_the_saved_model(setup, tmp_path):
     np.testing.assert_allclose(got, want, atol=0.5 / 255 + 1e-6)
 
 
-def test_alpha_list_writes_one_image_per_alpha_and_a_strip(setup, tmp_path):
+def test_alpha_list_writes_one_image_per_alpha_and_a_strip(setup, tmp_path, monkeypatch):
     alphas = [0.0, 0.5, 1.0]
     config = _config(setup, tmp_path, alphas=alphas, max_size=32)
+    bars = []
+
+    class Bar(keras.utils.Progbar):
+        def __init__(self, target, **kwargs):
+            super().__init__(target, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(keras.utils, "Progbar", Bar)
     report = stylize.stylize_all(config, setup["stylizer"])
+    # The progress counts what is made: one content x one style x three alphas.
+    assert [(b.target, b._seen_so_far, b.unit_name) for b in bars] == [(3, 3, "stylized image")]
     assert not report.failures
     names = sorted(os.path.basename(p) for p in report.outputs)
     assert names == [
