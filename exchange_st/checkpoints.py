@@ -18,7 +18,10 @@ import os
 import re
 
 import keras
+import numpy as np
 from absl import logging
+
+from exchange_st import vgg as vgg_lib
 
 # The resolved training config (`TrainConfig`), written by train_lib.
 CONFIG_FILE = "config.json"
@@ -310,6 +313,24 @@ def run_model_kwargs(model_dir, family="efanet"):
         )
     keys = constructor_keys(_registered_models()[family])
     return {k: v for k, v in config.items() if k in keys}
+
+
+def warn_if_random_vgg(model, what):
+    """Warns when `model` was trained against a random VGG-19 (no `--vgg_weights`, smoke runs).
+
+    Its losses measured nothing, so its outputs are no style transfer; the
+    frozen feature scales it carries say which VGG it had. Returns whether
+    it warned.
+    """
+    encoder = getattr(model, "encoder", None)
+    if encoder is None or not np.allclose(encoder.feature_scales, vgg_lib.RANDOM_FEATURE_SCALES):
+        return False
+    logging.warning(
+        "%s was trained with a RANDOM VGG-19 (a smoke run, no --vgg_weights): its losses "
+        "measured nothing, so its outputs are not a style transfer.",
+        what,
+    )
+    return True
 
 
 def warn_untrained(what):

@@ -347,6 +347,7 @@ def export_from_config(config: ExportConfig) -> ExportResult:
         )
     elif config.checkpoint_dir:
         model = load_model_from_checkpoint(config.checkpoint_dir, config.model_config)
+        checkpoints.warn_if_random_vgg(model, config.checkpoint_dir)
     else:
         model = release.load(instead="--checkpoint_dir (export_savedmodel.py)")
     return export_saved_model(

@@ -1,6 +1,7 @@
 """Tests for exchange_st.checkpoints: finding, checking and restoring training checkpoints."""
 
 import json
+import logging
 import os
 
 import keras
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SMALL_EFANET
-from exchange_st import checkpoints
+from conftest import SMALL_EFANET, small_efanet
+from exchange_st import checkpoints, vgg
 from exchange_st.baselines.adain import AdaINNet
 from exchange_st.layers import track_layer_list
 from exchange_st.model import ExchangeStyleTransfer
@@ -256,3 +257,13 @@ def test_a_failed_save_leaves_the_previous_file(tmp_path, monkeypatch):
         np.testing.assert_array_equal(want, v.numpy())
     # No half-written file is left behind.
     assert sorted(os.listdir(tmp_path)) == ["latest.config.json", checkpoints.WEIGHTS_FILE]
+
+
+def test_warns_about_a_model_trained_with_a_random_vgg_only(caplog):
+    random_vgg = small_efanet()
+    imagenet_scaled = small_efanet(vgg_feature_scales=vgg.FEATURE_SCALES)
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        assert checkpoints.warn_if_random_vgg(random_vgg, "runs/smoke")
+        assert not checkpoints.warn_if_random_vgg(imagenet_scaled, "runs/real")
+    assert "runs/smoke was trained with a RANDOM VGG-19" in caplog.text
+    assert "runs/real" not in caplog.text

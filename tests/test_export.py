@@ -322,13 +322,16 @@ def _run_export_script(tmp_path, *flags, **env):
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
 
 
 def test_export_script_from_checkpoint(exported, tmp_path):
     model = exported["model"]
     prefix = _write_checkpoint(model, str(tmp_path / "run"), _train_config())
     export_dir = tmp_path / "export"
-    _run_export_script(tmp_path, f"--checkpoint_dir={prefix}", f"--export_dir={export_dir}")
+    proc = _run_export_script(tmp_path, f"--checkpoint_dir={prefix}", f"--export_dir={export_dir}")
+    # The test model's VGG is random, as a smoke run's: exporting it says so.
+    assert "trained with a RANDOM VGG-19" in proc.stderr
     loaded = tf.saved_model.load(str(export_dir))
     c, s = exported["x"]["odd_content"], exported["x"]["odd_style"]
     np.testing.assert_allclose(
