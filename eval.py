@@ -12,11 +12,12 @@ FAILED, and their reasons are listed at the end); 1 when every requested
 method failed, or the images or flags are unusable.
 """
 
-import os
+import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from exchange_st import console
 
-import sys  # noqa: E402
+# Before anything imports TensorFlow: its native start-up lines stay hidden.
+console.quiet_startup()
 
 from absl import app, flags  # noqa: E402
 
@@ -102,6 +103,11 @@ flags.DEFINE_boolean(
     "Run efanet/adain/wct with untrained weights when no checkpoint is given (tests, demos).",
 )
 
+flags.DEFINE_boolean(
+    "verbose",
+    False,
+    "Also show TensorFlow's own start-up lines (oneDNN, CUDA probing), hidden by default.",
+)
 flags.mark_flags_as_required(["content_dir", "style_dir", "output_dir"])
 
 

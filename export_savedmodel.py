@@ -7,10 +7,12 @@ python export_savedmodel.py --random_init --export_dir=/tmp/demo --tflite
 """
 
 import json
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from exchange_st import console
+
+# Before anything imports TensorFlow: its native start-up lines stay hidden.
+console.quiet_startup()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -58,6 +60,11 @@ flags.DEFINE_string(
 )
 
 
+flags.DEFINE_boolean(
+    "verbose",
+    False,
+    "Also show TensorFlow's own start-up lines (oneDNN, CUDA probing), hidden by default.",
+)
 flags.mark_flags_as_required(["export_dir"])
 
 

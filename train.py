@@ -7,12 +7,15 @@
 Rerunning the same command resumes from the latest state in --model_dir.
 """
 
-import os
 import time
 
 # --max_seconds counts from here.
 _START = time.monotonic()
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from exchange_st import console  # noqa: E402
+
+# Before anything imports TensorFlow: its native start-up lines stay hidden.
+console.quiet_startup()
 
 from absl import app, flags, logging  # noqa: E402
 
@@ -160,7 +163,12 @@ flags.DEFINE_float(
 flags.DEFINE_integer(
     "keep_checkpoints", 5, "States kept: 1 = latest only; K = also ckpt-<step> links to the last K."
 )
-flags.DEFINE_integer("verbose", 0, "fit's own progress output: 0 none, 1 bar, 2 line per epoch.")
+flags.DEFINE_integer(
+    "verbose",
+    0,
+    "fit's own progress output: 0 none, 1 bar, 2 line per epoch; any of them also shows "
+    "TensorFlow's own start-up lines, hidden by default.",
+)
 
 flags.mark_flags_as_required(["content_source", "style_source", "model_dir"])
 

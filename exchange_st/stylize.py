@@ -25,16 +25,26 @@ from __future__ import annotations
 import json
 import sys
 
-from absl import app
-from absl import flags
-from absl import logging
+from exchange_st import console
 
-from exchange_st import inference
-from exchange_st import video as video_lib
+# Before anything imports TensorFlow: its native start-up lines stay hidden.
+console.quiet_startup()
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+from exchange_st import inference  # noqa: E402
+from exchange_st import video as video_lib  # noqa: E402
 
 # Kept importable from here: the library moved to `inference` and `stylize_job`.
-from exchange_st.inference import Stylizer, load_mask, mask_for, preserve_colors  # noqa: F401
-from exchange_st.stylize_job import (  # noqa: F401
+from exchange_st.inference import (  # noqa: E402, F401
+    Stylizer,
+    load_mask,
+    mask_for,
+    preserve_colors,
+)
+from exchange_st.stylize_job import (  # noqa: E402, F401
     StylizeConfig,
     StylizeReport,
     load_stylizer,
@@ -155,6 +165,12 @@ def _define_flags():
         None,
         "JSON dict of ExchangeStyleTransfer arguments for --random_init, or for a legacy "
         "TF checkpoint whose model_dir holds no config.json (weights files carry their own).",
+        module_name=owner,
+    )
+    flags.DEFINE_boolean(
+        "verbose",
+        False,
+        "Also show TensorFlow's own start-up lines (oneDNN, CUDA probing), hidden by default.",
         module_name=owner,
     )
     flags.mark_flags_as_required(["style", "output_dir"])

@@ -1,0 +1,62 @@
+"""What the command-line entry points share: a start-up that shows the project's lines only.
+
+TensorFlow's C++ runtime writes its own lines to the process's stderr while
+it loads and probes devices (oneDNN notices, CUDA drivers not found,
+`absl::InitializeLog` warnings), before Python's logging is in charge and
+whatever `TF_CPP_MIN_LOG_LEVEL` says. `quiet_startup()` imports TensorFlow
+and lists its devices with file descriptor 2 pointed at /dev/null, so a
+command (even `--help`) opens with its own output; `--verbose` on the
+command line keeps them. Call it first in a script, before importing
+`exchange_st` modules that import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+
+def wants_verbose(argv=None) -> bool:
+    """Whether the command line asks for `--verbose` (any value but 0 / false)."""
+    for arg in sys.argv[1:] if argv is None else argv:
+        if arg == "--verbose":
+            return True
+        if arg.startswith("--verbose="):
+            return arg.split("=", 1)[1].lower() not in ("0", "false", "")
+    return False
+
+
+@contextlib.contextmanager
+def stderr_silenced():
+    """Points file descriptor 2 at /dev/null inside the block (C++ writers included)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def quiet_startup(argv=None) -> None:
+    """Loads TensorFlow (if installed) and probes its devices without its native log lines.
+
+    Sets `TF_CPP_MIN_LOG_LEVEL=2` for what TensorFlow logs later (unless the
+    environment sets it). Without TensorFlow (the JAX-only machines) it does
+    nothing; a TensorFlow that fails to import is left for the first real
+    import to report, with stderr open.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if wants_verbose(argv):
+        return
+    try:
+        with stderr_silenced():
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+    except Exception:  # noqa: BLE001 - no TensorFlow, or a broken one reported later.
+        sys.modules.pop("tensorflow", None)
