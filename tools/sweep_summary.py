@@ -26,17 +26,22 @@ import tarfile
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("variants", "configs/sweep.txt", "The sweep's variants file.")
-flags.DEFINE_string("run_root", None, "Folder of the variants' runs.", required=True)
-flags.DEFINE_string("output_dir", None, "Where summary.md and sweep.tar.gz go.", required=True)
-flags.DEFINE_bool("partial", False, "Progress only (while training): no rule, no choice.")
-flags.DEFINE_float("peak_tflops", 790.0, "Peak of the chip for MFU (dense bf16 of an H200).")
-flags.DEFINE_bool(
-    "rehearsal",
-    False,
-    "CPU rehearsal only: every variant that was evaluated passes, so that the release "
-    "path runs on a few steps' weights. Never on a real sweep.",
-)
+
+
+def define_flags():
+    """The command's flags; defined when it runs, so that tests can import this module."""
+    flags.DEFINE_string("variants", "configs/sweep.txt", "The sweep's variants file.")
+    flags.DEFINE_string("run_root", None, "Folder of the variants' runs.", required=True)
+    flags.DEFINE_string("output_dir", None, "Where summary.md and sweep.tar.gz go.", required=True)
+    flags.DEFINE_bool("partial", False, "Progress only (while training): no rule, no choice.")
+    flags.DEFINE_float("peak_tflops", 790.0, "Peak of the chip for MFU (dense bf16 of an H200).")
+    flags.DEFINE_bool(
+        "rehearsal",
+        False,
+        "CPU rehearsal only: every variant that was evaluated passes, so that the release "
+        "path runs on a few steps' weights. Never on a real sweep.",
+    )
+
 
 # The rule that picks the release, fixed before any run (issue 17). An EFANet
 # variant qualifies when the style reaches its decoder (v_r_s's spread across
@@ -278,4 +283,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
