@@ -53,10 +53,13 @@ def quiet_startup(argv=None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if wants_verbose(argv):
         return
+    # A failed import leaves sys.modules as it was, so a machine (or a test)
+    # that marks TensorFlow absent with `sys.modules["tensorflow"] = None`
+    # stays without it.
     try:
         with stderr_silenced():
             import tensorflow as tf
 
             tf.config.list_physical_devices()
     except Exception:  # noqa: BLE001 - no TensorFlow, or a broken one reported later.
-        sys.modules.pop("tensorflow", None)
+        pass

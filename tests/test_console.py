@@ -42,3 +42,11 @@ def test_stderr_silenced_restores_the_descriptor(capfd):
         os.write(2, b"hidden\n")
     os.write(2, b"shown\n")
     assert capfd.readouterr().err == "shown\n"
+
+
+def test_quiet_startup_keeps_tensorflow_absent_where_it_is_marked_absent(monkeypatch):
+    # The JAX-only tests mark TensorFlow absent this way; loading it anyway
+    # would hide the no-TensorFlow code paths they test.
+    monkeypatch.setitem(sys.modules, "tensorflow", None)
+    console.quiet_startup([])
+    assert sys.modules["tensorflow"] is None
