@@ -9,7 +9,8 @@ Writes results.json and comparison.png to --output_dir and prints the tables.
 
 Exit status: 0 when at least one method ran (the tables mark the others
 FAILED, and their reasons are listed at the end); 1 when every requested
-method failed, or the images or flags are unusable.
+method failed, or the images or flags are unusable. Images that cannot be
+read are left out and listed at the end (--noskip_unreadable refuses them).
 """
 
 import sys
@@ -102,6 +103,12 @@ flags.DEFINE_boolean(
     False,
     "Run efanet/adain/wct with untrained weights when no checkpoint is given (tests, demos).",
 )
+flags.DEFINE_boolean(
+    "skip_unreadable",
+    True,
+    "Leave out and list the images that cannot be read; --noskip_unreadable refuses the "
+    "folders instead.",
+)
 
 flags.DEFINE_boolean(
     "verbose",
@@ -135,6 +142,7 @@ def config_from_flags() -> eval_lib.EvalConfig:
         gatys_timing_iterations=FLAGS.gatys_timing_iterations,
         grid_rows=FLAGS.grid_rows,
         random_init=FLAGS.random_init,
+        skip_unreadable=FLAGS.skip_unreadable,
     )
 
 
@@ -149,6 +157,8 @@ def main(argv):
         print(f"eval.py: error: {e}", file=sys.stderr)
         return 1
     print(results["table"])
+    for reason in results["skipped"]:
+        print(f"eval.py: skipped an image that cannot be read: {reason}", file=sys.stderr)
     failed = {n: m["error"] for n, m in results["methods"].items() if m["status"] != "ok"}
     for name, error in failed.items():
         print(f"eval.py: {name} failed: {error}", file=sys.stderr)

@@ -7,6 +7,7 @@
 Rerunning the same command resumes from the latest state in --model_dir.
 """
 
+import sys
 import time
 
 # --max_seconds counts from here.
@@ -45,6 +46,12 @@ flags.DEFINE_integer("batch_size", 4, "Global batch size (pairs per step), split
 flags.DEFINE_integer("shuffle_buffer", 1000, "Shuffle buffer size of TFDS sources.")
 flags.DEFINE_boolean(
     "validate_files", True, "Check every directory image with PIL before training."
+)
+flags.DEFINE_boolean(
+    "skip_unreadable",
+    True,
+    "Skip and list the image files that cannot be read; --noskip_unreadable refuses the "
+    "directory instead (README, 'Unreadable inputs').",
 )
 flags.DEFINE_enum(
     "data_pipeline",
@@ -189,6 +196,7 @@ def config_from_flags() -> train_lib.TrainConfig:
             batch_size=FLAGS.batch_size,
             shuffle_buffer=FLAGS.shuffle_buffer,
             validate_files=FLAGS.validate_files,
+            skip_unreadable=FLAGS.skip_unreadable,
             pipeline=FLAGS.data_pipeline,
             workers=FLAGS.data_workers,
             use_multiprocessing=FLAGS.data_multiprocessing,
@@ -238,7 +246,15 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unknown arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
-    train_lib.train(config_from_flags(), start_time=_START)
+    try:
+        config = config_from_flags()
+        sources.check_sources(config.data)
+    except (OSError, ValueError) as e:
+        # Missing, empty or unreadable inputs and bad settings: one clear line.
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 1
+    train_lib.train(config, start_time=_START)
+    return 0
 
 
 if __name__ == "__main__":

@@ -302,7 +302,7 @@ def _element_seeds(seed: int) -> tf.data.Dataset:
 def _directory_dataset(
     directory: str, cfg: DataConfig, seed: int, num_pipelines: int, pipeline_id: int
 ) -> tf.data.Dataset:
-    files, orientations = list_directory(directory, cfg.validate_files)
+    files, orientations = list_directory(directory, cfg.validate_files, cfg.skip_unreadable)
     # A full Python shuffle mixes the whole list once; the tf.data buffer below
     # then only needs to reshuffle between epochs.
     order = np.random.default_rng(seed).permutation(len(files))

@@ -78,6 +78,9 @@ class EvalConfig:
       grid_rows: pairs shown in `comparison.png`.
       random_init: allow efanet / adain (and wct) without a checkpoint,
         with untrained weights (tests and demos only).
+      skip_unreadable: images that cannot be read are left out of the
+        tables, named, and listed in `results.json` (`skipped`) and at the
+        end; False refuses the folders, naming every such image.
     """
 
     content_dir: str
@@ -100,6 +103,7 @@ class EvalConfig:
     gatys_timing_iterations: int = 20
     grid_rows: int = 6
     random_init: bool = False
+    skip_unreadable: bool = True
 
     def __post_init__(self):
         self.methods = tuple(self.methods)
@@ -138,24 +142,37 @@ class EvalConfig:
 # ----------------------------------------------------------------------------
 
 
-def _load_directory(directory, size, what):
-    """Every image of `directory` (`load_eval_image`); one error lists all unreadable files."""
+def _load_directory(directory, size, what, skip_unreadable=True):
+    """Every readable image of `directory` (`image_io.load_square`).
+
+    Returns:
+      `(paths, images, skipped)`: `skipped` holds "path: what is wrong" for
+      each image that cannot be read (none without `skip_unreadable`).
+
+    Raises:
+      image_io.ImageReadError: an image cannot be read and not
+        `skip_unreadable`, or none can.
+    """
     try:
         paths = image_io.list_images(directory)
     except ValueError as e:
         raise ValueError(f"{what} directory {directory}: {e}") from e
-    images, bad = [], []
+    kept, images, bad = [], [], []
     for path in paths:
         try:
-            images.append(image_io.load_square(path, size))
+            images.append(image_io.load_square(path, size, role=what))
+            kept.append(path)
         except OSError as e:  # image_io.ImageReadError and FileNotFoundError.
-            bad.append(f"{path} ({e.__cause__ or e})")
-    if bad:
+            bad.append(str(e) if path in str(e) else f"{path}: {e}")
+    if bad and (not skip_unreadable or not images):
+        advice = "" if not images else " (--skip_unreadable evaluates the others)"
         raise image_io.ImageReadError(
             f"Cannot read {len(bad)} of the {len(paths)} images of the {what} directory "
-            f"{directory}: {'; '.join(bad)}"
+            f"{directory}{advice}: {'; '.join(bad)}"
         )
-    return paths, images
+    for reason in bad:
+        logging.warning("Skipping a %s image that cannot be read: %s", what, reason)
+    return kept, images, bad
 
 
 def select_pairs(num_content, num_style, pairs, seed):
@@ -239,8 +256,13 @@ def run(cfg: EvalConfig) -> dict:
     """
     # Before the run: the load average says how busy a shared CPU was.
     device = describe_device()
-    content_paths, contents = _load_directory(cfg.content_dir, cfg.size, "content")
-    style_paths, styles = _load_directory(cfg.style_dir, cfg.size, "style")
+    content_paths, contents, skipped = _load_directory(
+        cfg.content_dir, cfg.size, "content", cfg.skip_unreadable
+    )
+    style_paths, styles, skipped_styles = _load_directory(
+        cfg.style_dir, cfg.size, "style", cfg.skip_unreadable
+    )
+    skipped += skipped_styles
     pairs = select_pairs(len(contents), len(styles), cfg.pairs, cfg.seed)
     logging.info(
         "%d content x %d style images, %d pairs at %d x %d.",
@@ -298,6 +320,7 @@ def run(cfg: EvalConfig) -> dict:
         "device": device,
         "tensorflow_version": tf.__version__,
         "num_pairs": len(pairs),
+        "skipped": skipped,
         "methods": {
             m.name: {
                 "status": m.status,

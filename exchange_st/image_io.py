@@ -484,11 +484,16 @@ def _scale_wide_gray(gray: np.ndarray) -> np.ndarray:
     return ((gray - lo) / span if span > 0 else np.zeros_like(gray)).astype(np.float32)
 
 
-def load_square(path, size) -> np.ndarray:
+def load_square(path, size, role=None) -> np.ndarray:
     """Short side resized to `size` (Lanczos), then the centre `size x size` crop.
 
     How every evaluation reads its images (eval.py, the learning check, the
     sweep, the release check), so that they compare the same pixels.
+
+    Args:
+      path: the image file.
+      size: side of the square.
+      role: named in errors as in `load_image`.
 
     Returns:
       float32 `[size, size, 3]` in [0, 1].
@@ -496,7 +501,7 @@ def load_square(path, size) -> np.ndarray:
     Raises:
       ImageReadError, FileNotFoundError: unreadable file.
     """
-    image = load_image(path)
+    image = load_image(path, role=role)
     h, w = image.shape[:2]
     scale = size / min(h, w)
     # max(size, ...) keeps rounding from leaving the short side at size - 1.

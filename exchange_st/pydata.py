@@ -151,7 +151,7 @@ class _DirectorySource:
     """Element `i`: file `order(i // n)[i % n]` of `n` files, a new order per pass."""
 
     def __init__(self, directory: str, cfg: DataConfig, seed: int):
-        files, _ = list_directory(directory, cfg.validate_files)
+        files, _ = list_directory(directory, cfg.validate_files, cfg.skip_unreadable)
         self.files, self.cfg, self.seed = files, cfg, seed
         self._order = (None, None)
 

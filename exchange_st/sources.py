@@ -55,6 +55,9 @@ class DataConfig:
         (reports and drops corrupt files, reads EXIF orientation). Turn off for
         directories so large that a scan is too slow; corrupt files are then
         only skipped at runtime and EXIF orientation is ignored (tf.data).
+      skip_unreadable: With `validate_files`, skip the files that cannot be
+        read and list them (the default of every command: README, "Unreadable
+        inputs"); False refuses the directory, naming every such file.
       pipeline: `"auto"` (tf.data on the TensorFlow backend, the PyDataset
         on others), `"tf"` or `"py"`.
       workers: PyDataset only: threads (or processes) preparing batches;
@@ -71,6 +74,7 @@ class DataConfig:
     seed: int | None = None
     builtin_size: int = 64
     validate_files: bool = True
+    skip_unreadable: bool = True
     pipeline: str = "auto"
     workers: int = 1
     use_multiprocessing: bool = False
@@ -97,6 +101,28 @@ class DataConfig:
             )
 
 
+def check_sources(cfg: DataConfig) -> None:
+    """Lists both sources' directories now, so that bad inputs stop a run before its model.
+
+    The listing is what the pipelines use later (`list_directory` checks a
+    directory once per process), so this costs nothing extra.
+
+    Raises:
+      FileNotFoundError, NotADirectoryError, ValueError: a missing or empty
+        directory, or one that no file of can be read.
+      image_io.ImageReadError: an unreadable file without `skip_unreadable`.
+    """
+    for source in (cfg.content_source, cfg.style_source):
+        if source == BUILTIN_SOURCE or source.startswith(TFDS_PREFIX):
+            continue
+        if os.path.exists(source) and not os.path.isdir(source):
+            raise NotADirectoryError(
+                f"Image source {source} is a file: expected a directory, "
+                f"'{TFDS_PREFIX}<name>[:<split>]' or '{BUILTIN_SOURCE}'."
+            )
+        list_directory(source, cfg.validate_files, cfg.skip_unreadable)
+
+
 # ----------------------------------------------------------------------------
 # File validation.
 # ----------------------------------------------------------------------------
@@ -117,18 +143,22 @@ def scan_image_files(files: Sequence[str]) -> tuple[list[str], list[str]]:
     Returns:
       `(good, bad)` lists of paths, each in input order.
     """
-    good, _, bad = _scan(files)
+    good, _, bad, _ = _scan(files)
     return good, bad
 
 
-def list_directory(directory: str, validate: bool) -> tuple[list[str], list[int]]:
+def list_directory(
+    directory: str, validate: bool, skip_unreadable: bool = True
+) -> tuple[list[str], list[int]]:
     """The image files of a training directory and their EXIF orientations.
 
     With `validate`, every file is checked with PIL first (corrupt ones are
-    dropped and listed in a warning); otherwise all are kept, orientation 1.
+    dropped and listed in a warning, or refused without `skip_unreadable`);
+    otherwise all are kept, orientation 1.
 
     Raises:
       ValueError: no file of the directory can be read.
+      image_io.ImageReadError: a file cannot be read and not `skip_unreadable`.
     """
     files = image_io.list_images(directory, recursive=True)
     if not validate:
@@ -136,10 +166,18 @@ def list_directory(directory: str, validate: bool) -> tuple[list[str], list[int]
     # A run builds its input more than once (training batches, the sample
     # grid, a resume): the files are checked, and the skipped ones listed,
     # once per process for as long as they do not change.
-    key = (directory, tuple(files), tuple(os.stat(f).st_mtime_ns for f in files))
+    key = (directory, skip_unreadable, tuple(files), tuple(os.stat(f).st_mtime_ns for f in files))
     if key in _SCANNED:
         return _SCANNED[key]
-    files, orientations, bad = _scan(files)
+    files, orientations, bad, reasons = _scan(files, warn=skip_unreadable)
+    if bad and not skip_unreadable:
+        listed = "; ".join(reasons[:_MAX_LISTED_BAD_FILES])
+        more = len(bad) - _MAX_LISTED_BAD_FILES
+        raise image_io.ImageReadError(
+            f"{len(bad)} of the {len(bad) + len(files)} image files of {directory} cannot be "
+            f"read (--skip_unreadable trains on the others): {listed}"
+            + (f"; ... and {more} more" if more > 0 else "")
+        )
     if not files:
         raise ValueError(
             f"None of the {len(bad)} image files in {directory} can be read; "
@@ -156,8 +194,13 @@ def list_directory(directory: str, validate: bool) -> tuple[list[str], list[int]
 _SCANNED = {}
 
 
-def _scan(files: Sequence[str]) -> tuple[list[str], list[int], list[str]]:
-    """`scan_image_files` that also returns each good file's EXIF orientation."""
+def _scan(files: Sequence[str], warn: bool = True):
+    """`scan_image_files` that also returns each good file's EXIF orientation.
+
+    Returns:
+      `(good, orientations, bad, reasons)`: `reasons` are "path (what is wrong)"
+      for the bad files, which are listed in one warning when `warn`.
+    """
     files = list(files)
     if len(files) > 1000:
         logging.info("Checking %d image files with PIL...", len(files))
@@ -173,8 +216,8 @@ def _scan(files: Sequence[str]) -> tuple[list[str], list[int], list[str]]:
             orientations.append(orientation)
         else:
             bad.append(path)
-            reasons.append(f"{path} ({error})")
-    if bad:
+            reasons.append(f"{path} {error}")
+    if bad and warn:
         listed = "\n  ".join(reasons[:_MAX_LISTED_BAD_FILES])
         more = len(bad) - _MAX_LISTED_BAD_FILES
         logging.warning(
@@ -184,15 +227,21 @@ def _scan(files: Sequence[str]) -> tuple[list[str], list[int], list[str]]:
             listed,
             f"\n  ... and {more} more" if more > 0 else "",
         )
-    return good, orientations, bad
+    return good, orientations, bad, reasons
 
 
 def _inspect_file(path: str) -> tuple[int, str | None]:
-    """Returns (EXIF orientation, None) for a readable image, (1, reason) otherwise."""
+    """Returns (EXIF orientation, None) for a readable image, (1, reason) otherwise.
+
+    The reasons are in the plain words of `image_io.load_image`: "is empty",
+    "is not an image file", "is damaged or incomplete".
+    """
     try:
+        if os.path.getsize(path) == 0:
+            return 1, "is empty (0 bytes)"
         with Image.open(path) as img:
             if img.width * img.height > image_io.MAX_PIXELS:
-                return 1, f"too large to read: {img.width}x{img.height} pixels"
+                return 1, f"is too large to read: {img.width}x{img.height} pixels"
             # verify() must come first and leaves the image unusable, so the
             # EXIF is read from a second open.
             img.verify()
@@ -217,8 +266,10 @@ def _inspect_file(path: str) -> tuple[int, str | None]:
             with Image.open(path) as img:
                 img.load()
         return orientation, None
+    except Image.UnidentifiedImageError:
+        return 1, "is not an image file"
     except Exception as e:  # noqa: BLE001 - any failure means "skip this file".
-        return 1, f"{type(e).__name__}: {e}"
+        return 1, f"is damaged or incomplete ({type(e).__name__}: {e})"
 
 
 def derive_seed(*values: int) -> int:

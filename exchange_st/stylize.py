@@ -13,6 +13,11 @@ Usage:
   exchange-st-stylize --checkpoint_dir=runs/efanet --content=photo.jpg \\
       --style=a.jpg,b.jpg --style_weights=0.7,0.3 --max_size=0 --output_dir=out/
 
+An input that cannot be read (empty, not an image, damaged, too large) is
+skipped, named with what is wrong, and listed at the end; the exit status is
+1 when any input failed (an output asked for is missing), 0 otherwise.
+`--noskip_unreadable` stylizes nothing unless every input can be read.
+
 The absl flags are defined by `run()` (the console-script entry point) and
 turned into a `StylizeConfig`; the library (`inference.Stylizer`,
 `stylize_job.stylize_all`) reads no flags, and importing this module defines
@@ -153,6 +158,13 @@ def _define_flags():
     flags.DEFINE_boolean(
         "random_init", False, "Use an untrained model (demos and tests only).", module_name=owner
     )
+    flags.DEFINE_boolean(
+        "skip_unreadable",
+        True,
+        "Skip, name and list at the end the inputs that cannot be read; "
+        "--noskip_unreadable stylizes nothing when any of them cannot be read.",
+        module_name=owner,
+    )
     flags.DEFINE_string(
         "vgg_weights",
         None,
@@ -210,6 +222,7 @@ def config_from_flags() -> StylizeConfig:
             random_init=FLAGS.random_init,
             vgg_weights=vgg_weights,
             model_config=model_config,
+            skip_unreadable=FLAGS.skip_unreadable,
         )
     except ValueError as e:
         raise app.UsageError(str(e)) from e

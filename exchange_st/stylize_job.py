@@ -17,7 +17,7 @@ from absl import logging
 
 from exchange_st import image_io
 from exchange_st import inference
-from exchange_st import ops
+from exchange_st import ops, sources
 from exchange_st import video as video_lib
 from exchange_st.inference import Stylizer, load_mask, mask_for, preserve_colors
 
@@ -62,6 +62,9 @@ class StylizeConfig:
         h5 path (None: random). Checkpoints and SavedModels hold their own.
       model_config: `ExchangeStyleTransfer` kwargs for `random_init`, or for
         a legacy `checkpoint_dir` without config.json.
+      skip_unreadable: an input that cannot be read is skipped, named and
+        listed at the end (the others are stylized); False stylizes nothing
+        when any style, mask or content file of the request cannot be read.
     """
 
     content: str | None
@@ -82,10 +85,11 @@ class StylizeConfig:
     random_init: bool = False
     vgg_weights: str | None = None
     model_config: dict = dataclasses.field(default_factory=dict)
+    skip_unreadable: bool = True
 
     def __post_init__(self):
-        sources = [bool(self.saved_model), bool(self.checkpoint_dir), self.random_init]
-        if sum(sources) > 1:
+        given = [bool(self.saved_model), bool(self.checkpoint_dir), self.random_init]
+        if sum(given) > 1:
             raise ValueError(
                 "Give at most one model source: saved_model, checkpoint_dir or random_init "
                 "(none: the pretrained release)."
@@ -256,6 +260,12 @@ def _stylize_images(job, report):
             job.fail(cfg.content, e)
             return
         root = cfg.content
+        if not cfg.skip_unreadable:
+            _, bad = sources.scan_image_files(files)
+            for path in bad:
+                job.fail(path, image_io.ImageReadError(f"{path} (content) cannot be read"))
+            if bad:
+                return
     else:
         files, root = [cfg.content], os.path.dirname(cfg.content)
     # What is really made: each content under every style (or one blend) and alpha.
@@ -356,7 +366,7 @@ def stylize_all(config: StylizeConfig, stylizer: Stylizer | None = None) -> Styl
     report = StylizeReport()
     start = time.perf_counter()
     job = _Job(config, stylizer)
-    if not job.usable:
+    if not job.usable or (job.failures and not config.skip_unreadable):
         report.failures = job.failures
         return report
     if config.content:

@@ -114,6 +114,24 @@ def test_scan_image_files_reports_bad_files(messy_dir, caplog):
     assert "Skipping 2 of 9" in caplog.text and "notes.jpg" in caplog.text
 
 
+def test_sources_are_checked_before_training_and_refused_without_skip_unreadable(
+    messy_dir, tmp_path
+):
+    (messy_dir / "empty.png").write_bytes(b"")
+    cfg = sources.DataConfig(str(messy_dir), "builtin", resize_short_side=32, crop_size=32)
+    sources.check_sources(cfg)  # Skips and lists (the default).
+    strict = sources.DataConfig(
+        str(messy_dir), "builtin", resize_short_side=32, crop_size=32, skip_unreadable=False
+    )
+    with pytest.raises(image_io.ImageReadError, match="3 of the 10 image files") as error:
+        sources.check_sources(strict)
+    message = str(error.value)
+    assert "notes.jpg is not an image file" in message and "empty.png is empty" in message
+    assert "truncated.jpg is damaged or incomplete" in message
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        sources.check_sources(sources.DataConfig(str(messy_dir / "photo.jpg"), "builtin", 32, 32))
+
+
 def test_a_directory_is_checked_and_its_skips_listed_once_until_it_changes(messy_dir, caplog):
     """A run builds its input several times (batches, sample grid): one skip list, not four."""
     with caplog.at_level(logging.WARNING):

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from exchange_st import eval_lib
+from exchange_st import eval_lib, image_io
 from exchange_st import eval_methods
 from exchange_st import losses
 from exchange_st import metrics
@@ -334,6 +334,7 @@ def test_cli_reports_input_errors_in_one_line(tmp_path):
         f"--style_dir={styles}",
         f"--output_dir={out}",
         "--vgg_weights=none",
+        "--noskip_unreadable",
     )
     assert result.returncode == 1
     # Every unreadable file in the one error line, not only the first.
@@ -341,6 +342,21 @@ def test_cli_reports_input_errors_in_one_line(tmp_path):
     assert len(errors) == 1 and "Cannot read 2 of the 3 images" in errors[0], result.stderr
     assert "broken.jpg" in errors[0] and "also_broken.png" in errors[0]
     assert not os.path.exists(os.path.join(out, eval_lib.RESULTS_FILE))
+
+
+def test_unreadable_images_are_skipped_and_named_in_plain_words(tmp_path):
+    folder = _write_images(os.path.join(tmp_path, "content"), 2, (32, 40), seed=5)
+    with open(os.path.join(folder, "notes.jpg"), "w") as f:
+        f.write("not a picture")
+    open(os.path.join(folder, "empty.png"), "wb").close()
+    paths, images, skipped = eval_lib._load_directory(folder, 16, "content")
+    assert len(paths) == len(images) == 2
+    assert sorted(os.path.basename(r.split(" ")[0]) for r in skipped) == ["empty.png", "notes.jpg"]
+    assert all("(content)" in r for r in skipped)
+    assert any("is not an image file" in r for r in skipped)
+    assert any("is empty" in r for r in skipped)
+    with pytest.raises(image_io.ImageReadError, match="Cannot read 2 of the 4 images"):
+        eval_lib._load_directory(folder, 16, "content", skip_unreadable=False)
 
 
 def test_saved_model_method_uses_the_serving_signature(tmp_path, encoder):

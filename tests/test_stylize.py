@@ -222,6 +222,24 @@ def test_unreadable_style_or_mask_fails_cleanly(setup, tmp_path):
     assert [p for p, _ in report.failures] == [setup["files"]["broken"]] and not report.outputs
 
 
+def test_noskip_unreadable_stylizes_nothing_when_an_input_cannot_be_read(setup, tmp_path):
+    content_dir = os.path.dirname(setup["files"]["c0"])  # holds broken.png
+    skipping = stylize.stylize_all(
+        _config(setup, tmp_path / "a", content=content_dir), setup["stylizer"]
+    )
+    assert [p for p, _ in skipping.failures] == [setup["files"]["broken"]]
+    assert len(skipping.outputs) == 2
+    config = _config(setup, tmp_path / "b", content=content_dir, skip_unreadable=False)
+    refusing = stylize.stylize_all(config, setup["stylizer"])
+    assert [p for p, _ in refusing.failures] == [setup["files"]["broken"]]
+    assert not refusing.outputs and not os.path.exists(tmp_path / "b")
+    missing = str(tmp_path / "nope.png")
+    config = _config(
+        setup, tmp_path / "c", styles=[setup["files"]["style"], missing], skip_unreadable=False
+    )
+    assert not stylize.stylize_all(config, setup["stylizer"]).outputs
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
