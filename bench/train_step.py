@@ -1,9 +1,9 @@
 r"""Training speed of `model.fit` as train.py runs it: steps/s, pairs/s, TFLOP/s, MFU, input wait.
 
 Runs on the TensorFlow and the JAX backend (`KERAS_BACKEND=jax`, no
-TensorFlow needed). Two modes:
+TensorFlow needed).
 
-`--mode=step` (default). Each variant (model x crop x batch x precision x
+Each variant (model x crop x batch x precision x
 jit, then input x callbacks, which share the variant's compiled step) is a
 `train_lib.Trainer` (train.py's model, optimizer and callbacks) whose
 `model.fit` runs `--steps` steps per round; the variants take turns round
@@ -27,15 +27,6 @@ the frozen VGG needs little) is printed next to it. MFU is TFLOP/s over
     KERAS_BACKEND=jax python -m bench.train_step --precisions=none,mixed_bfloat16 \
         --batch_sizes=4 --input=fixed,pipeline --callbacks=train,none --data_workers=8
 
-`--mode=fit_vs_loop` (TensorFlow). The same model, `compute_loss` and Adam
-trained (a) by `model.fit` with train.py's callbacks and (b) by a bare
-`tf.function` step (forward, `compute_loss`, gradient, `apply_gradients`)
-called from a Python loop that reads every step's losses back and checks
-them, as the hand-written loop that `fit` replaced did (issue 10):
-
-    python -m bench.train_step --mode=fit_vs_loop --models=efanet \
-        --crop_sizes=64,128 --batch_sizes=4 --steps=4 --rounds=5
-
 The load average is printed at the start and the end; each KEY line gives
 the median over the rounds and their range. On a shared CPU compare the
 process CPU seconds per step too (in the table and the JSON): other jobs
@@ -45,7 +36,6 @@ move the wall clock more.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import statistics
 import tempfile
@@ -59,7 +49,6 @@ from exchange_st import flops as flops_lib
 from exchange_st import pydata, sources, train_lib
 
 MODELS = ("efanet", "adain")
-MODES = ("step", "fit_vs_loop")
 INPUTS = ("fixed", "pipeline")
 JIT_CHOICES = ("auto", "on", "off")
 CALLBACKS = ("train", "none")
@@ -67,8 +56,6 @@ TARGET_PIPELINE_OVER_MODEL = 5.0
 # Dense bf16 matrix rate of an H100 / H200: about 790 TFLOP/s measured for an
 # 8192^3 bf16 matmul on an H200 (the datasheet says 989).
 DEFAULT_PEAK_TFLOPS = 790.0
-# `fit` may be at most this much slower than the bare loop (issue 10).
-TARGET_FIT_OVER_LOOP = 1.05
 # Checkpoints, summaries and image grids are not part of the step.
 _NEVER = 10**9
 
@@ -78,7 +65,6 @@ class TrainBenchConfig:
     """What `run` measures.
 
     Attributes:
-      mode: `"step"` or `"fit_vs_loop"` (see the module docstring).
       models: `train_lib.MODELS` keys.
       crop_sizes, batch_sizes: training crop sides and pairs per step.
       precisions: Keras dtype policies (`"none"` = float32).
@@ -87,7 +73,7 @@ class TrainBenchConfig:
       inputs: `"fixed"` (one random batch) and/or `"pipeline"`.
       callbacks: `"train"` (train.py's callbacks: the NaN guard reads every
         step's losses, so each step waits for the last) and/or `"none"`
-        (fit dispatches steps back to back); fit_vs_loop uses the first.
+        (fit dispatches steps back to back).
       steps: steps per round and variant (>= 2; the first is not timed).
       rounds: timed rounds (after one untimed round that compiles).
       content_dir, style_dir: directory sources of the pipeline (else
@@ -107,7 +93,6 @@ class TrainBenchConfig:
       seed: seed of weights, inputs and pipeline.
     """
 
-    mode: str = "step"
     models: tuple[str, ...] = ("efanet",)
     crop_sizes: tuple[int, ...] = (256,)
     batch_sizes: tuple[int, ...] = (4,)
@@ -134,8 +119,6 @@ class TrainBenchConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if min(self.steps, self.profile_steps) < 2:
             raise ValueError("steps and profile_steps must be >= 2 (the first step is not timed)")
         if self.rounds < 1:
@@ -421,48 +404,6 @@ class FitRunner:
         return (clock.end[0] - clock.first[0]) / n, (clock.end[1] - clock.first[1]) / n
 
 
-class LoopRunner:
-    """The essence of the loop `fit` replaced: a `tf.function` step called from Python.
-
-    Forward, the model's `compute_loss`, `tape.gradient`, the model's Adam
-    `apply_gradients`, on batches `next(iterator)` of the same input `fit`
-    reads; every step's losses are read back as floats and checked finite,
-    as that loop did (and as train.py's NaN guard does under `fit`).
-    """
-
-    def __init__(self, trainer, dataset, steps: int):
-        import tensorflow as tf
-
-        model = trainer.model
-        self.model, self.steps = model, steps
-        self.iterator = iter(dataset)
-
-        def step(batch):
-            with tf.GradientTape() as tape:
-                outputs = model(batch, training=True)
-                loss = model.compute_loss(x=batch, y_pred=outputs, training=True)
-                scaled = model.optimizer.scale_loss(loss)
-            variables = model.trainable_variables
-            grads = tape.gradient(scaled, variables)
-            model.optimizer.apply_gradients(zip(grads, variables))
-            return {"loss": loss, **{t.name: t.result() for t in model.loss_trackers}}
-
-        self.step = tf.function(step, jit_compile=model.jit_compile)
-
-    def run(self) -> tuple[float, float]:
-        self.model.reset_metrics()  # fit resets them every epoch.
-        for i in range(self.steps):
-            logs = {k: float(v) for k, v in self.step(next(self.iterator)).items()}
-            bad = [k for k, v in logs.items() if not math.isfinite(v)]
-            if bad:
-                raise FloatingPointError(f"non-finite {bad} in the custom loop")
-            if i == 0:
-                first = time.perf_counter(), time.process_time()
-        end = time.perf_counter(), time.process_time()
-        n = self.steps - 1
-        return (end[0] - first[0]) / n, (end[1] - first[1]) / n
-
-
 # ----------------------------------------------------------------------------
 # The run.
 # ----------------------------------------------------------------------------
@@ -572,7 +513,7 @@ def _fmt_range(times: list[float]) -> str:
 
 
 def run_steps(cfg: TrainBenchConfig, report: dict) -> dict:
-    """`--mode=step`: every variant's fit steps, pipelines alone, KEY lines."""
+    """Every variant's fit steps, pipelines alone, KEY lines."""
     all_variants = variants(cfg)
     report["pipelines"] = {}
     if cfg.pipeline_batches > 0:
@@ -619,7 +560,7 @@ def run_steps(cfg: TrainBenchConfig, report: dict) -> dict:
 
 
 def step_lines(cfg: TrainBenchConfig, report: dict) -> list[str]:
-    """The KEY lines of `--mode=step`."""
+    """The KEY lines of the run."""
     lines = []
     entries = report["variants"]
     for name, e in entries.items():
@@ -679,71 +620,8 @@ def step_lines(cfg: TrainBenchConfig, report: dict) -> list[str]:
     return lines
 
 
-def run_fit_vs_loop(cfg: TrainBenchConfig, report: dict) -> dict:
-    """`--mode=fit_vs_loop`: fit and the bare loop on one Trainer per shape, interleaved."""
-    if common.backend() != "tensorflow":
-        raise ValueError("--mode=fit_vs_loop compares TensorFlow loops; run it on TensorFlow")
-    report["pairs"] = {}
-    fixed = variants(dataclasses.replace(cfg, inputs=("fixed",), callbacks=cfg.callbacks[:1]))
-    with tempfile.TemporaryDirectory() as workdir, common.device_scope(report["device"]):
-
-        def make_runners(v, trainer, meter):
-            # Both read the same kind of input (one batch, train.py's checks).
-            return {
-                f"{v.name} fit": FitRunner(
-                    trainer, variant_input(cfg, v, trainer), cfg.steps, v.callbacks
-                ),
-                f"{v.name} loop": LoopRunner(trainer, variant_input(cfg, v, trainer), cfg.steps),
-            }
-
-        runners, _ = build_runners(cfg, fixed, workdir, make_runners)
-
-        def record(results, r):
-            if not r:
-                return
-            for v in fixed:
-                fit, loop = results[f"{v.name} fit"], results[f"{v.name} loop"]
-                entry = dict(dataclasses.asdict(v), rounds=r)
-                for kind, res in (("fit", fit), ("loop", loop)):
-                    entry[kind] = {
-                        "wall": _summary(res["wall"]),
-                        "cpu": _summary(res["cpu"]),
-                        "first_call_s": res["first_call_s"],
-                    }
-                entry["fit_over_loop"] = (
-                    entry["fit"]["wall"]["median_s"] / entry["loop"]["wall"]["median_s"]
-                )
-                entry["fit_over_loop_cpu"] = (
-                    entry["fit"]["cpu"]["median_s"] / entry["loop"]["cpu"]["median_s"]
-                )
-                # Per round: the ratio of the two runs of that round.
-                entry["fit_over_loop_by_round"] = [a / b for a, b in zip(fit["wall"], loop["wall"])]
-                report["pairs"][v.name] = entry
-            report["environment"]["load_average_now"] = common.load_average()
-            common.write_json(cfg.output, report)
-
-        interleave(runners, cfg.rounds, record)
-    return report
-
-
-def fit_vs_loop_lines(report: dict) -> list[str]:
-    lines = []
-    for name, e in report["pairs"].items():
-        fit, loop = e["fit"]["wall"], e["loop"]["wall"]
-        by_round = e["fit_over_loop_by_round"]
-        lines.append(
-            f"KEY fit / custom loop {name}: {e['fit_over_loop']:.3f} "
-            f"(fit {fit['median_s']:.3g} s/step [{fit['min_s']:.3g}-{fit['max_s']:.3g}], "
-            f"loop {loop['median_s']:.3g} s/step [{loop['min_s']:.3g}-{loop['max_s']:.3g}], "
-            f"medians of {len(fit['times_s'])} rounds; per-round ratios "
-            f"{min(by_round):.3f}-{max(by_round):.3f}; CPU-time ratio "
-            f"{e['fit_over_loop_cpu']:.3f}) (target <= {TARGET_FIT_OVER_LOOP:g})"
-        )
-    return lines
-
-
 def run(cfg: TrainBenchConfig) -> dict:
-    """Runs the mode, prints a table and the KEY lines, writes the JSON report."""
+    """Runs the variants, prints a table and the KEY lines, writes the JSON report."""
     load = common.print_load("start")
     device = common.select_device(cfg.device)
     report = {
@@ -759,68 +637,47 @@ def run(cfg: TrainBenchConfig) -> dict:
         if distribution is not None:
             keras.distribution.set_distribution(distribution)
     try:
-        if cfg.mode == "fit_vs_loop":
-            run_fit_vs_loop(cfg, report)
-        else:
-            run_steps(cfg, report)
+        run_steps(cfg, report)
     finally:
         if common.backend() == "jax":
             keras.distribution.set_distribution(previous_distribution)
     print(f"backend {common.backend()}, device {device}, steps per round {cfg.steps}")
-    if cfg.mode == "fit_vs_loop":
-        rows = []
-        for name, e in report["pairs"].items():
-            for kind in ("fit", "loop"):
-                w, c = e[kind]["wall"], e[kind]["cpu"]
-                rows.append(
-                    [
-                        f"{name} {kind}",
-                        w["median_s"],
-                        w["min_s"],
-                        w["max_s"],
-                        c["median_s"],
-                        len(w["times_s"]),
-                    ]
-                )
-        print(common.format_table(["what", "s/step", "min", "max", "CPU s/step", "rounds"], rows))
-        lines = fit_vs_loop_lines(report)
-    else:
-        rows = [
-            [
-                name,
-                e["wall"]["median_s"],
-                e["wall"]["min_s"],
-                e["wall"]["max_s"],
-                e["cpu"]["median_s"],
-                e["steps_per_s"],
-                e["pairs_per_s"],
-                e["tflops_per_s/3x"],
-                len(e["wall"]["times_s"]),
-            ]
-            for name, e in report["variants"].items()
+    rows = [
+        [
+            name,
+            e["wall"]["median_s"],
+            e["wall"]["min_s"],
+            e["wall"]["max_s"],
+            e["cpu"]["median_s"],
+            e["steps_per_s"],
+            e["pairs_per_s"],
+            e["tflops_per_s/3x"],
+            len(e["wall"]["times_s"]),
         ]
-        rows += [
-            [
-                f"pipeline {p} {key}",
-                1.0 / r["steps_per_s"],
-                float("nan"),
-                float("nan"),
-                float("nan"),
-                r["steps_per_s"],
-                float("nan"),
-                float("nan"),
-                r["batches"],
-            ]
-            for key, pipes in report["pipelines"].items()
-            for p, r in pipes.items()
+        for name, e in report["variants"].items()
+    ]
+    rows += [
+        [
+            f"pipeline {p} {key}",
+            1.0 / r["steps_per_s"],
+            float("nan"),
+            float("nan"),
+            float("nan"),
+            r["steps_per_s"],
+            float("nan"),
+            float("nan"),
+            r["batches"],
         ]
-        header = ["what", "s/step", "min", "max", "CPU s/step", "steps/s", "pairs/s"]
-        print(common.format_table([*header, "TFLOP/s", "n"], rows))
-        if "profile" in report:
-            print(f"profile of {report['profile']['variant']}: {report['profile']['dir']}")
-            for op in report["profile"].get("ops", [])[:15]:
-                print(f"  {op['op']:<32} {op['ms']:9.1f} ms  {100 * op['share']:5.1f}%")
-        lines = step_lines(cfg, report)
+        for key, pipes in report["pipelines"].items()
+        for p, r in pipes.items()
+    ]
+    header = ["what", "s/step", "min", "max", "CPU s/step", "steps/s", "pairs/s"]
+    print(common.format_table([*header, "TFLOP/s", "n"], rows))
+    if "profile" in report:
+        print(f"profile of {report['profile']['variant']}: {report['profile']['dir']}")
+        for op in report["profile"].get("ops", [])[:15]:
+            print(f"  {op['op']:<32} {op['ms']:9.1f} ms  {100 * op['share']:5.1f}%")
+    lines = step_lines(cfg, report)
     report["key_lines"] = lines
     report["environment"]["load_average_end"] = common.print_load("end")
     common.write_json(cfg.output, report)
@@ -829,9 +686,6 @@ def run(cfg: TrainBenchConfig) -> dict:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum(
-    "mode", "step", list(MODES), "step: fit speed and MFU; fit_vs_loop: TF fit vs a bare loop."
-)
 flags.DEFINE_list("models", ["efanet"], "Models to time (train_lib.MODELS keys).")
 flags.DEFINE_list("crop_sizes", ["256"], "Training crop sides.")
 flags.DEFINE_list("batch_sizes", ["4"], "Pairs per step.")
@@ -867,7 +721,6 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
         cfg = TrainBenchConfig(
-            mode=FLAGS.mode,
             models=tuple(FLAGS.models),
             crop_sizes=tuple(int(s) for s in FLAGS.crop_sizes),
             batch_sizes=tuple(int(s) for s in FLAGS.batch_sizes),

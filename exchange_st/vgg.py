@@ -119,7 +119,8 @@ def _build_vgg19(weights):
                 include_top=False, weights="imagenet", input_shape=(None, None, 3)
             )
         except Exception as e:  # Download failures surface as many types.
-            raise RuntimeError(
+            # ConnectionError (an OSError): the commands report it in one line.
+            raise ConnectionError(
                 f"Could not obtain the ImageNet VGG-19 weights ({e}). " + WEIGHTS_HELP
             ) from e
     vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))

@@ -94,21 +94,6 @@ def test_command_on_directory_with_a_corrupt_file(setup, tmp_path):
     assert not os.path.exists(tmp_path / "broken_style.png")
 
 
-def test_console_script_is_installed_and_has_the_flags():
-    script = os.path.join(os.path.dirname(sys.executable), "exchange-st-stylize")
-    proc = subprocess.run(
-        [script, "--help"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-    )
-    # absl exits with status 1 after --help.
-    assert proc.returncode in (0, 1) and "USAGE" in proc.stdout, proc.stderr[-2000:]
-    for flag in ("--content:", "--style:", "--alpha:", "--mask:", "preserve_color:", "--video:"):
-        assert flag in proc.stdout
-
-
 def test_single_image_matches_the_saved_model(setup, tmp_path):
     report = stylize.stylize_all(_config(setup, tmp_path, alphas=[0.6]), setup["stylizer"])
     assert not report.failures

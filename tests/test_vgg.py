@@ -131,7 +131,7 @@ def test_failed_download_names_the_flag(monkeypatch):
 
     real = keras.applications.VGG19
     monkeypatch.setattr(keras.applications, "VGG19", offline)
-    with pytest.raises(RuntimeError, match="--vgg_weights"):
+    with pytest.raises(ConnectionError, match="--vgg_weights"):
         vgg.VGGEncoder("imagenet")
 
 
