@@ -22,6 +22,11 @@ class CSFusion(keras.layers.Layer):
     `v_r` is `k x 512`: k pooled channels are expanded and summed. `k=1` is
     exactly Eq. 1-2.
 
+    With `offset=b` (beyond the paper; 0 is Eq. 2) the expansion reads
+    `(R_pool + b) . v_r`: every pixel also carries `b v_r`, the style vector
+    itself, as AdaIN's target mean does, where Eq. 2 only scales it by a
+    signed, zero-mean `R_pool` (BUILD_NOTES.md, "Style conditioning").
+
     `"adain"`: `v_c` and `v_r` are the target channel mean and standard
     deviation of an AdaIN [11] re-normalisation of `f_pur`.
 
@@ -37,6 +42,8 @@ class CSFusion(keras.layers.Layer):
       epsilon: variance floor of the AdaIN mode.
       rank: projections of the `"ours"` mode (1 in the paper); the other
         modes take rank 1 only.
+      offset: added to `R_pool` before the expansion (`"ours"` mode; 0 in
+        the paper).
 
     Call arguments:
       inputs: triple `(f_pur [B, h, w, C], v_c [B, k * C], v_r [B, k * C])`.
@@ -45,7 +52,7 @@ class CSFusion(keras.layers.Layer):
       `R_fusion`, `[B, h, w, C]`.
     """
 
-    def __init__(self, mode="ours", channels=512, epsilon=1e-5, rank=1, **kwargs):
+    def __init__(self, mode="ours", channels=512, epsilon=1e-5, rank=1, offset=0.0, **kwargs):
         super().__init__(**kwargs)
         if mode not in FUSION_MODES:
             raise ValueError(f"fusion mode must be one of {FUSION_MODES}, got {mode!r}")
@@ -55,6 +62,9 @@ class CSFusion(keras.layers.Layer):
         self.channels = channels
         self.epsilon = epsilon
         self.rank = rank
+        if offset and mode != "ours":
+            raise ValueError(f"fusion offset needs mode 'ours'; got mode {mode!r}")
+        self.offset = float(offset)
         if mode == "concat":
             self.mix_content = keras.layers.Dense(
                 channels, name="mix_content", dtype=self.dtype_policy
@@ -76,11 +86,15 @@ class CSFusion(keras.layers.Layer):
             v_c = keras.ops.reshape(keras.ops.cast(v_c, f_pur.dtype), shape)
             v_r = keras.ops.reshape(keras.ops.cast(v_r, f_pur.dtype), shape)
             r_pool = keras.ops.einsum("bhwc,bkc->bhwk", f_pur, v_c)  # Eq. 1, k columns
+            if self.offset:
+                r_pool = r_pool + self.offset
             return keras.ops.einsum("bhwk,bkc->bhwc", r_pool, v_r)  # Eq. 2, k rows
         v_c = keras.ops.cast(v_c, f_pur.dtype)[:, None, None, :]
         v_r = keras.ops.cast(v_r, f_pur.dtype)[:, None, None, :]
         if self.mode == "ours":
             r_pool = keras.ops.sum(f_pur * v_c, axis=-1, keepdims=True)  # Eq. 1
+            if self.offset:
+                r_pool = r_pool + self.offset
             return r_pool * v_r  # Eq. 2
         if self.mode == "adain":
             return ops.adain(f_pur, v_c, v_r, self.epsilon)
@@ -95,6 +109,7 @@ class CSFusion(keras.layers.Layer):
                 "channels": self.channels,
                 "epsilon": self.epsilon,
                 "rank": self.rank,
+                "offset": self.offset,
             }
         )
         return config
@@ -276,6 +291,7 @@ class Decoder(keras.layers.Layer):
       fusion_mode: see `CSFusion`.
       upsample_filters: widths of the three upsampling stages.
       fusion_rank: see `CSFusion` (1 in the paper).
+      fusion_offset: see `CSFusion` (0 in the paper).
       zero_init_residual: residual blocks start as the identity
         (`ResidualBlock(zero_init=True)`).
       output_bias: initial bias of the RGB output conv, i.e. the colour a
@@ -296,6 +312,7 @@ class Decoder(keras.layers.Layer):
         fusion_mode="ours",
         upsample_filters=(256, 128, 64),
         fusion_rank=1,
+        fusion_offset=0.0,
         zero_init_residual=False,
         output_bias=None,
         **kwargs,
@@ -303,6 +320,7 @@ class Decoder(keras.layers.Layer):
         super().__init__(**kwargs)
         self.channels = channels
         self.fusion_rank = fusion_rank
+        self.fusion_offset = float(fusion_offset)
         self.zero_init_residual = zero_init_residual
         self.output_bias = None if output_bias is None else tuple(float(v) for v in output_bias)
         self.num_pre_blocks = num_pre_blocks
@@ -314,7 +332,14 @@ class Decoder(keras.layers.Layer):
             ResidualBlock(channels, zero_init=zero_init_residual, name=f"pre_res{i}", dtype=policy)
             for i in range(num_pre_blocks)
         ]
-        self.fusion = CSFusion(fusion_mode, channels, rank=fusion_rank, name="fusion", dtype=policy)
+        self.fusion = CSFusion(
+            fusion_mode,
+            channels,
+            rank=fusion_rank,
+            offset=fusion_offset,
+            name="fusion",
+            dtype=policy,
+        )
         self.post_blocks = [
             ResidualBlock(channels, zero_init=zero_init_residual, name=f"post_res{i}", dtype=policy)
             for i in range(num_post_blocks)
@@ -381,6 +406,7 @@ class Decoder(keras.layers.Layer):
                 "fusion_mode": self.fusion_mode,
                 "upsample_filters": self.upsample_filters,
                 "fusion_rank": self.fusion_rank,
+                "fusion_offset": self.fusion_offset,
                 "zero_init_residual": self.zero_init_residual,
                 "output_bias": self.output_bias,
             }

@@ -57,6 +57,9 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
       upsample_filters: widths of the decoders' three upsampling stages.
       fusion_rank: projections k of Eq. 1-2 (1 in the paper; k > 1 is the
         option the paper's conclusion suggests, `fusion_mode="ours"` only).
+      fusion_offset: `b` in `R_fusion = (R_pool + b) v_r` (0: Eq. 2 as
+        written; beyond the paper, `fusion_mode="ours"` only): every pixel
+        then also carries the style vector itself (`decoder.CSFusion`).
       initialization: `"scaled"` (default) starts the decoders' residual
         blocks as the identity, their output at the mean colour and `v_c`,
         `v_r` as scale-keeping projections (`layers.StyleHeads`); `"keras"`
@@ -122,6 +125,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         num_post_fusion_blocks=2,
         upsample_filters=(256, 128, 64),
         fusion_rank=1,
+        fusion_offset=0.0,
         initialization="scaled",
         code_normalization="none",
         style_statistics=False,
@@ -177,6 +181,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         self.num_post_fusion_blocks = num_post_fusion_blocks
         self.upsample_filters = tuple(upsample_filters)
         self.fusion_rank = fusion_rank
+        self.fusion_offset = float(fusion_offset)
         self.initialization = initialization
         self.code_normalization = code_normalization
         self.style_statistics = bool(style_statistics)
@@ -229,6 +234,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
             fusion_mode=fusion_mode,
             upsample_filters=self.upsample_filters,
             fusion_rank=fusion_rank,
+            fusion_offset=fusion_offset,
             zero_init_residual=scaled,
             output_bias=IMAGE_MEAN_RGB if scaled else None,
             dtype=policy,
@@ -486,6 +492,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
                 "num_post_fusion_blocks": self.num_post_fusion_blocks,
                 "upsample_filters": self.upsample_filters,
                 "fusion_rank": self.fusion_rank,
+                "fusion_offset": self.fusion_offset,
                 "initialization": self.initialization,
                 "code_normalization": self.code_normalization,
                 "style_statistics": self.style_statistics,

@@ -210,3 +210,45 @@ def test_parse_model_options_reads_json_values():
     }
     with pytest.raises(ValueError, match="key=value"):
         train_config.parse_model_options(["code_normalization"])
+
+
+def test_fusion_offset_adds_the_style_vector_to_every_pixel():
+    from exchange_st.decoder import CSFusion
+
+    rng = np.random.default_rng(0)
+    f_pur = rng.normal(size=(2, 3, 4, 8)).astype("float32")
+    v_c, v_r = (rng.normal(size=(2, 8)).astype("float32") for _ in range(2))
+    r_pool = np.einsum("bhwc,bc->bhw", f_pur, v_c)[..., None]
+    np.testing.assert_allclose(
+        _numpy(CSFusion(channels=8)((f_pur, v_c, v_r))),
+        r_pool * v_r[:, None, None],
+        rtol=1e-5,
+        atol=1e-5,
+    )  # Eq. 2
+    fused = _numpy(CSFusion(channels=8, offset=0.5)((f_pur, v_c, v_r)))
+    np.testing.assert_allclose(fused, (r_pool + 0.5) * v_r[:, None, None], rtol=1e-5, atol=1e-5)
+    # Where the content code is zero the map is the style vector itself.
+    np.testing.assert_allclose(
+        _numpy(CSFusion(channels=8, offset=0.5)((0 * f_pur, v_c, v_r)))[:, 1, 2],
+        0.5 * v_r,
+        rtol=1e-6,
+    )
+    # Rank k: each of the k pooled channels is offset.
+    v_c4, v_r4 = (rng.normal(size=(2, 2 * 8)).astype("float32") for _ in range(2))
+    pooled = np.einsum("bhwc,bkc->bhwk", f_pur, v_c4.reshape(2, 2, 8)) + 0.5
+    expected = np.einsum("bhwk,bkc->bhwc", pooled, v_r4.reshape(2, 2, 8))
+    np.testing.assert_allclose(
+        _numpy(CSFusion(channels=8, rank=2, offset=0.5)((f_pur, v_c4, v_r4))),
+        expected,
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    with pytest.raises(ValueError, match="offset needs mode 'ours'"):
+        CSFusion("adain", channels=8, offset=1.0)
+
+
+def test_fusion_offset_round_trips_and_defaults_to_the_paper():
+    assert ExchangeStyleTransfer(vgg_weights=None).get_config()["fusion_offset"] == 0.0
+    model = small_efanet(fusion_offset=1.0)
+    rebuilt = ExchangeStyleTransfer.from_config(model.get_config())
+    assert rebuilt.fusion_offset == 1.0 and rebuilt.decoder_c.fusion.offset == 1.0

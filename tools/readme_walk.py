@@ -88,6 +88,7 @@ class Rule:
         command must stop saying what to install.
       covered: the test (`tests/file.py::name`) that runs the command's code
         with its own checks; the walk does not run it again.
+      expect: text the command's output must contain.
     """
 
     pattern: str
@@ -96,6 +97,7 @@ class Rule:
     pretrained: bool = False
     needs: str = ""
     covered: str = ""
+    expect: str = ""
 
 
 RULES = (
@@ -107,13 +109,19 @@ RULES = (
         skip="for the CUDA machine (rehearsed on CPU: BUILD_NOTES.md)",
     ),
     Rule(r"train\.py .*configs/(paper|adain)\.cfg", extra=f"{TRAIN_LOCAL_DATA} {TRAIN_TINY}"),
+    Rule(
+        r"^KERAS_BACKEND=jax python train\.py --flagfile=configs/smoke\.cfg$",
+        covered="tests/test_train_jax.py::test_smoke_config_trains_on_jax_without_tensorflow",
+    ),
     Rule(r"train\.py ", extra=TRAIN_TINY),
     Rule(r"^exchange-st-stylize (?!.*(--saved_model|--checkpoint_dir))", pretrained=True),
     Rule(r"^python export_savedmodel\.py (?!.*--checkpoint_dir)", pretrained=True),
     Rule(r"^python eval\.py (?!.*--efanet_checkpoint)", extra=EVAL_TINY, pretrained=True),
     Rule(r"^python eval\.py ", extra=EVAL_TINY),
     Rule(r"^exchange-st-stylize .*--video=", needs="imageio"),
-    Rule(r"^python export_savedmodel\.py |^exchange-st-stylize "),
+    # The scratch runs trained against a random VGG-19, as a smoke run does.
+    Rule(r"^python export_savedmodel\.py ", expect="trained with a RANDOM VGG-19"),
+    Rule(r"^exchange-st-stylize "),
     # Tiny sizes and one round; the first inference command also times the
     # SavedModels and the op groups, the others skip them, and the JAX
     # training benchmark times one variant of its four.
@@ -340,6 +348,8 @@ def run_command(command: Command, work: str, env: dict, timeout: float) -> Outco
     noise = [line for line in output.splitlines() if NATIVE_NOISE.search(line)]
     if noise and not command.python:
         return Outcome(command, "FAILED", seconds, "TensorFlow's native lines: " + noise[0])
+    if rule.expect and rule.expect not in output:
+        return Outcome(command, "FAILED", seconds, f"no {rule.expect!r} in: {output[-1500:]}")
     return Outcome(command, "ok", seconds)
 
 
