@@ -5,6 +5,9 @@
     KERAS_BACKEND=jax python train.py --flagfile=configs/smoke.cfg  # JAX, no TF needed
 
 Rerunning the same command resumes from the latest state in --model_dir.
+Image files that cannot be read are skipped and listed (--noskip_unreadable
+refuses them). Exit status: 1 when the run cannot start (flags or inputs,
+named in one line), 0 otherwise.
 """
 
 import sys

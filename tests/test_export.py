@@ -325,6 +325,20 @@ def _run_export_script(tmp_path, *flags, **env):
     return proc
 
 
+def test_export_script_from_checkpoint(exported, tmp_path):
+    model = exported["model"]
+    prefix = _write_checkpoint(model, str(tmp_path / "run"), _train_config())
+    export_dir = tmp_path / "export"
+    proc = _run_export_script(tmp_path, f"--checkpoint_dir={prefix}", f"--export_dir={export_dir}")
+    # The test model's VGG is random, as a smoke run's: exporting it says so.
+    assert "trained with a RANDOM VGG-19" in proc.stderr
+    loaded = tf.saved_model.load(str(export_dir))
+    c, s = exported["x"]["odd_content"], exported["x"]["odd_style"]
+    np.testing.assert_allclose(
+        loaded.stylize(c, s, 0.5).numpy(), model.stylize(c, s, 0.5).numpy(), atol=TOL
+    )
+
+
 def test_export_script_without_checkpoint_exports_the_release(tiny_release, tmp_path):
     export_dir = tmp_path / "export"
     _run_export_script(
