@@ -54,6 +54,10 @@ TRAIN_LOCAL_DATA = (
     "--content_source=../shared/data/train/content --style_source=../shared/data/train/style "
     "--vgg_weights=../shared/weights/vgg19_to_relu4_1_float16.h5"
 )
+TRAIN_STEP_TINY = (
+    "--crop_sizes=32 --batch_sizes=2 --steps=2 --rounds=1 --resize_short_side=32 "
+    "--pipeline_batches=2 --pipeline_warmup=1"
+)
 EVAL_TINY = (
     "--size=32 --pairs=2 --timing_sizes=32 --timing_runs=1 --gatys_iterations=2 "
     "--gatys_timing_iterations=1"
@@ -134,14 +138,9 @@ RULES = (
     ),
     Rule(
         r"KERAS_BACKEND=jax python -m bench\.train_step ",
-        extra="--crop_sizes=32 --batch_sizes=2 --steps=2 --rounds=1 --resize_short_side=32 "
-        "--pipeline_batches=2 --pipeline_warmup=1 --precisions=mixed_bfloat16 --input=pipeline",
+        extra=f"{TRAIN_STEP_TINY} --precisions=mixed_bfloat16 --input=pipeline",
     ),
-    Rule(
-        r"bench\.train_step ",
-        extra="--crop_sizes=32 --batch_sizes=2 --steps=2 --rounds=1 --resize_short_side=32 "
-        "--pipeline_batches=2 --pipeline_warmup=1",
-    ),
+    Rule(r"bench\.train_step ", extra=TRAIN_STEP_TINY),
     Rule(r"bench\.memory ", extra="--sizes=64"),
     Rule(r"bench\.precision ", extra="--size=32 --pairs=1"),
     Rule(r"bench\.diagnose ", extra="--crop_size=32 --batch_size=2 --liveness_size=32"),
