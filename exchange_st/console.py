@@ -56,10 +56,9 @@ def quiet_startup(argv=None) -> None:
     # A failed import leaves sys.modules as it was, so a machine (or a test)
     # that marks TensorFlow absent with `sys.modules["tensorflow"] = None`
     # stays without it.
-    try:
-        with stderr_silenced():
-            import tensorflow as tf
+    # Without TensorFlow, or with a broken one that its first real import
+    # reports, there is nothing to silence.
+    with contextlib.suppress(Exception), stderr_silenced():
+        import tensorflow as tf
 
-            tf.config.list_physical_devices()
-    except Exception:  # noqa: BLE001 - no TensorFlow, or a broken one reported later.
-        pass
+        tf.config.list_physical_devices()

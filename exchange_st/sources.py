@@ -171,12 +171,9 @@ def list_directory(
         return _SCANNED[key]
     files, orientations, bad, reasons = _scan(files, warn=skip_unreadable)
     if bad and not skip_unreadable:
-        listed = "; ".join(reasons[:_MAX_LISTED_BAD_FILES])
-        more = len(bad) - _MAX_LISTED_BAD_FILES
         raise image_io.ImageReadError(
             f"{len(bad)} of the {len(bad) + len(files)} image files of {directory} cannot be "
-            f"read (--skip_unreadable trains on the others): {listed}"
-            + (f"; ... and {more} more" if more > 0 else "")
+            f"read (--skip_unreadable trains on the others): {_listing(reasons, '; ')}"
         )
     if not files:
         raise ValueError(
@@ -218,16 +215,20 @@ def _scan(files: Sequence[str], warn: bool = True):
             bad.append(path)
             reasons.append(f"{path} {error}")
     if bad and warn:
-        listed = "\n  ".join(reasons[:_MAX_LISTED_BAD_FILES])
-        more = len(bad) - _MAX_LISTED_BAD_FILES
         logging.warning(
-            "Skipping %d of %d image files that cannot be read:\n  %s%s",
+            "Skipping %d of %d image files that cannot be read:\n  %s",
             len(bad),
             len(files),
-            listed,
-            f"\n  ... and {more} more" if more > 0 else "",
+            _listing(reasons, "\n  "),
         )
     return good, orientations, bad, reasons
+
+
+def _listing(reasons: Sequence[str], separator: str) -> str:
+    """The first `_MAX_LISTED_BAD_FILES` reasons joined, and how many more there are."""
+    more = len(reasons) - _MAX_LISTED_BAD_FILES
+    tail = [f"... and {more} more"] if more > 0 else []
+    return separator.join(list(reasons[:_MAX_LISTED_BAD_FILES]) + tail)
 
 
 def _inspect_file(path: str) -> tuple[int, str | None]:

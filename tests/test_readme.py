@@ -26,8 +26,7 @@ def test_commands_are_split_into_steps_without_comments():
 
 
 def test_every_readme_command_has_a_rule():
-    with open(readme_walk.README, encoding="utf-8") as f:
-        commands = readme_walk.readme_commands(f.read())
+    commands = readme_walk.load_readme_commands()
     assert len(commands) > 30
     unnamed = [c.text for c in commands if readme_walk.match_rule(c) is None]
     assert not unnamed, f"README commands that tools/readme_walk.py has no rule for: {unnamed}"
@@ -51,7 +50,9 @@ def test_placeholders_become_the_scratch_folders_files():
 
 def test_readme_walk(tmp_path):
     work = readme_walk.make_scratch(str(tmp_path))
-    assert os.path.isfile(os.path.join(work, "..", "shared", "weights", readme_walk.VGG_FILES[1]))
+    # The walk generates its own images and random VGG; it reads nothing outside tmp_path.
+    scratch_weights = os.path.join(os.path.dirname(work), readme_walk.SHARED, "weights")
+    assert os.path.isfile(os.path.join(scratch_weights, readme_walk.VGG_FILES[1]))
     lines = []
     outcomes = readme_walk.walk(work, log=lines.append)
     failed = [o for o in outcomes if o.status == "FAILED"]

@@ -43,6 +43,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(REPO, "README.md")
 # What the scratch checkout links from the repository.
 LINKED = ("train.py", "eval.py", "export_savedmodel.py", "configs", "bench", "tools", "exchange_st")
+# The scratch `../shared` (generated images and a random VGG), beside the folder
+# the commands run in, as the real one is beside a checkout.
+SHARED = "shared"
 VGG_FILES = ("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "vgg19_to_relu4_1_float16.h5")
 
 TRAIN_TINY = (
@@ -171,12 +174,17 @@ class Command:
 
     text: str
     python: bool = False
-    rule: Rule | None = None
 
     @property
     def shown(self) -> str:
         first = self.text.splitlines()[0] if self.python else self.text
         return first if len(first) <= 90 else first[:87] + "..."
+
+
+def load_readme_commands() -> list[Command]:
+    """The commands of this repository's README.md."""
+    with open(README, encoding="utf-8") as f:
+        return readme_commands(f.read())
 
 
 def readme_commands(text: str) -> list[Command]:
@@ -226,7 +234,7 @@ def make_scratch(root: str) -> str:
     os.makedirs(work)
     for name in LINKED:
         os.symlink(os.path.join(REPO, name), os.path.join(work, name))
-    shared = os.path.join(root, "shared")
+    shared = os.path.join(root, SHARED)
     rng = np.random.default_rng(0)
 
     def picture(path, height, width):
@@ -299,7 +307,7 @@ def _write_random_vgg(folder):
 @dataclasses.dataclass
 class Outcome:
     command: Command
-    status: str  # "ok", "skipped", "stopped as expected", "FAILED"
+    status: str  # "ok", "skipped", "run by a test", "stopped as expected", "FAILED"
     seconds: float = 0.0
     detail: str = ""
 
@@ -308,8 +316,7 @@ def has_release() -> bool:
     return os.path.isfile(os.path.join(REPO, "pretrained", "efanet", "manifest.json"))
 
 
-def run_command(command: Command, work: str, env: dict, timeout: float) -> Outcome:
-    rule = command.rule
+def run_command(command: Command, rule: Rule, work: str, env: dict, timeout: float) -> Outcome:
     if rule.skip:
         return Outcome(command, "skipped", detail=rule.skip)
     if rule.covered:
@@ -365,16 +372,14 @@ def walk(work: str, timeout: float = 600.0, log=print) -> list[Outcome]:
     command's time is single-threaded start-up, so the lanes overlap well
     on two cores.
     """
-    with open(README, encoding="utf-8") as f:
-        commands = readme_commands(f.read())
+    commands = load_readme_commands()
     # As a newcomer's shell: no TF_CPP_MIN_LOG_LEVEL, so the walk sees any
     # native start-up line a command fails to hide.
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["JAX_PLATFORMS"] = "cpu"
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env.pop("EXCHANGE_ST_PRETRAINED", None)
-    for command in commands:
-        command.rule = match_rule(command)
+    rules = [match_rule(command) for command in commands]
     bench = [i for i, c in enumerate(commands) if re.search(r"-m bench\.", c.text)]
     main = [i for i in range(len(commands)) if i not in bench]
     last_train = max((i for i in main if "train.py " in commands[i].text), default=-1)
@@ -387,12 +392,12 @@ def walk(work: str, timeout: float = 600.0, log=print) -> list[Outcome]:
             command = commands[i]
             if wait_for_runs and "runs/" in substitute(command.text):
                 trained.wait()
-            if command.rule is None:
+            if rules[i] is None:
                 outcome = Outcome(
                     command, "FAILED", detail="no rule of tools/readme_walk.py names it"
                 )
             else:
-                outcome = run_command(command, work, env, timeout)
+                outcome = run_command(command, rules[i], work, env, timeout)
             with lock:
                 outcomes[i] = outcome
                 log(
@@ -428,10 +433,8 @@ def define_flags():
 
 def main(argv):
     del argv
-    with open(README, encoding="utf-8") as f:
-        commands = readme_commands(f.read())
     if FLAGS.list:
-        for command in commands:
+        for command in load_readme_commands():
             rule = match_rule(command)
             what = "NO RULE" if rule is None else rule.skip or f"run {rule.extra}".strip()
             if rule is not None and rule.covered:
