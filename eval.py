@@ -22,8 +22,8 @@ console.quiet_startup()
 
 from absl import app, flags  # noqa: E402
 
-from exchange_st import eval_lib  # noqa: E402
 from exchange_st.baselines import gatys  # noqa: E402
+from exchange_st.evaluation import eval_config, eval_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
@@ -118,10 +118,10 @@ flags.DEFINE_boolean(
 flags.mark_flags_as_required(["content_dir", "style_dir", "output_dir"])
 
 
-def config_from_flags() -> eval_lib.EvalConfig:
+def config_from_flags() -> eval_config.EvalConfig:
     """Converts the parsed flags into an `EvalConfig`."""
     vgg = None if FLAGS.vgg_weights.lower() == "none" else FLAGS.vgg_weights
-    return eval_lib.EvalConfig(
+    return eval_config.EvalConfig(
         content_dir=FLAGS.content_dir,
         style_dir=FLAGS.style_dir,
         output_dir=FLAGS.output_dir,

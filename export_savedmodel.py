@@ -14,11 +14,9 @@ from exchange_st import console
 # Before anything imports TensorFlow: its native start-up lines stay hidden.
 console.quiet_startup()
 
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
-from exchange_st import export, release  # noqa: E402
+from exchange_st.saving import export, release  # noqa: E402
 
 FLAGS = flags.FLAGS
 

@@ -37,7 +37,7 @@ setuptools.setup(
     },
     entry_points={
         "console_scripts": [
-            "exchange-st-stylize=exchange_st.stylize:run",
+            "exchange-st-stylize=exchange_st.inference.stylize:run",
         ],
     },
 )

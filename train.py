@@ -23,8 +23,10 @@ console.quiet_startup()
 
 from absl import app, flags, logging  # noqa: E402
 
-from exchange_st import decoder, losses, optim, sources, train_config, train_lib  # noqa: E402
-from exchange_st import model as model_lib  # noqa: E402
+from exchange_st.data import sources  # noqa: E402
+from exchange_st.nn import decoder, losses  # noqa: E402
+from exchange_st.nn import model as model_lib  # noqa: E402
+from exchange_st.training import optim, train_config, train_lib  # noqa: E402
 
 _VGG_CHOICES = "'imagenet' (Keras download), a notop .h5 path, or 'none' (random, smoke only)"
 
@@ -71,7 +73,7 @@ flags.DEFINE_boolean(
 flags.DEFINE_enum(
     "model",
     "efanet",
-    sorted(train_lib.MODELS),
+    sorted(train_config.MODELS),
     "Network: 'efanet' (this paper) or 'adain' (the AdaIN baseline).",
 )
 flags.DEFINE_integer("num_exchange_blocks", 3, "Feature Exchange blocks, 0-3 (ablation: 0).")
@@ -97,7 +99,7 @@ flags.DEFINE_enum(
     "scaled",
     list(model_lib.INITIALIZATIONS),
     "Decoder/style-head initialisation: scaled, scaled_kernels, scaled_zero_heads "
-    "(BUILD_NOTES, Trainability) or keras.",
+    "(docs/experiments/trainability.md) or keras.",
 )
 flags.DEFINE_integer(
     "fusion_rank", 1, "Projections k of Eq. 1-2: 1 is the paper; k > 1 its conclusion's option."
@@ -148,7 +150,7 @@ flags.DEFINE_integer("seed", None, "Seed of weight init and data (default: rando
 flags.DEFINE_enum(
     "mixed_precision",
     "none",
-    list(train_lib.MIXED_PRECISION_MODES),
+    list(train_config.MIXED_PRECISION_MODES),
     "Keras dtype policy; mixed_float16 adds dynamic loss scaling.",
 )
 flags.DEFINE_boolean(
@@ -187,10 +189,10 @@ def _ints(values):
     return tuple(int(v) for v in values)
 
 
-def config_from_flags() -> train_lib.TrainConfig:
+def config_from_flags() -> train_config.TrainConfig:
     """Converts the parsed flags into a `TrainConfig`."""
     vgg_weights = None if FLAGS.vgg_weights.lower() == "none" else FLAGS.vgg_weights
-    return train_lib.TrainConfig(
+    return train_config.TrainConfig(
         data=sources.DataConfig(
             content_source=FLAGS.content_source,
             style_source=FLAGS.style_source,

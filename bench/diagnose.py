@@ -17,7 +17,7 @@ examined instead, and `--liveness_dir` adds whether its covariance
 compressor still tells images apart: the fraction of live ReLU channels and
 the RMS of each conv, and the codes' spread across the images of that
 directory (0 when every image gets the same code). `--dependence_style_dir`
-adds the style-dependence report of issue 16 (`exchange_st.style_dependence`:
+adds the style-dependence report of issue 16 (`exchange_st.evaluation.style_dependence`:
 each stage's spread across those styles for the first content of the batch);
 `python -m bench.style_dependence` prints it alone, on any backend.
 """
@@ -28,9 +28,12 @@ import keras
 import numpy as np
 from absl import app, flags
 
-from exchange_st import checkpoints, diagnostics, image_io, losses, style_dependence
-from exchange_st import data as data_lib
-from exchange_st.model import INITIALIZATIONS, ExchangeStyleTransfer
+from exchange_st.data import image_io, sources
+from exchange_st.data import pipeline as data_lib
+from exchange_st.evaluation import diagnostics, style_dependence
+from exchange_st.nn import losses
+from exchange_st.nn.model import INITIALIZATIONS, ExchangeStyleTransfer
+from exchange_st.saving import checkpoints
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("content_dir", None, "Content images.", required=True)
@@ -66,7 +69,7 @@ def main(argv):
             compressor_initializer=FLAGS.compressor_initializer,
             perceptual_norm=FLAGS.perceptual_norm,
         )
-    cfg = data_lib.DataConfig(
+    cfg = sources.DataConfig(
         FLAGS.content_dir,
         FLAGS.style_dir,
         resize_short_side=2 * FLAGS.crop_size,

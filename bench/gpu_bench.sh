@@ -92,7 +92,8 @@ image = jax.random.uniform(key, (1, 64, 64, 3))
 kernel = jax.random.normal(key, (3, 3, 3, 8))
 conv = jax.jit(lambda x, k: keras.ops.conv(x, k, padding="same"))(image, kernel)
 print("conv ok:", conv.shape)
-from exchange_st import flops, train_lib  # noqa: F401  (no TensorFlow needed)
+from exchange_st.evaluation import flops  # noqa: F401  (no TensorFlow needed)
+from exchange_st.training import train_lib  # noqa: F401  (no TensorFlow needed)
 print(f"smoke ok in {time.time() - t0:.1f}s")
 EOF
 

@@ -3,10 +3,10 @@ r"""Stylization speed of the exchange model vs AdaIN vs the bare VGG encoder, wi
 Times `stylize` of `ExchangeStyleTransfer` ("efanet") and `AdaINNet`
 ("adain") in one process on the same random inputs, round-robin, at each
 size of `--sizes`: the in-memory Keras model under `tf.function`, its
-SavedModel (efanet through `exchange_st.export`, AdaIN through a plain
+SavedModel (efanet through `exchange_st.saving.export`, AdaIN through a plain
 `tf.Module` export), optionally the un-wrapped eager call, and the bare VGG
 encoder to relu4_1 as the reference of achieved GFLOP/s. FLOPs come from
-`exchange_st.flops` (layer shapes), so weights do not matter: random init is
+`exchange_st.evaluation.flops` (layer shapes), so weights do not matter: random init is
 the default.
 
     python -m bench.inference --sizes=256,512,1024
@@ -42,12 +42,12 @@ import keras
 from absl import app, flags, logging
 
 from bench import common, op_groups
-from exchange_st import flops as flops_lib
 from exchange_st.baselines.adain import AdaINNet
-from exchange_st.model import ExchangeStyleTransfer
+from exchange_st.evaluation import flops as flops_lib
+from exchange_st.nn.model import ExchangeStyleTransfer
 
 try:  # SavedModels need TensorFlow; without it (JAX only) they are not timed.
-    from exchange_st import export as export_lib
+    from exchange_st.saving import export as export_lib
 except ImportError:
     export_lib = None
 
@@ -168,9 +168,11 @@ def build_functions(cfg: InferenceBenchConfig, workdir: str) -> tuple[dict, dict
             loaded = tf.saved_model.load(path)
             one = tf.constant(1.0)
             compiled["efanet/savedmodel"] = lambda c, s: loaded.stylize(c, s, one)
-            notes["efanet/savedmodel"] = "exchange_st.export.export_saved_model, loaded.stylize"
+            notes["efanet/savedmodel"] = (
+                "exchange_st.saving.export.export_saved_model, loaded.stylize"
+            )
         else:
-            notes["efanet/savedmodel"] = "exchange_st.export not available: not timed"
+            notes["efanet/savedmodel"] = "exchange_st.saving.export not available: not timed"
         loaded_adain = _adain_savedmodel(adain, os.path.join(workdir, "adain"))
         compiled["adain/savedmodel"] = lambda c, s: loaded_adain.stylize(c, s)
         notes["adain/savedmodel"] = "tf.Module with a dynamic-shape tf.function (bench-local)"

@@ -43,11 +43,14 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from exchange_st import checkpoints, diagnostics, image_io, losses, metrics, optim
-from exchange_st import style_dependence
-from exchange_st import data as data_lib
 from exchange_st.baselines import adain as adain_lib
-from exchange_st.model import ExchangeStyleTransfer
+from exchange_st.saving import serialization
+from exchange_st.data import image_io, sources
+from exchange_st.data import pipeline as data_lib
+from exchange_st.evaluation import diagnostics, metrics, style_dependence
+from exchange_st.nn import losses
+from exchange_st.nn.model import ExchangeStyleTransfer
+from exchange_st.training import optim
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("content_dir", None, "Training content images.", required=True)
@@ -142,7 +145,7 @@ def evaluate(model, content, style, dependence_styles=None) -> tuple[dict, dict]
     # does not count.
     scores["style_gain"] = diagnostics.style_gain(model.encoder, model.stylize, content, style)
     if isinstance(model, ExchangeStyleTransfer):
-        # The collapse's first sign (BUILD_NOTES.md, "Trainability"): the codes
+        # The collapse's first sign (docs/experiments/trainability.md): the codes
         # stop telling the evaluation images apart and the compressor's last
         # conv goes silent.
         live = diagnostics.code_liveness(model, np.concatenate([content, style]))
@@ -172,7 +175,7 @@ def train_and_report(spec, eval_content, eval_style, dependence_styles=None) -> 
         optimizer.apply_gradients(zip(grads, variables))
         return terms
 
-    data_cfg = data_lib.DataConfig(
+    data_cfg = sources.DataConfig(
         content_source=FLAGS.content_dir,
         style_source=FLAGS.style_dir,
         resize_short_side=FLAGS.resize_short_side,
@@ -202,7 +205,7 @@ def train_and_report(spec, eval_content, eval_style, dependence_styles=None) -> 
             # A long run reports (and saves) as it goes: a stop loses nothing.
             print(format_table([{"spec": spec, "reports": reports[-1:]}]), flush=True)
             if FLAGS.save_weights:
-                checkpoints.save_weights(model, f"{path}.weights.h5", step=i)
+                serialization.save_weights(model, f"{path}.weights.h5", step=i)
         if i == FLAGS.steps:
             break
         batch = next(batches)

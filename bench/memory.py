@@ -93,8 +93,8 @@ def child_main(size: int, method: str, cfg: MemoryBenchConfig) -> dict:
     import keras
     import tensorflow as tf
 
-    from exchange_st import tiling
-    from exchange_st.model import ExchangeStyleTransfer
+    from exchange_st.inference import tiling
+    from exchange_st.nn.model import ExchangeStyleTransfer
 
     keras.utils.set_random_seed(cfg.seed)
     model = ExchangeStyleTransfer(vgg_weights=cfg.vgg_weights)

@@ -20,8 +20,9 @@ import statistics
 import keras
 
 from bench import common
-from exchange_st import flops as flops_lib
-from exchange_st import layers, ops
+from exchange_st.evaluation import flops as flops_lib
+from exchange_st.nn import ops
+from exchange_st.nn.covariance import masked_covariance
 
 GROUPS = (
     "vgg",
@@ -72,7 +73,7 @@ def group_functions(model, jit=None):
 
     def covariance(f_vgg):
         f_vgg_c, f_vgg_s = f_vgg
-        return layers.masked_covariance(f_vgg_c), layers.masked_covariance(f_vgg_s)
+        return masked_covariance(f_vgg_c), masked_covariance(f_vgg_s)
 
     def compress(cov):
         return compressor.compress(cov[0]), compressor.compress(cov[1])
@@ -83,7 +84,7 @@ def group_functions(model, jit=None):
         return c["v_w_c"], c["v_c_s"], c["v_r_s"]
 
     def pre_blocks(f_vgg, heads):
-        return decoder.content_code(layers.purify(f_vgg[0], heads[0]))
+        return decoder.content_code(model.purify(f_vgg[0], heads[0]))
 
     def fusion(code, heads):
         return decoder.fuse(code, heads[1], heads[2])

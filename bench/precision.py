@@ -20,7 +20,8 @@ import numpy as np
 from absl import app, flags
 
 from bench import common
-from exchange_st import image_io, inference
+from exchange_st.data import image_io
+from exchange_st.inference import stylizer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint_dir", None, "A train.py model_dir or .weights.h5 file.")
@@ -39,13 +40,13 @@ def main(argv):
     pairs = list(itertools.islice(itertools.product(contents, styles), FLAGS.pairs))
     images = {p: image_io.load_image(p, max_size=FLAGS.size) for pair in pairs for p in pair}
     outputs, seconds = {}, {}
-    for precision in inference.PRECISIONS:
-        stylizer = inference.load_stylizer(checkpoint_dir=FLAGS.checkpoint_dir, precision=precision)
-        stylizer.stylize(images[pairs[0][0]], images[pairs[0][1]])  # Traces the graph.
+    for precision in stylizer.PRECISIONS:
+        model = stylizer.load_stylizer(checkpoint_dir=FLAGS.checkpoint_dir, precision=precision)
+        model.stylize(images[pairs[0][0]], images[pairs[0][1]])  # Traces the graph.
         outputs[precision], seconds[precision] = [], []
         for content, style in pairs:
             start = time.perf_counter()
-            outputs[precision].append(stylizer.stylize(images[content], images[style]))
+            outputs[precision].append(model.stylize(images[content], images[style]))
             seconds[precision].append(time.perf_counter() - start)
     per_pixel = np.concatenate(
         [

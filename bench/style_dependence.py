@@ -4,7 +4,7 @@ For one content image and every style of a directory, prints per stage of
 the `I_s->c` path (`f_s`, `f_com`, `f_uni_s`, `v_w_s`, `v_c_s`, `v_r_s`,
 `R_fusion`, `s2c`) its RMS, its spread across the styles over that RMS (0:
 the stage ignores the style) and the mean absolute deviation from the mean
-over styles (`exchange_st.style_dependence`). Backend-neutral: it runs on
+over styles (`exchange_st.evaluation.style_dependence`). Backend-neutral: it runs on
 JAX without TensorFlow (the GPU scripts call it).
 
     python -m bench.style_dependence --checkpoint=<model_dir, .weights.h5 or release> \
@@ -23,8 +23,11 @@ import keras
 import numpy as np
 from absl import app, flags
 
-from exchange_st import checkpoints, image_io, style_dependence, train_config
-from exchange_st.model import ExchangeStyleTransfer
+from exchange_st.data import image_io
+from exchange_st.evaluation import style_dependence
+from exchange_st.nn.model import ExchangeStyleTransfer
+from exchange_st.saving import checkpoints
+from exchange_st.training import train_config
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint", None, "Trained model (model_dir, .weights.h5 or release).")

@@ -24,8 +24,10 @@ import numpy as np
 from absl import app, flags
 
 from bench import common
-from exchange_st import diagnostics, image_io, layers, pydata
-from exchange_st.vgg import VGGEncoder
+from exchange_st.data import image_io, pydata
+from exchange_st.nn import covariance
+from exchange_st.evaluation import diagnostics
+from exchange_st.nn.vgg import VGGEncoder
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("style_dir", None, "Style images.", required=True)
@@ -40,7 +42,7 @@ def crop_statistics(encoder, image, crop_size, rng):
     """Flattened relu4_1 covariance and concatenated channel mean and std of one random crop."""
     crop = pydata.random_crop(image, crop_size, rng)
     f_vgg = encoder(crop[None], output_all=False)
-    cov = keras.ops.convert_to_numpy(layers.masked_covariance(f_vgg))[0]
+    cov = keras.ops.convert_to_numpy(covariance.masked_covariance(f_vgg))[0]
     f = keras.ops.convert_to_numpy(f_vgg)[0].reshape(-1, cov.shape[0])
     return cov.ravel(), np.concatenate([f.mean(axis=0), f.std(axis=0)])
 

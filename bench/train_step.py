@@ -45,8 +45,9 @@ import keras
 from absl import app, flags, logging
 
 from bench import common
-from exchange_st import flops as flops_lib
-from exchange_st import pydata, sources, train_lib
+from exchange_st.data import pydata, sources
+from exchange_st.evaluation import flops as flops_lib
+from exchange_st.training import train_config, train_lib
 
 MODELS = ("efanet", "adain")
 INPUTS = ("fixed", "pipeline")
@@ -65,7 +66,7 @@ class TrainBenchConfig:
     """What `run` measures.
 
     Attributes:
-      models: `train_lib.MODELS` keys.
+      models: `train_config.MODELS` keys.
       crop_sizes, batch_sizes: training crop sides and pairs per step.
       precisions: Keras dtype policies (`"none"` = float32).
       jit: `"auto"` (train.py's: XLA off on TensorFlow unless
@@ -246,7 +247,7 @@ def fixed_dataset(batch: dict, pipeline: str):
     if _uses_tf_data(pipeline):
         import tensorflow as tf
 
-        from exchange_st import tf_checks
+        from exchange_st.saving import tf_checks
 
         return tf_checks.check_pair_dataset(tf.data.Dataset.from_tensors(batch).repeat())
     return FixedBatch(batch)
@@ -270,7 +271,7 @@ def data_config(cfg: TrainBenchConfig, crop: int, batch: int) -> sources.DataCon
 
 def time_tf_data(cfg: TrainBenchConfig, data_cfg: sources.DataConfig) -> dict:
     """Batches/s of `data.make_pair_dataset` iterated alone."""
-    from exchange_st import data as data_lib  # TensorFlow.
+    from exchange_st.data import pipeline as data_lib  # TensorFlow.
 
     t_build = time.perf_counter()
     iterator = iter(data_lib.make_pair_dataset(data_cfg))
@@ -412,7 +413,7 @@ class FitRunner:
 def build_trainer(cfg: TrainBenchConfig, v: Variant, workdir: str) -> train_lib.Trainer:
     """The Trainer of train.py for a variant (its input is chosen by `variant_input`)."""
     data_cfg = data_config(cfg, v.crop, v.batch)
-    train_cfg = train_lib.TrainConfig(
+    train_cfg = train_config.TrainConfig(
         data=data_cfg,
         model_dir=os.path.join(workdir, v.name.replace(" ", "_")),
         model=v.model,
@@ -686,7 +687,7 @@ def run(cfg: TrainBenchConfig) -> dict:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", ["efanet"], "Models to time (train_lib.MODELS keys).")
+flags.DEFINE_list("models", ["efanet"], "Models to time (train_config.MODELS keys).")
 flags.DEFINE_list("crop_sizes", ["256"], "Training crop sides.")
 flags.DEFINE_list("batch_sizes", ["4"], "Pairs per step.")
 flags.DEFINE_list(

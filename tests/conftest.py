@@ -36,7 +36,7 @@ def small_efanet(seed=0, spread=False, **overrides):
     """
     import tensorflow as tf
 
-    from exchange_st.model import ExchangeStyleTransfer
+    from exchange_st.nn.model import ExchangeStyleTransfer
 
     keras.utils.set_random_seed(seed)
     model = ExchangeStyleTransfer(vgg_weights=None, **dict(SMALL_EFANET, **overrides))
@@ -79,7 +79,7 @@ def make_tiny_efanet(seed=0):
     """
     import numpy as np
 
-    from exchange_st.model import ExchangeStyleTransfer
+    from exchange_st.nn.model import ExchangeStyleTransfer
 
     keras.utils.set_random_seed(seed)
     model = ExchangeStyleTransfer(vgg_weights=None, **TINY_EFANET)
@@ -100,7 +100,7 @@ def tiny_release(tmp_path_factory):
     Tests point the default release there with `EXCHANGE_ST_PRETRAINED`;
     no release, fake or real, is ever written into the repository.
     """
-    from exchange_st import release
+    from exchange_st.saving import release
 
     model = make_tiny_efanet()
     path = tmp_path_factory.mktemp("release") / "efanet"

@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from exchange_st import losses
-from exchange_st.model import ExchangeStyleTransfer
+from exchange_st.nn import losses
+from exchange_st.nn.model import ExchangeStyleTransfer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small codes and decoder; the VGG encoder keeps its real size.
@@ -43,8 +43,8 @@ _JAX_SCRIPT = r"""
 import json, sys
 import numpy as np
 import keras
-from exchange_st import losses
-from exchange_st.model import ExchangeStyleTransfer
+from exchange_st.nn import losses
+from exchange_st.nn.model import ExchangeStyleTransfer
 
 tf_imported = "tensorflow" in sys.modules  # by the core itself, before Keras' seeding
 import jax

@@ -11,8 +11,11 @@ import pytest
 
 from bench import common
 from bench import train_step as bench
-from exchange_st import flops, image_io, sources, train_lib, vgg
-from exchange_st.model import ExchangeStyleTransfer
+from exchange_st.data import image_io, sources
+from exchange_st.evaluation import flops
+from exchange_st.nn import vgg
+from exchange_st.nn.model import ExchangeStyleTransfer
+from exchange_st.training import train_config, train_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_ARCH = {
@@ -55,7 +58,7 @@ def test_inputs_and_callbacks_share_a_trainer():
 
 
 def _tiny_trainer(tmp_path, name):
-    config = train_lib.TrainConfig(
+    config = train_config.TrainConfig(
         data=sources.DataConfig("builtin", "builtin", resize_short_side=32, crop_size=32),
         model_dir=str(tmp_path / name),
         vgg_weights=None,
@@ -122,8 +125,9 @@ def test_verdict_says_when_the_spread_straddles_the_target():
 
 def test_op_groups_chain_to_the_stylization_and_split_its_flops():
     """The groups, run in order, are `stylize` cut at its seams: same image, same FLOPs."""
-    from bench import op_groups
     from conftest import small_efanet
+
+    from bench import op_groups
 
     model = small_efanet(spread=True, num_pre_fusion_blocks=1, num_post_fusion_blocks=1)
     content = common.random_images([1, 37, 50, 3], 1)  # odd sizes: padding and crop
@@ -143,8 +147,9 @@ def test_op_groups_chain_to_the_stylization_and_split_its_flops():
 
 
 def test_op_group_profile_reports_every_group():
-    from bench import op_groups
     from conftest import small_efanet
+
+    from bench import op_groups
 
     model = small_efanet(num_post_fusion_blocks=1)
     content = common.random_images([1, 32, 32, 3], 1)

@@ -1,4 +1,4 @@
-"""Tests for exchange_st.checkpoints: finding, checking and restoring training checkpoints."""
+"""Tests for exchange_st.saving.checkpoints: finding, checking and restoring training checkpoints."""
 
 import json
 import logging
@@ -8,12 +8,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import SMALL_EFANET, small_efanet
-from exchange_st import checkpoints, vgg
+
 from exchange_st.baselines.adain import AdaINNet
-from exchange_st.layers import track_layer_list
-from exchange_st.model import ExchangeStyleTransfer
+from exchange_st.saving import serialization
+from exchange_st.nn import vgg
+from exchange_st.nn.ops import track_layer_list
+from exchange_st.nn.model import ExchangeStyleTransfer
+from exchange_st.saving import checkpoints
 
 TINY_EFANET = dict(
     SMALL_EFANET,
@@ -74,11 +76,11 @@ def test_resolve_checkpoint_errors_name_what_was_looked_for(tmp_path):
 
 
 def test_read_run_config(tmp_path):
-    assert checkpoints.read_run_config(tmp_path) == {}
+    assert serialization.read_run_config(tmp_path) == {}
     config = {"model": "adain", "upsample_filters": [8, 8, 8], "vgg_weights": None}
-    with open(tmp_path / checkpoints.CONFIG_FILE, "w") as f:
+    with open(tmp_path / serialization.CONFIG_FILE, "w") as f:
         json.dump(config, f)
-    assert checkpoints.read_run_config(str(tmp_path)) == config
+    assert serialization.read_run_config(str(tmp_path)) == config
 
 
 def test_restore_round_trip_exchange_model(tmp_path):
@@ -160,15 +162,15 @@ class _Stack(keras.layers.Layer):
 def test_unreachable_variables_are_detected(tmp_path):
     hidden = _Stack(track=False)
     hidden.build()
-    reached = checkpoints.checkpoint_dependencies(hidden)
+    reached = serialization.checkpoint_dependencies(hidden)
     assert id(hidden) in reached and id(hidden.first.kernel) in reached
     assert id(hidden.rest[0].kernel) not in reached
     # 2 list-held convs x (kernel, bias).
     with pytest.raises(AssertionError, match="would not save or restore 4 variables of _Stack"):
-        checkpoints.assert_checkpointable(hidden)
+        serialization.assert_checkpointable(hidden)
     tracked = _Stack(track=True)
     tracked.build()
-    checkpoints.assert_checkpointable(tracked)
+    serialization.assert_checkpointable(tracked)
 
     # What a checkpoint of such a model holds (written before every layer was
     # tracked) cannot fill a model that tracks everything: refused, not half-restored.
@@ -189,14 +191,14 @@ def test_save_weights_and_load_model_round_trip(tmp_path):
     model = ExchangeStyleTransfer(vgg_weights=None, style_weight=3.0, **TINY_EFANET)
     model.build()
     _perturb(model, seed=6)
-    path = checkpoints.save_weights(model, tmp_path / "run" / checkpoints.WEIGHTS_FILE)
+    path = serialization.save_weights(model, tmp_path / "run" / serialization.WEIGHTS_FILE)
     assert sorted(os.listdir(tmp_path / "run")) == ["latest.config.json", "latest.weights.h5"]
     adain = AdaINNet(vgg_weights=None, upsample_filters=(8, 8, 8), adain_style_weight=4.0)
     adain.build()
-    adain_path = checkpoints.save_weights(adain, tmp_path / "adain" / "step-3.weights.h5", step=3)
-    assert checkpoints.config_path(adain_path).endswith("adain/step-3.config.json")
+    adain_path = serialization.save_weights(adain, tmp_path / "adain" / "step-3.weights.h5", step=3)
+    assert serialization.config_path(adain_path).endswith("adain/step-3.config.json")
     # The training step travels inside the file (float16 runs skip optimizer steps).
-    assert checkpoints.saved_step(adain_path) == 3 and checkpoints.saved_step(path) is None
+    assert serialization.saved_step(adain_path) == 3 and serialization.saved_step(path) is None
 
     content = tf.random.stateless_uniform([1, 24, 40, 3], seed=[1, 2])
     style = tf.random.stateless_uniform([1, 32, 32, 3], seed=[3, 4])
@@ -216,7 +218,7 @@ def test_save_weights_and_load_model_round_trip(tmp_path):
     _assert_same_variables(adain, loaded)
     with pytest.raises(ValueError, match="holds a AdaINNet, not the ExchangeStyleTransfer"):
         checkpoints.load_model(adain_path, expect=ExchangeStyleTransfer)
-    os.remove(checkpoints.config_path(adain_path))
+    os.remove(serialization.config_path(adain_path))
     with pytest.raises(FileNotFoundError, match="step-3.config.json is missing"):
         checkpoints.load_model(adain_path)
 
@@ -228,7 +230,7 @@ def test_load_model_builds_in_the_current_policy(tmp_path):
     try:
         model = AdaINNet(vgg_weights=None, upsample_filters=(8, 8, 8))
         model.build()
-        path = checkpoints.save_weights(model, tmp_path / checkpoints.WEIGHTS_FILE)
+        path = serialization.save_weights(model, tmp_path / serialization.WEIGHTS_FILE)
     finally:
         keras.config.set_dtype_policy(previous)
     loaded = checkpoints.load_model(path)
@@ -239,7 +241,7 @@ def test_load_model_builds_in_the_current_policy(tmp_path):
 def test_a_failed_save_leaves_the_previous_file(tmp_path, monkeypatch):
     model = AdaINNet(vgg_weights=None, upsample_filters=(8, 8, 8))
     model.build()
-    path = checkpoints.save_weights(model, tmp_path / checkpoints.WEIGHTS_FILE)
+    path = serialization.save_weights(model, tmp_path / serialization.WEIGHTS_FILE)
     before = [v.numpy() for v in model.variables]
     _perturb(model, seed=8)
 
@@ -250,13 +252,13 @@ def test_a_failed_save_leaves_the_previous_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(keras.Model, "save_weights", dies_while_writing)
     with pytest.raises(KeyboardInterrupt):
-        checkpoints.save_weights(model, path)
+        serialization.save_weights(model, path)
     monkeypatch.undo()
     loaded = checkpoints.load_model(tmp_path)
     for want, v in zip(before, loaded.variables):
         np.testing.assert_array_equal(want, v.numpy())
     # No half-written file is left behind.
-    assert sorted(os.listdir(tmp_path)) == ["latest.config.json", checkpoints.WEIGHTS_FILE]
+    assert sorted(os.listdir(tmp_path)) == ["latest.config.json", serialization.WEIGHTS_FILE]
 
 
 def test_warns_about_a_model_trained_with_a_random_vgg_only(caplog):

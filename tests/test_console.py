@@ -5,7 +5,6 @@ import re
 import subprocess
 import sys
 
-
 from exchange_st import console
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

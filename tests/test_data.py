@@ -1,4 +1,4 @@
-"""Tests for exchange_st.data (tiny images, resize 48 / crop 32)."""
+"""Tests for exchange_st.data.pipeline (tiny images, resize 48 / crop 32)."""
 
 import logging
 
@@ -8,14 +8,14 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from exchange_st import data, image_io, sources
+from exchange_st.data import image_io, pipeline, sources
 
 SHORT, CROP = 48, 32
 
 
 def _cfg(content="builtin", style="builtin", **kwargs):
     kwargs.setdefault("seed", 7)
-    return data.DataConfig(content, style, resize_short_side=SHORT, crop_size=CROP, **kwargs)
+    return sources.DataConfig(content, style, resize_short_side=SHORT, crop_size=CROP, **kwargs)
 
 
 def _rgb(h, w, seed=0):
@@ -64,7 +64,7 @@ def test_resize_short_side_keeps_aspect_ratio():
         ((300, 200), (72, 48)),
         ((48, 48), (48, 48)),
     ]:
-        out = data.resize_short_side(tf.random.uniform([h, w, 3]), SHORT)
+        out = pipeline.resize_short_side(tf.random.uniform([h, w, 3]), SHORT)
         assert tuple(out.shape) == expected + (3,)
         assert float(tf.reduce_min(out)) >= 0.0 and float(tf.reduce_max(out)) <= 1.0
 
@@ -79,18 +79,18 @@ def test_decode_image_matches_load_image(tmp_path):
     Image.fromarray(_rgb(5, 7)).convert("P").save(tmp_path / "p.png", transparency=3)
     Image.fromarray(_rgb(5, 7)).save(tmp_path / "x.bmp")
     for path in sorted(tmp_path.iterdir()):
-        decoded = data.decode_image(tf.io.read_file(str(path))).numpy()
+        decoded = image_io.decode_image(tf.io.read_file(str(path))).numpy()
         np.testing.assert_allclose(decoded, image_io.load_image(path), atol=1e-5, err_msg=path.name)
-    g16 = data.decode_image(tf.io.read_file(str(tmp_path / "g16.png"))).numpy()
+    g16 = image_io.decode_image(tf.io.read_file(str(tmp_path / "g16.png"))).numpy()
     assert g16[0, 1, 0] == 1.0 and abs(g16[1, 0, 0] - 32896 / 65535) < 1e-6
 
 
 def test_decode_image_jpeg_dct_scaling(tmp_path):
     Image.fromarray(_rgb(200, 300)).save(tmp_path / "big.jpg")
     contents = tf.io.read_file(str(tmp_path / "big.jpg"))
-    assert data.decode_image(contents).shape == (200, 300, 3)
+    assert image_io.decode_image(contents).shape == (200, 300, 3)
     # 200 // 4 = 50 >= 48 but 200 // 8 < 48: decoded at quarter scale.
-    assert data.decode_image(contents, min_short_side=SHORT).shape == (50, 75, 3)
+    assert image_io.decode_image(contents, min_short_side=SHORT).shape == (50, 75, 3)
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -99,8 +99,8 @@ def test_apply_exif_orientation_matches_pil(tmp_path, orientation):
     exif[0x0112] = orientation
     path = tmp_path / "o.png"
     Image.fromarray(_rgb(2, 3)).save(path, exif=exif.tobytes())
-    decoded = data.decode_image(tf.io.read_file(str(path)))
-    oriented = data.apply_exif_orientation(decoded, tf.constant(orientation))
+    decoded = image_io.decode_image(tf.io.read_file(str(path)))
+    oriented = image_io.apply_exif_orientation(decoded, tf.constant(orientation))
     np.testing.assert_allclose(oriented.numpy(), image_io.load_image(path), atol=1e-6)
 
 
@@ -108,7 +108,7 @@ def test_scan_image_files_reports_bad_files(messy_dir, caplog):
     files = image_io.list_images(messy_dir)
     assert len(files) == 9  # Subdirectories are searched.
     with caplog.at_level(logging.WARNING):
-        good, bad = data.scan_image_files(files)
+        good, bad = sources.scan_image_files(files)
     assert sorted(p.split("/")[-1] for p in bad) == ["notes.jpg", "truncated.jpg"]
     assert len(good) == 7 and not set(good) & set(bad)
     assert "Skipping 2 of 9" in caplog.text and "notes.jpg" in caplog.text
@@ -150,7 +150,7 @@ def test_a_directory_is_checked_and_its_skips_listed_once_until_it_changes(messy
 def test_directory_dataset_skips_bad_files(messy_dir, validate_files):
     # Without the PIL scan the runtime ignore_errors still drops bad files.
     cfg = _cfg(validate_files=validate_files)
-    ds = data.make_image_dataset(str(messy_dir), cfg, seed=1)
+    ds = pipeline.make_image_dataset(str(messy_dir), cfg, seed=1)
     assert ds.element_spec.shape == (CROP, CROP, 3)
     crops = _check_crops(ds.take(21), n=21)  # Three epochs of 7 readable files.
     # The 16-bit all-white and the transparent (-> white) PNGs both give 1.0.
@@ -160,13 +160,13 @@ def test_directory_dataset_skips_bad_files(messy_dir, validate_files):
 def test_directory_dataset_visits_every_file_each_epoch(tmp_path):
     for i, color in enumerate([0, 120, 255]):
         Image.fromarray(np.full((40, 60, 3), color, np.uint8)).save(tmp_path / f"{i}.png")
-    ds = data.make_image_dataset(str(tmp_path), _cfg(), seed=3)
+    ds = pipeline.make_image_dataset(str(tmp_path), _cfg(), seed=3)
     means = [round(float(tf.reduce_mean(x)) * 255) for x in ds.take(12)]
     for epoch in range(4):
         assert sorted(means[3 * epoch : 3 * epoch + 3]) == [0, 120, 255]
     again = [
         round(float(tf.reduce_mean(x)) * 255)
-        for x in data.make_image_dataset(str(tmp_path), _cfg(), seed=3).take(12)
+        for x in pipeline.make_image_dataset(str(tmp_path), _cfg(), seed=3).take(12)
     ]
     assert means == again  # Seeded -> reproducible order.
 
@@ -178,41 +178,41 @@ def test_directory_dataset_applies_exif_orientation(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6
     Image.fromarray(array).save(tmp_path / "r.jpg", quality=100, exif=exif.tobytes())
-    cfg = data.DataConfig("unused", "unused", resize_short_side=32, crop_size=32, seed=0)
-    for crop in data.make_image_dataset(str(tmp_path), cfg, seed=0).take(3):
+    cfg = sources.DataConfig("unused", "unused", resize_short_side=32, crop_size=32, seed=0)
+    for crop in pipeline.make_image_dataset(str(tmp_path), cfg, seed=0).take(3):
         # Upright, every row is a single colour; unrotated, rows would be half black.
         assert np.abs(np.diff(crop.numpy(), axis=1)).max() < 0.15
 
 
 def test_directory_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no_such_dir"):
-        data.make_image_dataset(str(tmp_path / "no_such_dir"), _cfg(), seed=0)
+        pipeline.make_image_dataset(str(tmp_path / "no_such_dir"), _cfg(), seed=0)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="empty"):
-        data.make_image_dataset(str(tmp_path / "empty"), _cfg(), seed=0)
+        pipeline.make_image_dataset(str(tmp_path / "empty"), _cfg(), seed=0)
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "a.jpg").write_text("text")
     with pytest.raises(ValueError, match="None of the 1 image files"):
-        data.make_image_dataset(str(tmp_path / "bad"), _cfg(), seed=0)
+        pipeline.make_image_dataset(str(tmp_path / "bad"), _cfg(), seed=0)
     # All-bad data that slips past the scan ends the stream instead of hanging.
-    ds = data.make_image_dataset(str(tmp_path / "bad"), _cfg(validate_files=False), seed=0)
+    ds = pipeline.make_image_dataset(str(tmp_path / "bad"), _cfg(validate_files=False), seed=0)
     assert list(ds.take(2)) == []
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(ValueError, match="Unknown image source"):
-        data.make_image_dataset(str(tmp_path / "file.txt"), _cfg(), seed=0)
+        pipeline.make_image_dataset(str(tmp_path / "file.txt"), _cfg(), seed=0)
 
 
 def test_config_validation():
     with pytest.raises(ValueError, match="crop_size"):
-        data.DataConfig("builtin", "builtin", resize_short_side=32, crop_size=64)
+        sources.DataConfig("builtin", "builtin", resize_short_side=32, crop_size=64)
     with pytest.raises(ValueError, match="batch_size"):
-        data.DataConfig("builtin", "builtin", batch_size=0)
+        sources.DataConfig("builtin", "builtin", batch_size=0)
 
 
 def test_builtin_is_deterministic_and_streams_differ():
-    first = next(iter(data.make_pair_dataset(_cfg(seed=11))))
-    second = next(iter(data.make_pair_dataset(_cfg(seed=11))))
-    other = next(iter(data.make_pair_dataset(_cfg(seed=12))))
+    first = next(iter(pipeline.make_pair_dataset(_cfg(seed=11))))
+    second = next(iter(pipeline.make_pair_dataset(_cfg(seed=11))))
+    other = next(iter(pipeline.make_pair_dataset(_cfg(seed=12))))
     for key in ("content", "style"):
         np.testing.assert_array_equal(first[key].numpy(), second[key].numpy())
         assert not np.allclose(first[key].numpy(), other[key].numpy())
@@ -225,22 +225,22 @@ def test_builtin_is_deterministic_and_streams_differ():
 
 
 def test_builtin_image_is_pure_function_of_seed():
-    a = data.builtin_image(tf.constant([1, 2], tf.int64), 16)
-    b = data.builtin_image(tf.constant([1, 2], tf.int64), 16)
+    a = pipeline.builtin_image(tf.constant([1, 2], tf.int64), 16)
+    b = pipeline.builtin_image(tf.constant([1, 2], tf.int64), 16)
     assert a.shape == (16, 16, 3)
     np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_pair_dataset_batches_and_batch_override(messy_dir):
     cfg = _cfg(content=str(messy_dir), style="builtin", batch_size=3)
-    ds = data.make_pair_dataset(cfg)
+    ds = pipeline.make_pair_dataset(cfg)
     assert ds.element_spec["content"].shape == (3, CROP, CROP, 3)
     batches = list(ds.take(3))
     for batch in batches:
         assert set(batch) == {"content", "style"}
         _check_crops(batch["content"], n=3)
         _check_crops(batch["style"], n=3)
-    assert data.make_pair_dataset(cfg, batch_size=2).element_spec["style"].shape == (
+    assert pipeline.make_pair_dataset(cfg, batch_size=2).element_spec["style"].shape == (
         2,
         CROP,
         CROP,
@@ -251,7 +251,7 @@ def test_pair_dataset_batches_and_batch_override(messy_dir):
 def test_pair_dataset_with_input_context(messy_dir):
     cfg = _cfg(content=str(messy_dir), style="builtin", batch_size=4)
     contexts = [tf.distribute.InputContext(2, i, 2) for i in range(2)]
-    shards = [data.make_pair_dataset(cfg, input_context=ctx) for ctx in contexts]
+    shards = [pipeline.make_pair_dataset(cfg, input_context=ctx) for ctx in contexts]
     batches = [next(iter(ds)) for ds in shards]
     for batch in batches:  # Per-replica batch = 4 / 2.
         assert batch["content"].shape == (2, CROP, CROP, 3)
@@ -262,7 +262,7 @@ def test_pair_dataset_with_input_context(messy_dir):
 @pytest.mark.parametrize("source", ["tfds:mnist", "tfds:cifar10:test"])
 def test_tfds_source_with_mock_data(source):
     with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
-        ds = data.make_pair_dataset(_cfg(content=source, style="builtin", batch_size=2))
+        ds = pipeline.make_pair_dataset(_cfg(content=source, style="builtin", batch_size=2))
         batches = list(ds.take(4))  # More than 6 examples: the source repeats.
     for batch in batches:
         content = _check_crops(batch["content"], n=2)
@@ -272,4 +272,4 @@ def test_tfds_source_with_mock_data(source):
 
 def test_tfds_source_errors():
     with pytest.raises(ValueError, match="name"):
-        data.make_image_dataset("tfds:", _cfg(), seed=0)
+        pipeline.make_image_dataset("tfds:", _cfg(), seed=0)

@@ -4,11 +4,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import small_efanet
 
-from exchange_st import diagnostics, losses
-from exchange_st.model import ExchangeStyleTransfer
+from exchange_st.evaluation import diagnostics
+from exchange_st.nn import losses
+from exchange_st.nn.model import ExchangeStyleTransfer
 
 
 def _model(**overrides):

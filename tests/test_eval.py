@@ -11,14 +11,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from exchange_st import eval_lib, image_io
-from exchange_st import eval_methods
-from exchange_st import losses
-from exchange_st import metrics
-from exchange_st import release
 from exchange_st.baselines import adain as adain_lib
-from exchange_st.model import ExchangeStyleTransfer
-from exchange_st.vgg import FEATURE_NAMES, VGGEncoder
+from exchange_st.data import image_io
+from exchange_st.evaluation import eval_config, eval_lib, eval_methods, metrics
+from exchange_st.nn import losses
+from exchange_st.nn.model import ExchangeStyleTransfer
+from exchange_st.nn.vgg import FEATURE_NAMES, VGGEncoder
+from exchange_st.saving import checkpoints, release
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A deliberately small exchange model, so a checkpoint is quick to write.
@@ -133,7 +132,7 @@ def test_select_pairs():
 )
 def test_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        eval_lib.EvalConfig(content_dir="c", style_dir="s", output_dir="o", **kwargs)
+        eval_config.EvalConfig(content_dir="c", style_dir="s", output_dir="o", **kwargs)
 
 
 def _save_training_checkpoint(model, model_dir, config):
@@ -164,7 +163,7 @@ def test_load_adain_model_restores_a_training_checkpoint(tmp_path):
     _save_training_checkpoint(model, model_dir, config)
     # Another seed: the random VGG the loader builds must be overwritten too.
     keras.utils.set_random_seed(6)
-    restored = eval_lib.load_adain_model(model_dir)
+    restored = checkpoints.load_adain_model(model_dir)
     for a, b in zip(model.weights, restored.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     content, style = _images(1, 32, 40, 1), _images(1, 32, 32, 2)
@@ -174,13 +173,13 @@ def test_load_adain_model_restores_a_training_checkpoint(tmp_path):
     with open(os.path.join(model_dir, "config.json"), "w") as f:
         json.dump(dict(config, upsample_filters=[32, 8, 8]), f)
     with pytest.raises((ValueError, AssertionError)):
-        eval_lib.load_adain_model(model_dir)
+        checkpoints.load_adain_model(model_dir)
     with open(os.path.join(model_dir, "config.json"), "w") as f:
         json.dump({"model": "efanet"}, f)
     with pytest.raises(ValueError, match="not adain"):
-        eval_lib.load_adain_model(model_dir)
+        checkpoints.load_adain_model(model_dir)
     with pytest.raises(FileNotFoundError, match="adain checkpoint not found"):
-        eval_lib.load_adain_model(os.path.join(tmp_path, "missing"))
+        checkpoints.load_adain_model(os.path.join(tmp_path, "missing"))
 
 
 # ----------------------------------------------------------------------------
@@ -205,7 +204,7 @@ def test_eval_end_to_end(tmp_path, small_efanet_dir):
     content_dir = _write_images(os.path.join(tmp_path, "content"), 2, (40, 52), seed=1)
     style_dir = _write_images(os.path.join(tmp_path, "style"), 2, (48, 36), seed=2, ext=".jpg")
     output_dir = os.path.join(tmp_path, "out")
-    cfg = eval_lib.EvalConfig(
+    cfg = eval_config.EvalConfig(
         content_dir=content_dir,
         style_dir=style_dir,
         output_dir=output_dir,
@@ -277,7 +276,7 @@ def test_eval_end_to_end(tmp_path, small_efanet_dir):
 def test_efanet_without_a_model_source_is_the_pretrained_release(
     tiny_release, tmp_path, monkeypatch
 ):
-    cfg = eval_lib.EvalConfig(
+    cfg = eval_config.EvalConfig(
         content_dir="c",
         style_dir="s",
         output_dir=str(tmp_path),
@@ -372,16 +371,16 @@ def test_saved_model_method_uses_the_serving_signature(tmp_path, encoder):
     module.serve = serve
     path = os.path.join(tmp_path, "saved_model")
     tf.saved_model.save(module, path, signatures={"serving_default": serve.get_concrete_function()})
-    cfg = eval_lib.EvalConfig("c", "s", "o", methods=("efanet",), efanet_saved_model=path)
-    (method,) = eval_lib.build_methods(cfg, encoder)
+    cfg = eval_config.EvalConfig("c", "s", "o", methods=("efanet",), efanet_saved_model=path)
+    (method,) = eval_methods.build_methods(cfg, encoder)
     assert method.status == "ok" and method.source == path
     content, style = _images(1, 32, 32, 1), _images(1, 40, 40, 2)
     expected = 0.5 * content + 0.5 * tf.reduce_mean(style, axis=[1, 2], keepdims=True)
     np.testing.assert_allclose(method.stylize(content, style), expected, atol=1e-6)
-    cfg = eval_lib.EvalConfig(
+    cfg = eval_config.EvalConfig(
         "c", "s", "o", methods=("efanet",), efanet_saved_model=os.path.join(tmp_path, "nothing")
     )
-    (method,) = eval_lib.build_methods(cfg, encoder)
+    (method,) = eval_methods.build_methods(cfg, encoder)
     assert method.status == "failed" and "SavedModel directory not found" in method.error
 
 

@@ -1,4 +1,4 @@
-"""Tests for exchange_st.export and export_savedmodel.py: SavedModel, checkpoints, TFLite."""
+"""Tests for exchange_st.saving.export and export_savedmodel.py: SavedModel, checkpoints, TFLite."""
 
 import json
 import os
@@ -9,10 +9,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import SMALL_EFANET, small_efanet
-from exchange_st import export
-from exchange_st import release
+
+from exchange_st.saving import checkpoints, export, release
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small decoder and codes; the VGG encoder keeps its real size.
@@ -250,7 +249,7 @@ def _write_checkpoint(model, model_dir, config=None):
 
 
 def _train_config(**overrides):
-    # The shape of train_lib.TrainConfig.to_json(): flat, with training keys.
+    # The shape of train_config.TrainConfig.to_json(): flat, with training keys.
     config = {
         "model": "efanet",
         "lr": 1e-4,
@@ -296,19 +295,19 @@ def test_load_model_from_checkpoint_config_handling(exported, tmp_path):
         export.load_model_from_checkpoint(os.path.join(bare, "ckpt-99"))
 
 
-def test_read_model_config_keeps_model_arguments_only(tmp_path):
+def test_run_model_kwargs_keeps_model_arguments_only(tmp_path):
     with open(tmp_path / "config.json", "w") as f:
         json.dump(_train_config(vgg_weights="imagenet"), f)
     as_json = {k: list(v) if isinstance(v, tuple) else v for k, v in SMALL.items()}
-    assert export.read_model_config(str(tmp_path)) == as_json
+    assert checkpoints.run_model_kwargs(str(tmp_path)) == as_json
     with open(tmp_path / "config.json", "w") as f:
         json.dump({"model": dict(SMALL, lr=0.1)}, f)
-    assert export.read_model_config(str(tmp_path)) == as_json
+    assert checkpoints.run_model_kwargs(str(tmp_path)) == as_json
     with open(tmp_path / "config.json", "w") as f:
         json.dump(_train_config(model="adain"), f)
     with pytest.raises(ValueError, match="adain"):
-        export.read_model_config(str(tmp_path))
-    assert export.read_model_config(str(tmp_path / "missing")) is None
+        checkpoints.run_model_kwargs(str(tmp_path))
+    assert checkpoints.run_model_kwargs(str(tmp_path / "missing")) is None
 
 
 def _run_export_script(tmp_path, *flags, **env):

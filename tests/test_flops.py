@@ -1,14 +1,15 @@
 """Analytic FLOP counts: VGG by hand, size scaling, configurations, and TF's own graph count."""
 
+import conftest
 import keras
 import pytest
 import tensorflow as tf
 
-import conftest
-from exchange_st import decoder, flops
 from exchange_st.baselines.adain import AdaINNet
-from exchange_st.model import ExchangeStyleTransfer
-from exchange_st.vgg import VGGEncoder
+from exchange_st.evaluation import flops
+from exchange_st.nn import decoder
+from exchange_st.nn.model import ExchangeStyleTransfer
+from exchange_st.nn.vgg import VGGEncoder
 
 # VGG-19 to relu4_1: (C_in, C_out, downsampling of the layer's resolution).
 _VGG_CONVS = (

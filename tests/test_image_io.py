@@ -1,4 +1,4 @@
-"""Tests for exchange_st.image_io."""
+"""Tests for exchange_st.data.image_io."""
 
 import logging
 import os
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from exchange_st import image_io
+from exchange_st.data import image_io
 
 
 def _rgb(h, w, seed=0):

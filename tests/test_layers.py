@@ -1,11 +1,12 @@
-"""Equations and serialisation of the layers in exchange_st.layers."""
+"""Equations and serialisation of the covariance code, Feature Exchange blocks and style heads."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from exchange_st import decoder, layers
+from exchange_st.nn import decoder
+from exchange_st.nn import covariance, exchange, style_heads
 
 
 def _rand(*shape, seed=0):
@@ -14,7 +15,7 @@ def _rand(*shape, seed=0):
 
 def test_covariance_matches_numpy():
     f = _rand(2, 5, 7, 6)
-    cov = layers.masked_covariance(tf.constant(f)).numpy()
+    cov = covariance.masked_covariance(tf.constant(f)).numpy()
     for b in range(2):
         x = f[b].reshape(-1, 6)
         np.testing.assert_allclose(cov[b], np.cov(x, rowvar=False, bias=True), atol=1e-5)
@@ -24,13 +25,13 @@ def test_masked_covariance_uses_only_masked_pixels():
     f = _rand(1, 4, 6, 5, seed=1)
     mask = np.zeros((1, 4, 6, 1), np.float32)
     mask[:, 1:3, 2:5] = 1.0
-    cov = layers.masked_covariance(tf.constant(f), tf.constant(mask)).numpy()[0]
+    cov = covariance.masked_covariance(tf.constant(f), tf.constant(mask)).numpy()[0]
     selected = f[0, 1:3, 2:5].reshape(-1, 5)
     np.testing.assert_allclose(cov, np.cov(selected, rowvar=False, bias=True), atol=1e-5)
 
 
 def test_compressor_shape_and_mask_invariance():
-    comp = layers.CovarianceCompressor(code_dim=16, filters=(4, 4))
+    comp = covariance.CovarianceCompressor(code_dim=16, filters=(4, 4))
     f = _rand(2, 6, 6, 32, seed=2)
     mask = np.ones((2, 6, 6, 1), np.float32)
     mask[:, :, 3:] = 0.0
@@ -43,7 +44,7 @@ def test_compressor_shape_and_mask_invariance():
 
 
 def _conv_rms(compressor, features):
-    x = layers.masked_covariance(tf.constant(features))[..., None]
+    x = covariance.masked_covariance(tf.constant(features))[..., None]
     rms = []
     for conv in compressor.convs:
         x = conv(x)
@@ -52,7 +53,7 @@ def _conv_rms(compressor, features):
 
 
 def test_he_compressor_keeps_its_activation_scale():
-    # Why "he_normal" exists (BUILD_NOTES.md, "Trainability"): Glorot kernels
+    # Why "he_normal" exists (docs/experiments/trainability.md): Glorot kernels
     # shrink the ReLU stack's activations layer by layer, so the last conv
     # of the paper-sized compressor ends small enough for Adam's lr-sized
     # bias steps to silence it.
@@ -60,7 +61,7 @@ def test_he_compressor_keeps_its_activation_scale():
     rms = {}
     for init in ("glorot_uniform", "he_normal"):
         keras.utils.set_random_seed(0)
-        comp = layers.CovarianceCompressor(16, (32, 64, 128, 128, 64), kernel_initializer=init)
+        comp = covariance.CovarianceCompressor(16, (32, 64, 128, 128, 64), kernel_initializer=init)
         comp(tf.constant(features))
         rms[init] = _conv_rms(comp, features)
     glorot, he = rms["glorot_uniform"], rms["he_normal"]
@@ -70,7 +71,7 @@ def test_he_compressor_keeps_its_activation_scale():
 
 
 def test_residual_message_passing_equations():
-    rmp = layers.ResidualMessagePassing(units=8, gate_bias_init=-1.0)
+    rmp = exchange.ResidualMessagePassing(units=8, gate_bias_init=-1.0)
     a, b = tf.constant(_rand(3, 8, seed=3)), tf.constant(_rand(3, 8, seed=4))
     r_a, r_b = rmp((a, b))
 
@@ -86,7 +87,7 @@ def test_residual_message_passing_equations():
 
 
 def test_exchange_block_wiring():
-    block = layers.FeatureExchangeBlock(units=8, gate_bias_init=0.0)
+    block = exchange.FeatureExchangeBlock(units=8, gate_bias_init=0.0)
     f_com, f_c, f_s = (tf.constant(_rand(2, 8, seed=i)) for i in (5, 6, 7))
     out_com, out_c, out_s = block((f_com, f_c, f_s))
     r_c, r_com_c = block.rmp_c((f_c, f_com))
@@ -101,7 +102,7 @@ def test_exchange_blocks_at_init_are_nearly_identity():
     f = [tf.constant(_rand(4, 256, seed=i)) for i in (8, 9, 10)]
     x = f
     for i in range(3):
-        y = layers.FeatureExchangeBlock(256, name=f"b{i}")(x)
+        y = exchange.FeatureExchangeBlock(256, name=f"b{i}")(x)
         for before, after in zip(x, y):
             # f_com takes two gated residuals per block, each ~sigmoid(-5).
             assert np.linalg.norm(after - before) / np.linalg.norm(before) < 0.06
@@ -109,7 +110,7 @@ def test_exchange_blocks_at_init_are_nearly_identity():
     for before, after in zip(f, x):
         assert np.linalg.norm(after - before) / np.linalg.norm(before) < 0.15
     # The gates are what keeps them quiet: opened gates change the features.
-    opened = layers.FeatureExchangeBlock(256, gate_bias_init=5.0)(f)
+    opened = exchange.FeatureExchangeBlock(256, gate_bias_init=5.0)(f)
     assert np.linalg.norm(opened[0] - f[0]) / np.linalg.norm(f[0]) > 0.3
 
 
@@ -152,7 +153,7 @@ def test_csfusion_rank_needs_ours_mode():
     with pytest.raises(ValueError, match="rank"):
         decoder.CSFusion("adain", rank=2)
     with pytest.raises(ValueError, match="fusion_rank"):
-        layers.StyleHeads(8, fusion_rank=0)
+        style_heads.StyleHeads(8, fusion_rank=0)
 
 
 def test_csfusion_adain_mode_sets_mean_and_std():
@@ -189,12 +190,12 @@ def test_csfusion_rejects_unknown_mode():
 def test_purification_multiplies_channels():
     f = _rand(2, 3, 4, 6, seed=20)
     v_w = np.abs(_rand(2, 6, seed=21))
-    out = layers.purify(tf.constant(f), tf.constant(v_w)).numpy()
+    out = style_heads.purify(tf.constant(f), tf.constant(v_w)).numpy()
     np.testing.assert_allclose(out, f * v_w[:, None, None, :], rtol=1e-6)
 
 
 def test_style_heads_ranges():
-    heads = layers.StyleHeads(channels=12)
+    heads = style_heads.StyleHeads(channels=12)
     out = heads((tf.constant(_rand(3, 5)), tf.constant(_rand(3, 5, seed=1))))
     assert set(out) == {"v_w", "v_c", "v_r"}
     assert all(v.shape == (3, 12) for v in out.values())
@@ -205,7 +206,7 @@ def test_style_heads_ranges():
 def test_style_heads_start_at_the_projection_scales(input_rms):
     """`code_rms` sets v_c ~ 1/(sqrt(C) code_rms) and v_r ~ code_rms, in the biases or kernels."""
     channels, code_rms = 256, 1.3
-    heads = layers.StyleHeads(channels, code_rms=code_rms, input_rms=input_rms)
+    heads = style_heads.StyleHeads(channels, code_rms=code_rms, input_rms=input_rms)
     rng = np.random.default_rng(0)
     codes = [tf.constant(0.04 * rng.standard_normal((64, 128)), tf.float32) for _ in range(2)]
     out = {k: v.numpy() for k, v in heads(codes).items()}
@@ -229,7 +230,7 @@ def test_style_heads_start_at_the_projection_scales(input_rms):
 
 
 def test_zero_kernel_heads_start_independent_of_the_codes_and_learn_from_them():
-    heads = layers.StyleHeads(32, code_rms=1.3, zero_kernels=True)
+    heads = style_heads.StyleHeads(32, code_rms=1.3, zero_kernels=True)
     a = [tf.constant(_rand(4, 8, seed=s)) for s in (30, 31)]
     b = [tf.constant(_rand(4, 8, seed=s)) for s in (32, 33)]
     out_a, out_b = heads(a), heads(b)
@@ -245,12 +246,12 @@ def test_zero_kernel_heads_start_independent_of_the_codes_and_learn_from_them():
     grads = tape.gradient(loss, [heads.fc_w.kernel, heads.fc_c.kernel, heads.fc_r.kernel])
     assert all(float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
     with pytest.raises(ValueError, match="zero_kernels"):
-        layers.StyleHeads(8, code_rms=1.3, input_rms=0.04, zero_kernels=True)
+        style_heads.StyleHeads(8, code_rms=1.3, input_rms=0.04, zero_kernels=True)
 
 
 def test_style_heads_input_rms_needs_code_rms():
     with pytest.raises(ValueError, match="input_rms needs code_rms"):
-        layers.StyleHeads(8, input_rms=0.05)
+        style_heads.StyleHeads(8, input_rms=0.05)
 
 
 @pytest.mark.parametrize("mode", ["ours", "adain", "concat"])
@@ -265,14 +266,14 @@ def _layer_cases():
     f4 = _rand(2, 4, 4, 32)
     vec = _rand(2, 8)
     return [
-        (layers.CovarianceCompressor(8, (4, 4)), (f4,)),
-        (layers.CovarianceCompressor(8, (4, 4), kernel_initializer="he_normal"), (f4,)),
-        (layers.ResidualMessagePassing(8), ((vec, vec * 2),)),
-        (layers.FeatureExchangeBlock(8), ((vec, vec * 2, vec * 3),)),
-        (layers.StyleHeads(32), ((vec, vec),)),
-        (layers.StyleHeads(16, fusion_rank=2), ((vec, vec),)),
-        (layers.StyleHeads(16, code_rms=1.3, input_rms=0.04), ((vec, vec),)),
-        (layers.StyleHeads(16, code_rms=1.3, zero_kernels=True), ((vec, vec),)),
+        (covariance.CovarianceCompressor(8, (4, 4)), (f4,)),
+        (covariance.CovarianceCompressor(8, (4, 4), kernel_initializer="he_normal"), (f4,)),
+        (exchange.ResidualMessagePassing(8), ((vec, vec * 2),)),
+        (exchange.FeatureExchangeBlock(8), ((vec, vec * 2, vec * 3),)),
+        (style_heads.StyleHeads(32), ((vec, vec),)),
+        (style_heads.StyleHeads(16, fusion_rank=2), ((vec, vec),)),
+        (style_heads.StyleHeads(16, code_rms=1.3, input_rms=0.04), ((vec, vec),)),
+        (style_heads.StyleHeads(16, code_rms=1.3, zero_kernels=True), ((vec, vec),)),
         (decoder.CSFusion("concat", 32), ((f4, _rand(2, 32), _rand(2, 32)),)),
         (decoder.CSFusion("ours", 32, rank=2), ((f4, _rand(2, 64), _rand(2, 64)),)),
         (decoder.ResidualBlock(32), (f4,)),
@@ -318,7 +319,7 @@ def _saved_paths(model, path):
 def test_shared_upsampler_keeps_the_weights_file_layout(tmp_path):
     """Weights files written before the upsampler was shared still load: same paths."""
     from exchange_st.baselines.adain import AdaINNet
-    from exchange_st.model import ExchangeStyleTransfer
+    from exchange_st.nn.model import ExchangeStyleTransfer
 
     efanet = ExchangeStyleTransfer(
         vgg_weights=None,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from exchange_st import losses
-from exchange_st.vgg import FEATURE_NAMES, VGGEncoder
+from exchange_st.nn import losses
+from exchange_st.nn.vgg import FEATURE_NAMES, VGGEncoder
 
 
 def _rand(*shape, seed=0):

@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from exchange_st import losses
-from exchange_st import tf_checks
-from exchange_st.blending import blend_styles
-from exchange_st.model import ExchangeStyleTransfer
-
+from exchange_st.nn import losses
+from exchange_st.nn.blending import blend_styles
+from exchange_st.nn.model import ExchangeStyleTransfer
+from exchange_st.saving import tf_checks
 
 # Eq. 1-2 multiply two vectors derived from a covariance, so a fresh model's
 # output scales like a high power of the feature size; boosting the random

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from exchange_st import optim
+from exchange_st.training import optim
 
 
 def test_warmup_ramps_linearly_then_holds():

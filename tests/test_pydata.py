@@ -1,4 +1,4 @@
-"""Tests for exchange_st.pydata: the PyDataset pipeline (PIL + NumPy, no TensorFlow)."""
+"""Tests for exchange_st.data.pydata: the PyDataset pipeline (PIL + NumPy, no TensorFlow)."""
 
 import logging
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from exchange_st import pydata
-from exchange_st.sources import DataConfig
+from exchange_st.data import pydata
+from exchange_st.data.sources import DataConfig
 
 SHORT, CROP = 48, 32
 

@@ -11,9 +11,11 @@ import keras
 import numpy as np
 import pytest
 
-from exchange_st import checkpoints, release
+import exchange_st
+
 from exchange_st.baselines.adain import AdaINNet
-from exchange_st.model import ExchangeStyleTransfer
+from exchange_st.nn.model import ExchangeStyleTransfer
+from exchange_st.saving import checkpoints, release
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = 1e-4
@@ -116,21 +118,21 @@ def test_missing_release_says_none_is_shipped(tmp_path, monkeypatch):
     monkeypatch.delenv(release.ENV_VAR, raising=False)
     monkeypatch.setattr(release, "DEFAULT_DIR", str(tmp_path / "pretrained" / "efanet"))
     with pytest.raises(release.NoPretrainedModel, match="No pretrained EFANet is shipped"):
-        ExchangeStyleTransfer.from_pretrained()
+        exchange_st.from_pretrained()
     with pytest.raises(release.NoPretrainedModel, match="pass --checkpoint_dir instead"):
         release.load(instead="--checkpoint_dir")
     monkeypatch.setenv(release.ENV_VAR, str(tmp_path / "elsewhere"))
     with pytest.raises(
         release.NoPretrainedModel, match=f"No release at .*elsewhere.*{release.ENV_VAR}"
     ):
-        ExchangeStyleTransfer.from_pretrained()
+        exchange_st.from_pretrained()
     with pytest.raises(release.NoPretrainedModel, match="No release at"):
-        ExchangeStyleTransfer.from_pretrained(str(tmp_path))
+        exchange_st.from_pretrained(str(tmp_path))
 
 
 def test_from_pretrained_follows_the_variable_and_refuses_training(tiny_release, monkeypatch):
     monkeypatch.setenv(release.ENV_VAR, tiny_release["path"])
-    model = ExchangeStyleTransfer.from_pretrained()
+    model = exchange_st.from_pretrained()
     assert model.built and model.inference_only
     with pytest.raises(RuntimeError, match="inference-only release .*train from a train.py"):
         model.compile(optimizer="adam")
@@ -148,10 +150,10 @@ _JAX_SCRIPT = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from exchange_st.model import ExchangeStyleTransfer
+    import exchange_st
 
     out_dir = sys.argv[1]
-    model = ExchangeStyleTransfer.from_pretrained()
+    model = exchange_st.from_pretrained()
     inputs = np.load(out_dir + "/inputs.npz")
     out = model.stylize(inputs["content"], inputs["style"], 0.6)
     np.save(out_dir + "/jax.npy", np.asarray(out))

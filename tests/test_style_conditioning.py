@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 from conftest import small_efanet
 
-from exchange_st import layers, style_dependence, train_config
-from exchange_st.model import ExchangeStyleTransfer
+from exchange_st.evaluation import style_dependence
+from exchange_st.nn import covariance, style_heads
+from exchange_st.nn.model import ExchangeStyleTransfer
+from exchange_st.training import train_config
 
 # Brighter random-VGG features, so that a fresh small model's stages carry
 # signal (as in test_model.py).
@@ -68,7 +70,7 @@ def _heads_outputs(heads, inputs):
 
 def test_equalized_heads_start_as_functions_of_the_codes_at_the_paper_scales():
     code_rms, channels = 1.3, 512
-    heads = layers.StyleHeads(channels, code_rms=code_rms, equalized=True)
+    heads = style_heads.StyleHeads(channels, code_rms=code_rms, equalized=True)
     rng = np.random.default_rng(0)
     codes = [rng.normal(size=(64, 256)).astype("float32") * 0.03 for _ in range(2)]
     out = _heads_outputs(heads, codes)
@@ -111,11 +113,11 @@ def test_scaled_heads_start_style_blind_and_equalized_heads_do_not():
 def test_masked_moments_are_the_weighted_channel_mean_and_std():
     rng = np.random.default_rng(5)
     features = rng.normal(size=(2, 5, 7, 4)).astype("float32") * 3 + 1
-    mean, std = (_numpy(x) for x in layers.masked_moments(features))
+    mean, std = (_numpy(x) for x in covariance.masked_moments(features))
     np.testing.assert_allclose(mean, features.mean(axis=(1, 2)), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(std, features.std(axis=(1, 2)), rtol=1e-4)
     mask = (rng.uniform(size=(2, 5, 7, 1)) > 0.5).astype("float32")
-    mean, std = (_numpy(x) for x in layers.masked_moments(features, mask))
+    mean, std = (_numpy(x) for x in covariance.masked_moments(features, mask))
     for b in range(2):
         picked = features[b][mask[b, ..., 0] > 0]
         np.testing.assert_allclose(mean[b], picked.mean(axis=0), rtol=1e-5, atol=1e-5)
@@ -213,7 +215,7 @@ def test_parse_model_options_reads_json_values():
 
 
 def test_fusion_offset_adds_the_style_vector_to_every_pixel():
-    from exchange_st.decoder import CSFusion
+    from exchange_st.nn.decoder import CSFusion
 
     rng = np.random.default_rng(0)
     f_pur = rng.normal(size=(2, 3, 4, 8)).astype("float32")
@@ -252,3 +254,36 @@ def test_fusion_offset_round_trips_and_defaults_to_the_paper():
     model = small_efanet(fusion_offset=1.0)
     rebuilt = ExchangeStyleTransfer.from_config(model.get_config())
     assert rebuilt.fusion_offset == 1.0 and rebuilt.decoder_c.fusion.offset == 1.0
+
+
+def test_normalized_purification_removes_the_channel_statistics():
+    rng = np.random.default_rng(0)
+    f_vgg = rng.normal(1.0, 2.0, size=(2, 5, 6, 8)).astype("float32")
+    v_w = rng.uniform(0.2, 1.0, size=(2, 8)).astype("float32")
+    # Sec. 3.1 as written: channel attention only.
+    np.testing.assert_allclose(_numpy(style_heads.purify(f_vgg, v_w)), f_vgg * v_w[:, None, None])
+    normalized = _numpy(style_heads.purify(f_vgg, v_w, normalize=True))
+    np.testing.assert_allclose(normalized.mean(axis=(1, 2)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(normalized.std(axis=(1, 2)), v_w, rtol=1e-3)
+    # Any per-channel affine change of the content's features (its "style")
+    # leaves f_pur unchanged, so R_pool cannot carry it.
+    scale = rng.uniform(0.5, 3.0, size=(2, 1, 1, 8)).astype("float32")
+    shift = rng.normal(size=(2, 1, 1, 8)).astype("float32")
+    moved = _numpy(style_heads.purify(f_vgg * scale + shift, v_w, normalize=True))
+    np.testing.assert_allclose(moved, normalized, rtol=1e-3, atol=1e-3)
+
+
+def test_purification_is_checked_round_trips_and_defaults_to_the_paper():
+    assert ExchangeStyleTransfer(vgg_weights=None).get_config()["purification"] == "attention"
+    with pytest.raises(ValueError, match="purification"):
+        ExchangeStyleTransfer(vgg_weights=None, purification="whiten")
+    model = small_efanet(purification="normalized")
+    rebuilt = ExchangeStyleTransfer.from_config(model.get_config())
+    assert rebuilt.purification == "normalized"
+    f_vgg = np.random.default_rng(3).normal(size=(1, 4, 4, 512)).astype("float32")
+    v_w = np.full((1, 512), 0.5, "float32")
+    np.testing.assert_allclose(
+        _numpy(model.purify(f_vgg, v_w)), _numpy(style_heads.purify(f_vgg, v_w, normalize=True))
+    )
+    out = model({"content": _images(2, 32, seed=1), "style": _images(2, 32, seed=2)})
+    assert np.isfinite(_numpy(out["s2c"])).all()

@@ -1,4 +1,4 @@
-"""Tests for exchange_st.stylize (the exchange-st-stylize command) and exchange_st.video."""
+"""Tests for exchange_st.inference.stylize (the exchange-st-stylize command) and exchange_st.inference.video."""
 
 import os
 import subprocess
@@ -8,15 +8,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import SMALL_EFANET, small_efanet
 from PIL import Image
 
-from conftest import SMALL_EFANET, small_efanet
-from exchange_st import export
-from exchange_st import image_io
-from exchange_st import inference
-from exchange_st import release
-from exchange_st import stylize
-from exchange_st import video
+from exchange_st.data import image_io
+from exchange_st.saving import serialization
+from exchange_st.inference import stylize_job, video
+from exchange_st.inference import stylizer as stylizer_lib
+from exchange_st.saving import export, release
 
 SMALL = SMALL_EFANET
 TOL = 1e-4
@@ -54,7 +53,7 @@ def setup(tmp_path_factory):
         model=model,
         saved=saved,
         files=files,
-        stylizer=inference.Stylizer.from_saved_model(saved),
+        stylizer=stylizer_lib.Stylizer.from_saved_model(saved),
     )
 
 
@@ -62,7 +61,7 @@ def _config(setup, out, **kwargs):
     kwargs.setdefault("content", setup["files"]["c0"])
     kwargs.setdefault("styles", [setup["files"]["style"]])
     kwargs.setdefault("saved_model", setup["saved"])
-    return stylize.StylizeConfig(output_dir=str(out), **kwargs)
+    return stylize_job.StylizeConfig(output_dir=str(out), **kwargs)
 
 
 def test_command_on_directory_with_a_corrupt_file(setup, tmp_path):
@@ -72,7 +71,7 @@ def test_command_on_directory_with_a_corrupt_file(setup, tmp_path):
         [
             sys.executable,
             "-m",
-            "exchange_st.stylize",
+            "exchange_st.inference.stylize",
             f"--saved_model={setup['saved']}",
             f"--content={os.path.dirname(files['c0'])}",
             f"--style={files['style']}",
@@ -95,7 +94,7 @@ def test_command_on_directory_with_a_corrupt_file(setup, tmp_path):
 
 
 def test_single_image_matches_the_saved_model(setup, tmp_path):
-    report = stylize.stylize_all(_config(setup, tmp_path, alphas=[0.6]), setup["stylizer"])
+    report = stylize_job.stylize_all(_config(setup, tmp_path, alphas=[0.6]), setup["stylizer"])
     assert not report.failures
     assert report.outputs == [str(tmp_path / "c0_style_alpha0.60.png")]
     content = image_io.load_image(setup["files"]["c0"])
@@ -117,7 +116,7 @@ def test_alpha_list_writes_one_image_per_alpha_and_a_strip(setup, tmp_path, monk
             bars.append(self)
 
     monkeypatch.setattr(keras.utils, "Progbar", Bar)
-    report = stylize.stylize_all(config, setup["stylizer"])
+    report = stylize_job.stylize_all(config, setup["stylizer"])
     # The progress counts what is made: one content x one style x three alphas.
     assert [(b.target, b._seen_so_far, b.unit_name) for b in bars] == [(3, 3, "stylized image")]
     assert not report.failures
@@ -151,13 +150,13 @@ def test_masks_give_spatial_control(setup, tmp_path):
         styles=[files["style"], files["style2"]],
         masks=[str(tmp / "left.png"), str(tmp / "right.png")],
     )
-    report = stylize.stylize_all(config, setup["stylizer"])
+    report = stylize_job.stylize_all(config, setup["stylizer"])
     assert not report.failures
     assert [os.path.basename(p) for p in report.outputs] == ["c0_regions_style_style2.png"]
     content = image_io.load_image(files["c0"])
     styles = [image_io.load_image(files[k])[None] for k in ("style", "style2")]
     masks = [
-        inference.mask_for(inference.load_mask(tmp / name), content.shape[:2])
+        stylizer_lib.mask_for(stylizer_lib.load_mask(tmp / name), content.shape[:2])
         for name in ("left.png", "right.png")
     ]
     assert masks[0][:, :20].min() == 1.0 and masks[0][:, 32:].max() == 0.0
@@ -167,7 +166,7 @@ def test_masks_give_spatial_control(setup, tmp_path):
     written = image_io.load_image(report.outputs[0])
     np.testing.assert_allclose(written, got, atol=0.5 / 255 + 1e-6)
     # One style under a full mask is plain stylization.
-    full = inference.mask_for(inference.load_mask(tmp / "ones.png"), content.shape[:2])
+    full = stylizer_lib.mask_for(stylizer_lib.load_mask(tmp / "ones.png"), content.shape[:2])
     np.testing.assert_allclose(
         setup["stylizer"].stylize_regions(content, [styles[0][0]], [full]),
         setup["stylizer"].stylize(content, styles[0][0]),
@@ -177,9 +176,9 @@ def test_masks_give_spatial_control(setup, tmp_path):
 
 def test_random_init_source_uses_the_same_functions(setup, tmp_path):
     config = _config(setup, tmp_path, saved_model=None, random_init=True, model_config=dict(SMALL))
-    stylizer = inference.load_stylizer(random_init=True, model_config=dict(SMALL))
+    stylizer = stylizer_lib.load_stylizer(random_init=True, model_config=dict(SMALL))
     assert isinstance(stylizer.module, export.StylizeModule)
-    report = stylize.stylize_all(config, stylizer)
+    report = stylize_job.stylize_all(config, stylizer)
     assert not report.failures
     assert image_io.load_image(report.outputs[0]).shape == (40, 52, 3)
 
@@ -188,7 +187,7 @@ def test_preserve_color_keeps_content_chroma(setup):
     rng = np.random.default_rng(0)
     content = rng.uniform(0.2, 0.8, (16, 20, 3)).astype(np.float32)
     stylized = rng.uniform(0.3, 0.7, (16, 20, 3)).astype(np.float32)
-    out = inference.preserve_colors(stylized, content)
+    out = stylizer_lib.preserve_colors(stylized, content)
     yuv_out, yuv_sty, yuv_con = (tf.image.rgb_to_yuv(x).numpy() for x in (out, stylized, content))
     inside = np.all((out > 0.0) & (out < 1.0), axis=-1)
     assert inside.mean() > 0.5
@@ -198,31 +197,31 @@ def test_preserve_color_keeps_content_chroma(setup):
 
 def test_unreadable_style_or_mask_fails_cleanly(setup, tmp_path):
     missing = str(tmp_path / "nope.png")
-    report = stylize.stylize_all(_config(setup, tmp_path, styles=[missing]), setup["stylizer"])
+    report = stylize_job.stylize_all(_config(setup, tmp_path, styles=[missing]), setup["stylizer"])
     assert [p for p, _ in report.failures] == [missing] and not report.outputs
     config = _config(
         setup, tmp_path, styles=[setup["files"]["style"]], masks=[setup["files"]["broken"]]
     )
-    report = stylize.stylize_all(config, setup["stylizer"])
+    report = stylize_job.stylize_all(config, setup["stylizer"])
     assert [p for p, _ in report.failures] == [setup["files"]["broken"]] and not report.outputs
 
 
 def test_noskip_unreadable_stylizes_nothing_when_an_input_cannot_be_read(setup, tmp_path):
     content_dir = os.path.dirname(setup["files"]["c0"])  # holds broken.png
-    skipping = stylize.stylize_all(
+    skipping = stylize_job.stylize_all(
         _config(setup, tmp_path / "a", content=content_dir), setup["stylizer"]
     )
     assert [p for p, _ in skipping.failures] == [setup["files"]["broken"]]
     assert len(skipping.outputs) == 2
     config = _config(setup, tmp_path / "b", content=content_dir, skip_unreadable=False)
-    refusing = stylize.stylize_all(config, setup["stylizer"])
+    refusing = stylize_job.stylize_all(config, setup["stylizer"])
     assert [p for p, _ in refusing.failures] == [setup["files"]["broken"]]
     assert not refusing.outputs and not os.path.exists(tmp_path / "b")
     missing = str(tmp_path / "nope.png")
     config = _config(
         setup, tmp_path / "c", styles=[setup["files"]["style"], missing], skip_unreadable=False
     )
-    assert not stylize.stylize_all(config, setup["stylizer"]).outputs
+    assert not stylize_job.stylize_all(config, setup["stylizer"]).outputs
 
 
 @pytest.mark.parametrize(
@@ -238,7 +237,7 @@ def test_noskip_unreadable_stylizes_nothing_when_an_input_cannot_be_read(setup, 
 def test_config_validation(kwargs, message):
     base = dict(content="c.png", styles=["s.png"], output_dir="out", saved_model="sm")
     with pytest.raises(ValueError, match=message):
-        stylize.StylizeConfig(**{**base, **kwargs})
+        stylize_job.StylizeConfig(**{**base, **kwargs})
 
 
 def test_command_without_a_model_flag_uses_the_pretrained_release(setup, tiny_release, tmp_path):
@@ -248,7 +247,7 @@ def test_command_without_a_model_flag_uses_the_pretrained_release(setup, tiny_re
         [
             sys.executable,
             "-m",
-            "exchange_st.stylize",
+            "exchange_st.inference.stylize",
             f"--content={files['c0']}",
             f"--style={files['style']}",
             f"--output_dir={tmp_path}",
@@ -270,7 +269,7 @@ def test_command_without_a_model_flag_uses_the_pretrained_release(setup, tiny_re
 def test_no_release_says_what_to_pass(tmp_path, monkeypatch):
     monkeypatch.setenv(release.ENV_VAR, str(tmp_path / "missing"))
     with pytest.raises(release.NoPretrainedModel, match="No release at .*--saved_model"):
-        inference.load_stylizer()
+        stylizer_lib.load_stylizer()
 
 
 def _frames(n, h=36, w=46):
@@ -286,7 +285,7 @@ def test_video_from_frame_directory_to_png_sequence(setup, tmp_path):
     config = _config(
         setup, tmp_path / "out", content=None, video=str(frames_dir), video_format="frames"
     )
-    report = stylize.stylize_all(config, setup["stylizer"])
+    report = stylize_job.stylize_all(config, setup["stylizer"])
     assert not report.failures and report.frames_per_second > 0
     out_dir = str(tmp_path / "out" / "clip_style_frames")
     assert report.outputs == [out_dir]
@@ -306,7 +305,7 @@ def test_video_file_round_trip(setup, tmp_path):
             video.VideoWriter(str(tmp_path / "x"), video_format="mp4")
         config = _config(setup, tmp_path / "out", content=None, video=path)
         open(path, "wb").close()
-        report = stylize.stylize_all(config, setup["stylizer"])
+        report = stylize_job.stylize_all(config, setup["stylizer"])
         assert report.failures and "imageio" in report.failures[0][1]
         return
     with video.VideoWriter(str(tmp_path / "clip"), fps=8, video_format="mp4") as writer:
@@ -314,7 +313,7 @@ def test_video_file_round_trip(setup, tmp_path):
             writer.write(frame / 255.0)
     assert writer.path == path and video.count_frames(path) == 4
     config = _config(setup, tmp_path / "out", content=None, video=path, max_frames=3)
-    report = stylize.stylize_all(config, setup["stylizer"])
+    report = stylize_job.stylize_all(config, setup["stylizer"])
     assert not report.failures
     out = str(tmp_path / "out" / "clip_style.mp4")
     assert report.outputs == [out]
@@ -334,7 +333,7 @@ def test_style_weights_interpolate_the_styles(setup, tmp_path):
     config = _config(
         setup, tmp_path, styles=[files["style"], files["style2"]], style_weights=[7.0, 3.0]
     )
-    report = stylize.stylize_all(config, setup["stylizer"])
+    report = stylize_job.stylize_all(config, setup["stylizer"])
     assert not report.failures
     assert [os.path.basename(p) for p in report.outputs] == ["c0_mix_style_style2.png"]
     content = image_io.load_image(files["c0"])
@@ -353,33 +352,32 @@ def test_full_resolution_runs_tiled_above_the_memory_budget(setup, tmp_path, cap
     model = setup["model"]
     content = image_io.load_image(setup["files"]["c0"])
     style = image_io.load_image(setup["files"]["style"])
-    plain = inference.Stylizer.from_model(model).stylize(content, style, 0.5)
+    plain = stylizer_lib.Stylizer.from_model(model).stylize(content, style, 0.5)
     caplog.set_level("INFO", logger="absl")
     for kwargs in (dict(memory_budget=1.0), dict(tile_size=24)):
-        tiled = inference.Stylizer.from_model(model, **kwargs)
+        tiled = stylizer_lib.Stylizer.from_model(model, **kwargs)
         np.testing.assert_allclose(tiled.stylize(content, style, 0.5), plain, atol=2e-4)
     messages = [r.getMessage() for r in caplog.records if "stylize_tiled" in r.getMessage()]
     assert len(messages) == 2 and "over the memory budget" in messages[0], messages
     assert "tiles of 24 px (--tile_size" in messages[1]
     # The command at full resolution (max_size None) goes the same way.
-    report = stylize.stylize_all(
+    report = stylize_job.stylize_all(
         _config(setup, tmp_path, saved_model=None, random_init=True, max_size=None),
-        inference.Stylizer.from_model(model, tile_size=24),
+        stylizer_lib.Stylizer.from_model(model, tile_size=24),
     )
     assert not report.failures
     got = image_io.load_image(report.outputs[0])
-    want = inference.Stylizer.from_model(model).stylize(content, style)
+    want = stylizer_lib.Stylizer.from_model(model).stylize(content, style)
     np.testing.assert_allclose(got, want, atol=0.5 / 255 + 2e-4)
     # A SavedModel cannot tile: one sentence, not an out-of-memory crash.
-    saved = inference.Stylizer.from_saved_model(setup["saved"], memory_budget=1.0)
-    report = stylize.stylize_all(_config(setup, tmp_path / "sm", max_size=None), saved)
+    saved = stylizer_lib.Stylizer.from_saved_model(setup["saved"], memory_budget=1.0)
+    report = stylize_job.stylize_all(_config(setup, tmp_path / "sm", max_size=None), saved)
     assert "needs tiles" in report.failures[0][1] and "--checkpoint_dir" in report.failures[0][1]
 
 
 def _run_dir(model, path):
-    from exchange_st import checkpoints
 
-    checkpoints.save_weights(model, os.path.join(path, checkpoints.WEIGHTS_FILE))
+    serialization.save_weights(model, os.path.join(path, serialization.WEIGHTS_FILE))
     return str(path)
 
 
@@ -390,8 +388,8 @@ def test_bfloat16_precision_and_adain_checkpoints(setup, tmp_path):
     content = image_io.load_image(setup["files"]["c0"])
     style = image_io.load_image(setup["files"]["style"])
     outputs = {}
-    for precision in inference.PRECISIONS:
-        stylizer = inference.load_stylizer(checkpoint_dir=run, precision=precision)
+    for precision in stylizer_lib.PRECISIONS:
+        stylizer = stylizer_lib.load_stylizer(checkpoint_dir=run, precision=precision)
         outputs[precision] = stylizer.stylize(content, style)
     assert stylizer.model.dtype_policy.name == "mixed_bfloat16"
     np.testing.assert_allclose(
@@ -400,13 +398,13 @@ def test_bfloat16_precision_and_adain_checkpoints(setup, tmp_path):
     error = np.abs(outputs["bfloat16"] - outputs["float32"])
     assert 0 < error.max() < 0.1 and error.mean() < 0.02, (error.max(), error.mean())
     with pytest.raises(ValueError, match="precision it was exported in"):
-        inference.load_stylizer(saved_model=setup["saved"], precision="bfloat16")
+        stylizer_lib.load_stylizer(saved_model=setup["saved"], precision="bfloat16")
     # A train.py --model=adain run stylizes too, and refuses several styles in a sentence.
     adain = AdaINNet(vgg_weights=None, upsample_filters=(16, 8, 8))
     adain.build()
     run = _run_dir(adain, tmp_path / "adain")
     config = _config(setup, tmp_path / "out", saved_model=None, checkpoint_dir=run, alphas=[0.5])
-    report = stylize.stylize_all(config)
+    report = stylize_job.stylize_all(config)
     assert not report.failures
     want = adain.stylize(content[None], style[None], 0.5)[0].numpy()
     np.testing.assert_allclose(image_io.load_image(report.outputs[0]), want, atol=0.5 / 255 + 1e-5)
@@ -419,7 +417,7 @@ def test_bfloat16_precision_and_adain_checkpoints(setup, tmp_path):
         style_weights=[1, 1],
     )
     with pytest.raises(ValueError, match="The AdaINNet model renders one style at a time"):
-        stylize.stylize_all(config)
+        stylize_job.stylize_all(config)
 
 
 def test_too_small_inputs_name_the_file_and_the_minimum(setup, tmp_path):
@@ -431,7 +429,7 @@ def test_too_small_inputs_name_the_file_and_the_minimum(setup, tmp_path):
         [
             sys.executable,
             "-m",
-            "exchange_st.stylize",
+            "exchange_st.inference.stylize",
             f"--saved_model={setup['saved']}",
             f"--content={files['c0']}",
             f"--style={tiny_style}",
@@ -448,6 +446,8 @@ def test_too_small_inputs_name_the_file_and_the_minimum(setup, tmp_path):
         "16 pixels on each side." in proc.stderr
     ), proc.stderr[-3000:]
     assert "Graph execution error" not in proc.stderr and "Traceback" not in proc.stderr
-    report = stylize.stylize_all(_config(setup, tmp_path, content=thin_content), setup["stylizer"])
+    report = stylize_job.stylize_all(
+        _config(setup, tmp_path, content=thin_content), setup["stylizer"]
+    )
     [(path, message)] = report.failures
     assert path == thin_content and "content image" in message and "500x7 pixels" in message

@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import small_efanet
-from exchange_st import tiling
+
+from exchange_st.inference import tiling
 
 
 @pytest.fixture(scope="module")

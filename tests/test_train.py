@@ -1,4 +1,4 @@
-"""Tests for exchange_st.train_lib and train.py (tiny network, 32 px crops, batch 2)."""
+"""Tests for exchange_st.training.train_lib and train.py (tiny network, 32 px crops, batch 2)."""
 
 import csv
 import dataclasses
@@ -21,8 +21,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from exchange_st import callbacks, checkpoints, data, train_lib
 from exchange_st.baselines import adain as adain_lib
+from exchange_st.saving import serialization
+from exchange_st.data import pipeline, sources
+from exchange_st.training import callbacks, train_config, train_lib
 
 REPO = Path(__file__).resolve().parents[1]
 CROP = 32
@@ -54,8 +56,8 @@ def _config(model_dir, **overrides):
         **TINY_ARCH,
     )
     kwargs.update(overrides)
-    return train_lib.TrainConfig(
-        data=data.DataConfig(
+    return train_config.TrainConfig(
+        data=sources.DataConfig(
             "builtin",
             "builtin",
             resize_short_side=CROP,
@@ -73,7 +75,10 @@ def _fixed_batch_fn(cfg):
     def dataset_fn(start_step):
         del start_step
         return (
-            data.make_pair_dataset(dataclasses.replace(cfg.data, seed=3)).take(1).cache().repeat()
+            pipeline.make_pair_dataset(dataclasses.replace(cfg.data, seed=3))
+            .take(1)
+            .cache()
+            .repeat()
         )
 
     return dataset_fn
@@ -98,8 +103,8 @@ class _ListHeldLayers(keras.Model):
 
 
 def test_refuses_a_model_whose_variables_the_checkpoint_would_miss(tmp_path, monkeypatch):
-    spec = train_lib.ModelSpec(build=lambda cfg: _ListHeldLayers(), architecture=("model",))
-    monkeypatch.setitem(train_lib.MODELS, "list_held", spec)
+    spec = train_config.ModelSpec(build=lambda cfg: _ListHeldLayers(), architecture=("model",))
+    monkeypatch.setitem(train_config.MODELS, "list_held", spec)
     with pytest.raises(AssertionError, match=r"would not save or restore 4 variables"):
         train_lib.Trainer(_config(tmp_path, model="list_held"))
 
@@ -217,7 +222,7 @@ def test_summaries_images_and_configs(learned):
     saved = learned.saved_config
     assert saved["steps"] == 30 and saved["data"]["crop_size"] == CROP
     assert saved["loss"]["com_weight"] == 7.0 and saved["upsample_filters"] == [32, 16, 16]
-    assert train_lib.TrainConfig.from_dict(saved) == learned.cfg
+    assert train_config.TrainConfig.from_dict(saved) == learned.cfg
     # The model's own config next to its weights: what every loader rebuilds.
     model_config = json.loads(Path(learned.cfg.model_dir, "latest.config.json").read_text())
     assert model_config["class_name"] == "ExchangeStyleTransfer"
@@ -291,7 +296,7 @@ def test_resume_removes_what_an_interrupted_save_left_and_still_loads(learned):
     stale.write_bytes(b"half of a weights file")
     other = Path(model_dir, ".tmp-notapid-latest.weights.h5")
     other.write_bytes(b"not ours")
-    saved = checkpoints.saved_step(os.path.join(model_dir, "latest.weights.h5"))
+    saved = serialization.saved_step(os.path.join(model_dir, "latest.weights.h5"))
     assert saved >= 30 and _restored_step(model_dir) == saved
     assert not stale.exists() and other.exists()
     other.unlink()
@@ -403,7 +408,7 @@ _MIRRORED_SCRIPT = textwrap.dedent(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     sys.path.insert(0, {tests!r})
     from test_train import _config, _fixed_batch_fn
-    from exchange_st import train_lib
+    from exchange_st.training import train_lib
 
     out = {{}}
     weights = None

@@ -16,8 +16,9 @@ import keras
 import numpy as np
 import pytest
 
-from exchange_st import checkpoints, export, losses
-from exchange_st.model import ExchangeStyleTransfer
+from exchange_st.nn import losses
+from exchange_st.nn.model import ExchangeStyleTransfer
+from exchange_st.saving import checkpoints, export
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # configs/smoke.cfg with a tiny network, 32 px crops and 3 (then 5) steps.
@@ -42,7 +43,9 @@ _LOAD_SCRIPT = textwrap.dedent(
     import json, sys
     import numpy as np
     import keras
-    from exchange_st import checkpoints, losses, optim
+    from exchange_st.saving import checkpoints, serialization
+    from exchange_st.nn import losses
+    from exchange_st.training import optim
 
     model_dir, out_dir = sys.argv[1:]
     model = checkpoints.load_model(model_dir)
@@ -59,7 +62,7 @@ _LOAD_SCRIPT = textwrap.dedent(
     # The same file restores the optimizer: step and Adam slots.
     model.compile(optimizer=optim.make_optimizer())
     model.optimizer.build(model.trainable_variables)
-    model.load_weights(checkpoints.find_weights(model_dir))
+    model.load_weights(serialization.find_weights(model_dir))
     info = {
         "class": type(model).__name__,
         "iterations": int(np.asarray(model.optimizer.iterations)),

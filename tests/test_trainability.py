@@ -4,8 +4,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from exchange_st import losses, optim
-from exchange_st.model import ExchangeStyleTransfer
+from exchange_st.nn import losses
+from exchange_st.nn.model import ExchangeStyleTransfer
+from exchange_st.training import optim
 
 SIZE = 64
 STEPS = 50
@@ -71,8 +72,8 @@ def test_rank_one_fusion_carries_the_content_structure():
 
 def test_full_objective_starts_without_a_loss_spike():
     # Without the warm-up, Adam's first update moves every weight by ~lr and
-    # the next step's Gram loss jumps by orders of magnitude (BUILD_NOTES.md,
-    # "Trainability"); with it, Eq. 7 never rises far above its start.
+    # the next step's Gram loss jumps by orders of magnitude
+    # (docs/experiments/trainability.md); with it, Eq. 7 never rises far above its start.
     history, out, _ = _train_one_pair(20)
     totals = [h["total"] for h in history]
     assert all(np.isfinite(totals))
@@ -93,5 +94,5 @@ def test_fresh_model_paints_the_mean_colour_and_keeps_the_fusion_scale():
     code = model.decoder_c.content_code(out["feats_c"][-1] * out["v_w_c"][:, None, None, :])
     r_fusion = model.decoder_c.fuse(code, out["v_c_s"], out["v_r_s"])
     ratio = float(np.sqrt(np.mean(np.square(r_fusion))) / np.sqrt(np.mean(np.square(code))))
-    # Keras' zero biases give ~1/17 here (BUILD_NOTES.md, "Trainability").
+    # Keras' zero biases give ~1/17 here (docs/experiments/trainability.md).
     assert 0.2 < ratio < 5.0, ratio

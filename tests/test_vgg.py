@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from exchange_st import vgg
+from exchange_st.nn import vgg
 
 
 def test_levels_shapes_and_frozen():

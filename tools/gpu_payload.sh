@@ -37,7 +37,7 @@ for f in "${EVAL_CONTENT[@]}"; do cp "$SHARED/images/content/$f" "$PAYLOAD/eval/
 for f in "${EVAL_STYLE[@]}"; do cp "$SHARED/images/style/$f" "$PAYLOAD/eval/style/"; done
 python3 - "$SHARED/images/style" "$PAYLOAD/eval/styles256" <<'EOF'
 import os, sys
-from exchange_st import image_io
+from exchange_st.data import image_io
 source, target = sys.argv[1:]
 for path in image_io.list_images(source):
     stem = os.path.splitext(os.path.basename(path))[0]

@@ -20,8 +20,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from exchange_st import checkpoints  # noqa: E402
-from exchange_st.model import ExchangeStyleTransfer  # noqa: E402
+from exchange_st.nn.model import ExchangeStyleTransfer  # noqa: E402
+from exchange_st.saving import checkpoints  # noqa: E402
 
 PAPER_SECONDS = {256: 0.031, 512: 0.066, 1024: 0.21}
 

@@ -25,7 +25,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
-from exchange_st import checkpoints, image_io, release  # noqa: E402
+from exchange_st.data import image_io  # noqa: E402
+from exchange_st.saving import serialization
+from exchange_st.saving import checkpoints, release  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -95,7 +97,7 @@ def _grid(model, pairs, reference, policy, path):
 
 def _training_facts(model_dir):
     """The run's settings (config.json) and its last CSV row (losses, steps/s), if there."""
-    facts = {"config": checkpoints.read_run_config(model_dir)}
+    facts = {"config": serialization.read_run_config(model_dir)}
     log = os.path.join(model_dir, "train_log.csv")
     if os.path.isfile(log):
         with open(log, newline="", encoding="utf-8") as f:
@@ -148,9 +150,9 @@ def _save(model, pairs, measured, chosen):
     if FLAGS.provenance:
         with open(FLAGS.provenance, encoding="utf-8") as f:
             provenance = json.load(f)
-    weights = checkpoints.find_weights(FLAGS.checkpoint_dir)
+    weights = serialization.find_weights(FLAGS.checkpoint_dir)
     if weights is not None:
-        provenance.setdefault("checkpoint_step", checkpoints.saved_step(weights))
+        provenance.setdefault("checkpoint_step", serialization.saved_step(weights))
         provenance.setdefault("training", _training_facts(os.path.dirname(weights)))
     provenance["quantization_error"] = {
         "pairs": len(pairs),

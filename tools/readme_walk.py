@@ -113,7 +113,7 @@ RULES = (
     Rule(r"^tensorboard ", skip="a viewer that serves until stopped"),
     Rule(
         r"gpu_payload\.sh|gpu_sweep\.sh|gpu_bench\.sh",
-        skip="for the CUDA machine (rehearsed on CPU: BUILD_NOTES.md)",
+        skip="for the CUDA machine (rehearsed on CPU: docs/gpu.md)",
     ),
     Rule(r"train\.py .*configs/(paper|adain)\.cfg", extra=f"{TRAIN_LOCAL_DATA} {TRAIN_TINY}"),
     Rule(
@@ -293,7 +293,7 @@ def _write_random_vgg(folder):
     os.makedirs(folder, exist_ok=True)
     code = (
         "import sys, keras\n"
-        "from exchange_st import vgg\n"
+        "from exchange_st.nn import vgg\n"
         "keras.utils.set_random_seed(0)\n"
         "encoder = vgg.VGGEncoder(vgg_weights=None)\n"
         "encoder.build((None, 32, 32, 3))\n"

@@ -14,7 +14,7 @@ crops, as eval.py loads them); from that matrix it measures:
   ignores the style); the styles are `--style_a`, `--style_b`;
 - `content_corr`: the correlation of each output's luminance with its
   content's, averaged (~0 when the picture does not follow the content);
-- for an efanet, the style-dependence report (`exchange_st.style_dependence`)
+- for an efanet, the style-dependence report (`exchange_st.evaluation.style_dependence`)
   of the first content over every image of `--dependence_styles`;
 - the FLOPs of one training step of the run's batch and crop
   (`flops.training_step_flops`, 3x convention), for the MFU.
@@ -33,8 +33,11 @@ import keras
 import numpy as np
 from absl import app, flags
 
-from exchange_st import checkpoints, flops, image_io, metrics, style_dependence
-from exchange_st.model import ExchangeStyleTransfer
+from exchange_st.data import image_io
+from exchange_st.saving import serialization
+from exchange_st.evaluation import flops, metrics, style_dependence
+from exchange_st.nn.model import ExchangeStyleTransfer
+from exchange_st.saving import checkpoints
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "The variant's train.py model_dir.", required=True)
@@ -76,7 +79,7 @@ def luminance_correlation(outputs, contents) -> float:
 
 def step_flops(model, run_dir) -> float | None:
     """FLOPs of one training step of the run (3x convention), or None if unknown."""
-    data = checkpoints.read_run_config(run_dir).get("data", {})
+    data = serialization.read_run_config(run_dir).get("data", {})
     if "crop_size" not in data or "batch_size" not in data:
         return None
     shape = (data["batch_size"], data["crop_size"], data["crop_size"], 3)
@@ -112,8 +115,8 @@ def evaluate(model, contents, styles, style_names) -> tuple[dict, np.ndarray]:
 def main(argv):
     del argv
     if FLAGS.flops_only:
-        config = checkpoints.read_model_config(checkpoints.find_weights(FLAGS.run_dir))
-        model = checkpoints.model_from_serialized(config, vgg_weights=None)
+        config = serialization.read_model_config(serialization.find_weights(FLAGS.run_dir))
+        model = serialization.model_from_serialized(config, vgg_weights=None)
         model.build()
         with open(FLAGS.output, "w", encoding="utf-8") as f:
             json.dump({"step_flops": step_flops(model, FLAGS.run_dir)}, f)
@@ -125,7 +128,7 @@ def main(argv):
     result, matrix = evaluate(model, contents, styles, names)
     result.update(
         model=type(model).__name__,
-        step=checkpoints.saved_step(checkpoints.find_weights(FLAGS.run_dir)),
+        step=serialization.saved_step(serialization.find_weights(FLAGS.run_dir)),
         size=FLAGS.size,
         contents=[_stem(p) for p in content_paths],
         styles=names,

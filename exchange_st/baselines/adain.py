@@ -2,11 +2,10 @@
 
 import keras
 
-from exchange_st import losses as losses_lib
-from exchange_st import objective
-from exchange_st import ops
-from exchange_st.decoder import Upsampler
-from exchange_st.vgg import FEATURE_NAMES, VGGEncoder
+from exchange_st.nn import losses as losses_lib
+from exchange_st.nn import objective, ops
+from exchange_st.nn.decoder import Upsampler
+from exchange_st.nn.vgg import FEATURE_NAMES, VGGEncoder
 
 VGG_CHANNELS = 512
 # AdaIN's decoder [11] is exactly the upsampling half of the exchange model's
@@ -36,31 +35,6 @@ def adain(content_feat, style_feat, eps=1e-5):
     return ops.adain(content_feat, s_mean, keras.ops.sqrt(s_var + eps), eps)
 
 
-def mean_std_loss(features, targets, eps=1e-5):
-    """Style loss of [11] (Eq. 13 there): match channel means and standard deviations.
-
-    Per layer: `MSE(mu(f), mu(t)) + MSE(sigma(f), sigma(t))`, each mean squared
-    error averaged over batch and channels, as in AdaIN's released code.
-
-    Args:
-      features, targets: lists of maps relu1_1..relu4_1, `[B, h, w, C]`;
-        `targets` may have batch 1 and any spatial size.
-      eps: variance floor inside the square root (keeps its gradient finite).
-
-    Returns:
-      Dict `{layer name: loss}` of scalar float32 tensors.
-    """
-    out = {}
-    for name, f, t in zip(FEATURE_NAMES, features, targets):
-        f_mean, f_var = keras.ops.moments(keras.ops.cast(f, "float32"), axes=[1, 2])
-        t_mean, t_var = keras.ops.moments(keras.ops.cast(t, "float32"), axes=[1, 2])
-        f_std, t_std = keras.ops.sqrt(f_var + eps), keras.ops.sqrt(t_var + eps)
-        out[name] = keras.ops.mean(keras.ops.square(f_mean - t_mean)) + keras.ops.mean(
-            keras.ops.square(f_std - t_std)
-        )
-    return out
-
-
 @keras.saving.register_keras_serializable(package="exchange_st")
 class AdaINNet(objective.ObjectiveMixin, keras.Model):
     """Arbitrary style transfer with AdaIN [11], sharing the exchange model's VGG.
@@ -88,7 +62,7 @@ class AdaINNet(objective.ObjectiveMixin, keras.Model):
       reflect-padded inputs, reused by `adain_losses`).
     """
 
-    # A release (`exchange_st.release`) stores the decoder; nothing else trains.
+    # A release (`exchange_st.saving.release`) stores the decoder; nothing else trains.
     RELEASE_NAME = "adain"
     RELEASE_LEFT_OUT = ()
 
@@ -199,7 +173,7 @@ def adain_losses(outputs, content, style, encoder, style_weight=10.0):
     feats_out = encoder(ops.pad_to_multiple(s2c))
     target = keras.ops.stop_gradient(outputs["t"])
     result = {"content": losses_lib.content_loss(feats_out[-1], target)}
-    per_layer = mean_std_loss(feats_out, outputs["feats_s"])
+    per_layer = losses_lib.mean_std_loss(feats_out, outputs["feats_s"])
     for name in FEATURE_NAMES:
         result[f"style/{name}"] = per_layer[name]
     result["style"] = sum(per_layer[name] for name in FEATURE_NAMES)

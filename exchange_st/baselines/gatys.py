@@ -3,9 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
-from exchange_st import losses
-from exchange_st import ops
-from exchange_st.vgg import FEATURE_NAMES
+from exchange_st.nn import losses, ops
+from exchange_st.nn.vgg import FEATURE_NAMES
 
 OPTIMIZERS = ("adam", "lbfgs")
 # The trade-off of Eq. 7 (lambda_ps / lambda_pc = 2 / 1), so the optimiser and
@@ -29,7 +28,7 @@ class GatysStylizer:
     `L(x) = content_weight * content_loss(E(x), E(I_c))
             + style_weight * sum_l style_loss_l(x, I_s)`,
     content at relu4_1 (Eq. 3), Gram loss at relu1_1..relu4_1 (Eq. 4), both
-    from `exchange_st.losses`, so [6] optimises exactly the terms of the
+    from `exchange_st.nn.losses`, so [6] optimises exactly the terms of the
     Table 1 metric (with these weights).
 
     The image is parameterised directly by its pixels, initialised from the

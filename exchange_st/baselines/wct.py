@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from exchange_st import ops
+from exchange_st.nn import ops
 
 
 def _centred_covariance(features, eps):

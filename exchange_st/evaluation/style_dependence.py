@@ -1,0 +1,105 @@
+"""How much each stage of the `I_s->c` path depends on the style: the collapse of issue 16, measured.
+
+A model that ignores its style input renders every style alike. Where it
+stops listening shows in the stage whose output no longer changes with the
+style: the codes (`f_s`), the exchange (`f_com`, `f_uni_s`), the style heads
+(`v_w_s`, `v_c_s`, `v_r_s`), the fusion (`R_fusion`, Eq. 2) or the decoder
+(`s2c`). For one content image and several styles this module gives, per
+stage, the RMS of the tensor and its spread across the styles (the standard
+deviation over the styles, averaged over the tensor's elements) as a
+fraction of that RMS:
+0 when the stage is the same for every style, about 1 when it is mostly
+style-dependent. Backend-neutral (NumPy on the model's outputs), so the GPU
+scripts run it under JAX without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from exchange_st.nn import ops
+
+# The stages of Fig. 3 on the style's way to I_s->c, in order.
+STAGES = ("f_s", "f_com", "f_uni_s", "v_w_s", "v_c_s", "v_r_s", "R_fusion", "s2c")
+# The stage the sweep's rule and the learning check follow: the direction of
+# Eq. 2's expansion, through which the style reaches the decoder.
+KEY_STAGE = "v_r_s"
+
+
+def spread(values) -> dict[str, float]:
+    """RMS of `values` `[S, ...]` and its spread across the first axis.
+
+    Returns:
+      `rms`: root mean square over everything; `spread`: the standard
+      deviation across the first axis, averaged over the other elements;
+      `ratio`: spread / rms (0 when every row is the same); `move`: the
+      mean absolute deviation from the mean row (issue 16's "output move
+      across styles").
+    """
+    x = np.asarray(values, np.float64)
+    if x.shape[0] < 2:
+        raise ValueError(f"a spread across styles needs at least 2 styles, got {x.shape[0]}")
+    deviation = x - x.mean(axis=0, keepdims=True)
+    rms = float(np.sqrt(np.mean(np.square(x))))
+    spread_ = float(np.mean(np.sqrt(np.mean(np.square(deviation), axis=0))))
+    return {
+        "rms": rms,
+        "spread": spread_,
+        "ratio": spread_ / max(rms, 1e-30),
+        "move": float(np.mean(np.abs(deviation))),
+    }
+
+
+def stage_tensors(model, content, styles, batch_size=8) -> dict[str, np.ndarray]:
+    """Every stage of `STAGES` for one content image under each style.
+
+    Args:
+      model: an `ExchangeStyleTransfer` (trained, fresh or a release).
+      content: `[H, W, 3]` or `[1, H, W, 3]` in [0, 1].
+      styles: `[S, H2, W2, 3]` in [0, 1], S >= 2.
+      batch_size: styles per forward pass.
+
+    Returns:
+      Dict stage -> `[S, ...]` float32 array (`s2c` clipped to [0, 1], as
+      `stylize` returns it).
+    """
+    content = np.asarray(content, np.float32)
+    if content.ndim == 3:
+        content = content[None]
+    styles = np.asarray(styles, np.float32)
+    content, f_vgg_c, _ = ops.encode(model.encoder, content, "content", output_all=False)
+    parts = {name: [] for name in STAGES}
+    for start in range(0, len(styles), batch_size):
+        batch = styles[start : start + batch_size]
+        _, f_vgg_s, _ = ops.encode(model.encoder, batch, "style", output_all=False)
+        f_vgg = keras.ops.repeat(f_vgg_c, len(batch), axis=0)
+        codes = model.analyze(f_vgg, f_vgg_s)
+        code = model.decoder_c.content_code(model.purify(f_vgg, codes["v_w_c"]))
+        r_fusion = model.decoder_c.fuse(code, codes["v_c_s"], codes["v_r_s"])
+        tiled = keras.ops.repeat(content, len(batch), axis=0)
+        stage = dict(codes, R_fusion=r_fusion, s2c=model.render_content(r_fusion, tiled))
+        for name in STAGES:
+            parts[name].append(np.asarray(keras.ops.convert_to_numpy(stage[name]), np.float32))
+    return {name: np.concatenate(p, axis=0) for name, p in parts.items()}
+
+
+def style_dependence(model, content, styles, batch_size=8) -> dict[str, dict[str, float]]:
+    """`spread` of every stage of `STAGES` across `styles`, for one content image.
+
+    Returns:
+      Ordered dict stage -> `{"rms", "spread", "ratio", "move"}`.
+    """
+    return {
+        name: spread(values)
+        for name, values in stage_tensors(model, content, styles, batch_size).items()
+    }
+
+
+def format_report(report, title=None) -> str:
+    """A plain-text table: RMS, spread / RMS and mean |deviation| per stage."""
+    lines = [title] if title else []
+    lines.append(f"{'stage':<10}{'RMS':>10}{'spread/RMS':>12}{'mean |dev|':>12}")
+    for name, s in report.items():
+        lines.append(f"{name:<10}{s['rms']:>10.4g}{100 * s['ratio']:>11.2f}%{s['move']:>12.4g}")
+    return "\n".join(lines)

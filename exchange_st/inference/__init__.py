@@ -1,0 +1,1 @@
+"""Stylization: the `Stylizer` (`stylizer`), tiling, video, and the `exchange-st-stylize` command."""

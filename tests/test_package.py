@@ -1,0 +1,141 @@
+"""The package's shape: imports point one way, without cycles; the public API resolves."""
+
+import ast
+import re
+import pathlib
+
+import pytest
+
+import exchange_st
+
+PACKAGE = pathlib.Path(exchange_st.__file__).parent
+# A subpackage may import its own modules and those of lower layers, never a
+# higher layer or a peer (README, "Layout").
+LAYERS = {
+    "console": 0,
+    "nn": 1,
+    "data": 1,
+    "baselines": 2,
+    "saving": 3,
+    "training": 4,
+    "inference": 4,
+    "evaluation": 4,
+}
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        yield ".".join(parts), path
+
+
+def _imports(path):
+    """`(imported module, at module level)` for every import of the package in `path`."""
+    tree = ast.parse(path.read_text())
+    top_level = {id(node) for node in tree.body}
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("exchange_st")
+        ):
+            for alias in node.names:
+                candidate = f"{node.module}.{alias.name}"
+                is_module = (PACKAGE.parent / (candidate.replace(".", "/") + ".py")).exists()
+                yield (candidate if is_module else node.module), id(node) in top_level
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("exchange_st"):
+                    yield alias.name, id(node) in top_level
+
+
+def _role(module):
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def test_imports_point_down_the_layers():
+    wrong = []
+    for module, path in _modules():
+        role = _role(module)
+        if role is None:  # exchange_st/__init__: the lazy public API.
+            continue
+        assert role in LAYERS, f"{module}: add its subpackage to LAYERS and README's Layout"
+        for target, _ in _imports(path):
+            other = _role(target)
+            if other is None or other == role:
+                continue
+            if LAYERS[other] >= LAYERS[role]:
+                wrong.append(f"{module} imports {target}")
+    assert not wrong, "imports that point up or sideways:\n" + "\n".join(wrong)
+
+
+def test_no_import_cycles():
+    graph = {
+        module: {t for t, top in _imports(path) if top and t != module}
+        for module, path in _modules()
+    }
+    state = {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                cycle = stack[stack.index(nxt) :] + [nxt]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+
+
+def test_no_names_with_two_addresses():
+    offenders = [
+        str(path.relative_to(PACKAGE.parent))
+        for _, path in _modules()
+        if "kept importable" in path.read_text() or "re-exported" in path.read_text()
+    ]
+    assert not offenders
+
+
+@pytest.mark.parametrize("name", exchange_st.__all__)
+def test_public_api_resolves(name):
+    assert getattr(exchange_st, name) is not None
+    with pytest.raises(AttributeError, match="no attribute"):
+        exchange_st.NoSuchThing  # noqa: B018
+
+
+ROOT = PACKAGE.parent
+CITATION = re.compile(r'(docs/[\w/]+\.md)(?:,\s*(?:#\s*)?"([^"]+)")?')
+
+
+def _headings(path):
+    return [
+        line.lstrip("#").strip() for line in path.read_text().splitlines() if line.startswith("#")
+    ]
+
+
+def test_every_cited_design_note_exists():
+    cited = 0
+    missing = []
+    for path in [*ROOT.glob("*.py"), *ROOT.glob("*.md"), *ROOT.glob("configs/*.cfg")] + [
+        p
+        for folder in ("exchange_st", "bench", "tools", "tests")
+        for p in (ROOT / folder).rglob("*.py")
+    ]:
+        for doc, heading in CITATION.findall(path.read_text()):
+            cited += 1
+            target = ROOT / doc
+            if not target.is_file():
+                missing.append(f"{path.name}: {doc}")
+            elif heading and not any(
+                h == heading or h.startswith(heading + " (") for h in _headings(target)
+            ):
+                missing.append(f'{path.name}: {doc}, "{heading}"')
+    assert cited > 10
+    assert not missing, "cited notes that do not exist:\n" + "\n".join(missing)
