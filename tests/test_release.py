@@ -114,6 +114,25 @@ def test_a_changed_shard_is_named_in_the_error(tiny_release, tmp_path):
         release.load(str(broken))
 
 
+def test_a_release_written_before_the_package_moved_still_loads(tiny_release, tmp_path):
+    """Releases name their format and model class, not where the code lived then."""
+    old = tmp_path / "efanet"
+    shutil.copytree(tiny_release["path"], old)
+    with open(old / "manifest.json") as f:
+        manifest = json.load(f)
+    # What the first GPU release (../shared/runs/efanet_paper_gpu/release) says.
+    assert manifest["format"] == "exchange_st.release"
+    manifest["model"]["module"] = "exchange_st.model"
+    with open(old / "manifest.json", "w") as f:
+        json.dump(manifest, f)
+    content, style = _pair(1)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(release.load(str(old)).stylize(content, style)),
+        keras.ops.convert_to_numpy(release.load(tiny_release["path"]).stylize(content, style)),
+        atol=1e-6,
+    )
+
+
 def test_missing_release_says_none_is_shipped(tmp_path, monkeypatch):
     monkeypatch.delenv(release.ENV_VAR, raising=False)
     monkeypatch.setattr(release, "DEFAULT_DIR", str(tmp_path / "pretrained" / "efanet"))

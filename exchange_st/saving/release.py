@@ -51,7 +51,9 @@ from exchange_st.nn import vgg as vgg_lib
 from exchange_st.saving import serialization
 
 MANIFEST = "manifest.json"
-FORMAT = "exchange_st.saving.release"
+# The on-disk format name every release carries (not a module path: releases
+# written before the package moved into subpackages say the same).
+FORMAT = "exchange_st.release"
 FORMAT_VERSION = 1
 ENV_VAR = "EXCHANGE_ST_PRETRAINED"
 # The source tree's root: exchange_st/saving/release.py -> ../../..
