@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from exchange_st.data import image_io, pipeline, sources
+from exchange_st.data import image_io, pipeline, sources, tf_decode
 
 SHORT, CROP = 48, 32
 
@@ -79,18 +79,18 @@ def test_decode_image_matches_load_image(tmp_path):
     Image.fromarray(_rgb(5, 7)).convert("P").save(tmp_path / "p.png", transparency=3)
     Image.fromarray(_rgb(5, 7)).save(tmp_path / "x.bmp")
     for path in sorted(tmp_path.iterdir()):
-        decoded = image_io.decode_image(tf.io.read_file(str(path))).numpy()
+        decoded = tf_decode.decode_image(tf.io.read_file(str(path))).numpy()
         np.testing.assert_allclose(decoded, image_io.load_image(path), atol=1e-5, err_msg=path.name)
-    g16 = image_io.decode_image(tf.io.read_file(str(tmp_path / "g16.png"))).numpy()
+    g16 = tf_decode.decode_image(tf.io.read_file(str(tmp_path / "g16.png"))).numpy()
     assert g16[0, 1, 0] == 1.0 and abs(g16[1, 0, 0] - 32896 / 65535) < 1e-6
 
 
 def test_decode_image_jpeg_dct_scaling(tmp_path):
     Image.fromarray(_rgb(200, 300)).save(tmp_path / "big.jpg")
     contents = tf.io.read_file(str(tmp_path / "big.jpg"))
-    assert image_io.decode_image(contents).shape == (200, 300, 3)
+    assert tf_decode.decode_image(contents).shape == (200, 300, 3)
     # 200 // 4 = 50 >= 48 but 200 // 8 < 48: decoded at quarter scale.
-    assert image_io.decode_image(contents, min_short_side=SHORT).shape == (50, 75, 3)
+    assert tf_decode.decode_image(contents, min_short_side=SHORT).shape == (50, 75, 3)
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -99,8 +99,8 @@ def test_apply_exif_orientation_matches_pil(tmp_path, orientation):
     exif[0x0112] = orientation
     path = tmp_path / "o.png"
     Image.fromarray(_rgb(2, 3)).save(path, exif=exif.tobytes())
-    decoded = image_io.decode_image(tf.io.read_file(str(path)))
-    oriented = image_io.apply_exif_orientation(decoded, tf.constant(orientation))
+    decoded = tf_decode.decode_image(tf.io.read_file(str(path)))
+    oriented = tf_decode.apply_exif_orientation(decoded, tf.constant(orientation))
     np.testing.assert_allclose(oriented.numpy(), image_io.load_image(path), atol=1e-6)
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from exchange_st.data.image_io import apply_exif_orientation, decode_image
-from exchange_st.data.image_io import tf_to_rgb as to_rgb
+from exchange_st.data.tf_decode import apply_exif_orientation, decode_image
+from exchange_st.data.tf_decode import tf_to_rgb as to_rgb
 from exchange_st.data.sources import BUILTIN_SOURCE, TFDS_PREFIX, DataConfig, list_directory
 from exchange_st.data.sources import derive_seed as _derive_seed
 
