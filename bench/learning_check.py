@@ -29,7 +29,9 @@ holds every stage's style dependence at every report.
 A model spec is `efanet` or `adain`, optionally followed by `:key=value,...`
 overrides: constructor arguments (`efanet:fusion_rank=4`,
 `efanet:initialization=keras`), `LossConfig` fields
-(`efanet:perceptual_norm=rms`) and `warmup_steps`.
+(`efanet:perceptual_norm=rms`), `warmup_steps`, and `init_weights=<file>`: start
+from the weights an earlier check saved (`--save_weights`), e.g. to train one
+objective after another.
 """
 
 from __future__ import annotations
@@ -103,13 +105,19 @@ def build(spec: str, vgg_weights: str):
     """The model of `spec`, its objective `(outputs, c, s) -> dict` and its optimizer."""
     name, kwargs = parse_spec(spec)
     optimizer = optim.make_optimizer(FLAGS.lr, kwargs.pop("warmup_steps", FLAGS.warmup_steps))
+    init_weights = kwargs.pop("init_weights", None)
     if name == "adain":
         model = adain_lib.AdaINNet(vgg_weights=vgg_weights, **kwargs)
-        model.build()
+    else:
+        model = ExchangeStyleTransfer(vgg_weights=vgg_weights, **kwargs)
+    model.build()
+    if init_weights:
+        # One objective after another: a check saved with --save_weights goes on
+        # under this spec's objective (loss weights are not variables).
+        model.load_weights(init_weights)
+    if name == "adain":
         return model, lambda out, c, s: adain_lib.adain_losses(out, c, s, model.encoder), optimizer
     # The model owns its objective (and "detached" Eq. 6 needs the model's side).
-    model = ExchangeStyleTransfer(vgg_weights=vgg_weights, **kwargs)
-    model.build()
     objective = lambda out, c, s: losses.compute_losses(  # noqa: E731
         out, c, s, model.encoder, model.loss_config
     )
@@ -184,7 +192,8 @@ def train_and_report(spec, eval_content, eval_style, dependence_styles=None) -> 
         seed=FLAGS.seed,
     )
     batches = iter(data_lib.make_pair_dataset(data_cfg))
-    path = os.path.join(FLAGS.output_dir, spec.replace(":", "_").replace("=", "").replace(",", "_"))
+    name = spec.replace(":", "_").replace("=", "").replace(",", "_").replace(os.sep, "_")
+    path = os.path.join(FLAGS.output_dir, name)
     reports, rows, window = [], [], {}
     progbar = keras.utils.Progbar(FLAGS.steps, unit_name="step")
     start = time.perf_counter()

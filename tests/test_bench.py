@@ -175,12 +175,15 @@ def test_learning_check_reports_each_step_and_draws_a_grid_row_per_report(tmp_pa
     encoder.build()
     vgg.write_truncated_weights(encoder, tmp_path / "vgg.h5")
     efanet = "efanet:code_dim=16,num_exchange_blocks=1,num_pre_fusion_blocks=0"
+    saved = tmp_path / "out" / "efanet_code_dim16_num_exchange_blocks1_num_pre_fusion_blocks0"
+    # A third run starts from the weights the first saved (one objective after another).
+    resumed = f"{efanet},rec_weight=0,init_weights={saved}.weights.h5"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.learning_check"]
         + [f"--{d}={tmp_path / d}" for d in dirs]
         + [
             f"--vgg_weights={tmp_path / 'vgg.h5'}",
-            f"--models={efanet};adain",
+            f"--models={efanet};adain;{resumed}",
             "--steps=2",
             "--report_every=1",
             "--crop_size=32",
@@ -201,7 +204,11 @@ def test_learning_check_reports_each_step_and_draws_a_grid_row_per_report(tmp_pa
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(tmp_path / "out" / "results.json") as f:
         results = json.load(f)["results"]
-    assert [r["spec"] for r in results] == [efanet, "adain"]
+    assert [r["spec"] for r in results] == [efanet, "adain", resumed]
+    first, _, then = (r["reports"] for r in results)
+    # It starts where the saved check ended: same weights, same evaluation images.
+    assert then[0]["eval"]["total"] == pytest.approx(first[-1]["eval"]["total"], rel=1e-5)
+    assert then[0]["eval"]["total"] != pytest.approx(first[0]["eval"]["total"], rel=1e-5)
     for r in results:
         assert [rep["step"] for rep in r["reports"]] == [0, 1, 2]
         for rep in r["reports"]:

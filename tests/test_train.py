@@ -24,7 +24,7 @@ from PIL import Image
 from exchange_st.baselines import adain as adain_lib
 from exchange_st.saving import serialization
 from exchange_st.data import pipeline, sources
-from exchange_st.training import callbacks, train_config, train_lib
+from exchange_st.training import callbacks, run_control, train_config, train_lib
 
 REPO = Path(__file__).resolve().parents[1]
 CROP = 32
@@ -464,7 +464,7 @@ def test_checkpoint_keeps_hard_linked_snapshots(tmp_path):
     model = adain_lib.AdaINNet(vgg_weights=None, upsample_filters=(8, 8, 8))
     model.build()
     model.compile(optimizer=keras.optimizers.Adam())
-    checkpoint = callbacks.Checkpoint(str(tmp_path), every_steps=2, keep=2)
+    checkpoint = run_control.Checkpoint(str(tmp_path), every_steps=2, keep=2)
     checkpoint.set_model(model)
     for batch in range(6):
         checkpoint.on_train_batch_end(batch)

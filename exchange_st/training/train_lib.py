@@ -27,7 +27,7 @@ from absl import logging
 from exchange_st.data import pydata, sources
 from exchange_st.saving import serialization
 from exchange_st.training import callbacks as cb
-from exchange_st.training import optim
+from exchange_st.training import optim, run_control
 from exchange_st.training.train_config import (
     MODELS,
     TrainConfig,
@@ -163,7 +163,7 @@ class Trainer:
             self.optimizer.build(self.model.trainable_variables)
         self.variables = list(self.model.trainable_variables)
         self._check_encoder_frozen()
-        self.checkpoint = cb.Checkpoint(
+        self.checkpoint = run_control.Checkpoint(
             config.model_dir,
             every_steps=config.checkpoint_every,
             every_seconds=config.save_every_seconds,
@@ -314,8 +314,8 @@ class Trainer:
     def callbacks(self, start_step: int, start_time: float):
         """The `fit` callbacks, in the order they must run after each batch."""
         cfg = self.config
-        guard = cb.NonFiniteGuard(self.checkpoint, start_step)
-        stop = cb.StopControl(
+        guard = run_control.NonFiniteGuard(self.checkpoint, start_step)
+        stop = run_control.StopControl(
             self.checkpoint, cfg.steps, start_step, cfg.max_seconds, start_time=start_time
         )
         # NaN check first, then the step's saves; the StopControl's final save
@@ -376,7 +376,7 @@ class Trainer:
             verbose=cfg.verbose,
             shuffle=False,
         )
-        stop = next(c for c in callbacks if isinstance(c, cb.StopControl))
+        stop = next(c for c in callbacks if isinstance(c, run_control.StopControl))
         step = stop.step
         self.checkpoint.save()  # At the end (a no-op if this step is saved).
         progress = [c for c in callbacks if isinstance(c, cb.ProgressLogger)]
