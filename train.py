@@ -145,6 +145,13 @@ flags.DEFINE_float("lr", 1e-4, "Adam learning rate (default betas), reached afte
 flags.DEFINE_integer(
     "warmup_steps", optim.DEFAULT_WARMUP_STEPS, "Steps of the linear learning-rate warm-up."
 )
+flags.DEFINE_integer(
+    "rec_only_steps",
+    0,
+    "Beyond the paper (0: Eq. 7 from the start): the first N steps train Eq. 5 alone, so the "
+    "decoder learns to read each image's statistics from its own v_r first (efanet only; "
+    "docs/experiments/style_conditioning.md).",
+)
 flags.DEFINE_integer("steps", 350_000, "Total training steps; a resumed run continues up to it.")
 flags.DEFINE_integer("seed", None, "Seed of weight init and data (default: random).")
 flags.DEFINE_enum(
@@ -232,6 +239,7 @@ def config_from_flags() -> train_config.TrainConfig:
         vgg_weights=vgg_weights,
         lr=FLAGS.lr,
         warmup_steps=FLAGS.warmup_steps,
+        rec_only_steps=FLAGS.rec_only_steps,
         steps=FLAGS.steps,
         seed=FLAGS.seed,
         log_every=FLAGS.log_every,

@@ -36,6 +36,7 @@ objective after another.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -193,6 +194,8 @@ def train_and_report(spec, eval_content, eval_style, dependence_styles=None) -> 
     )
     batches = iter(data_lib.make_pair_dataset(data_cfg))
     name = spec.replace(":", "_").replace("=", "").replace(",", "_").replace(os.sep, "_")
+    if len(name) > 120:  # File names stop at 255 bytes; an init_weights path is long.
+        name = f"{name[:100]}_{hashlib.sha1(spec.encode()).hexdigest()[:10]}"
     path = os.path.join(FLAGS.output_dir, name)
     reports, rows, window = [], [], {}
     progbar = keras.utils.Progbar(FLAGS.steps, unit_name="step")

@@ -290,6 +290,32 @@ def test_any_model_option_trains_through_model_config(tmp_path):
         _config(tmp_path / "twice", model_config={"fusion_mode": "concat"})
 
 
+def test_rec_only_steps_train_eq5_alone_then_eq7(tmp_path):
+    """The first `rec_only_steps` minimise Eq. 5 alone; the step is retraced for Eq. 7."""
+    cfg = _config(tmp_path, steps=3, rec_only_steps=2, model_config={"purification": "normalized"})
+    trainer = train_lib.Trainer(cfg, dataset_fn=_fixed_batch_fn(cfg))
+    result = trainer.run()
+    assert result.step == 3 and not trainer.model.reconstruction_only
+    rows = _csv_rows(cfg.model_dir)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    weights = trainer.model.loss_config
+    for row in rows:
+        eq7 = (
+            weights.content_weight * row["content"]
+            + weights.style_weight * row["style"]
+            + weights.rec_weight * row["rec"]
+            + weights.com_weight * row["com"]
+        )
+        want = weights.rec_weight * row["rec"] if row["step"] <= 2 else eq7
+        assert row["loss"] == pytest.approx(want, rel=1e-4), row
+    assert rows[-1]["loss"] > 2 * weights.rec_weight * rows[-1]["rec"]
+    # The saved model keeps the paper's weights: the phase is not part of its config.
+    saved = json.loads(Path(tmp_path, "latest.config.json").read_text())["config"]
+    assert saved["style_weight"] == 2.0
+    with pytest.raises(ValueError, match="rec_only_steps"):
+        _config(tmp_path / "adain", model="adain", rec_only_steps=5)
+
+
 def test_resume_removes_what_an_interrupted_save_left_and_still_loads(learned):
     model_dir = learned.cfg.model_dir
     stale = Path(model_dir, ".tmp-999999999-latest.weights.h5")

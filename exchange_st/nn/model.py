@@ -254,6 +254,9 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         # Why this model cannot train (a release lacks decoder_s and fc_rec),
         # or None; set by `release.load`, not part of the config.
         self.inference_only = None
+        # A training phase, not part of the config: Eq. 7 with Eq. 5 alone
+        # (`TrainConfig.rec_only_steps`). Read when the train step is traced.
+        self.reconstruction_only = False
 
     def purify(self, f_vgg, v_w):
         """`f_pur` of Sec. 3.1 with this model's `purification`: `[B, h, w, 512]`."""
@@ -265,8 +268,17 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, keras.Model):
         super().compile(*args, **kwargs)
 
     def loss_terms(self, outputs, content, style):
-        """Eq. 3-7 of the batch: `losses.compute_losses` with this model's weights."""
-        return losses.compute_losses(outputs, content, style, self.encoder, self.loss_config)
+        """Eq. 3-7 of the batch: `losses.compute_losses` with this model's weights.
+
+        While `reconstruction_only` is set, the total is Eq. 5's term alone
+        (every term is still computed and logged).
+        """
+        config = self.loss_config
+        if self.reconstruction_only:
+            config = dataclasses.replace(
+                config, content_weight=0.0, style_weight=0.0, com_weight=0.0
+            )
+        return losses.compute_losses(outputs, content, style, self.encoder, config)
 
     def release_layers(self):
         """`[(name, layer)]` of what stylization reads: the s2c path, without the VGG."""

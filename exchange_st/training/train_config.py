@@ -57,6 +57,11 @@ class TrainConfig:
         weights: the losses are then meaningless, smoke runs only).
       lr: Adam learning rate after the warm-up (1e-4; default betas).
       warmup_steps: Linear learning-rate warm-up (`optim.make_optimizer`).
+      rec_only_steps: Beyond the paper (0: Eq. 7 from the first step): the
+        first steps train Eq. 5 alone, so that the decoder learns to read each
+        image's statistics from its own `v_r` before the Gram term, ~100x
+        Eq. 5 in the decoder's gradient, teaches it one palette for every
+        style (docs/experiments/style_conditioning.md). EFANet only.
       steps: Total optimizer steps (350000); a resumed run continues to it.
       seed: Seed of weight init and data; None = random.
       log_every: Steps per `fit` epoch: one console line and one CSV row
@@ -98,6 +103,7 @@ class TrainConfig:
     vgg_weights: str | None = "imagenet"
     lr: float = 1e-4
     warmup_steps: int = optim.DEFAULT_WARMUP_STEPS
+    rec_only_steps: int = 0
     steps: int = 350_000
     seed: int | None = None
     log_every: int = 100
@@ -138,6 +144,11 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.rec_only_steps < 0 or (self.rec_only_steps and self.model != "efanet"):
+            raise ValueError(
+                f"rec_only_steps must be 0, or > 0 for the efanet model; got "
+                f"{self.rec_only_steps} for {self.model!r}"
+            )
         if not self.model_dir:
             raise ValueError("model_dir must be set")
         self.compressor_filters = tuple(self.compressor_filters)

@@ -355,10 +355,8 @@ class Trainer:
                 "Checkpoint is at step %d >= steps=%d; nothing to do.", start_step, cfg.steps
             )
             return TrainResult(start_step, start_step, {}, 0.0, None, self.checkpoint.latest)
-        remaining = cfg.steps - start_step
-        per_epoch = min(cfg.log_every, remaining)
         callbacks = self.callbacks(start_step, t_start)
-        dataset = self.dataset(start_step)
+        stop = next(c for c in callbacks if isinstance(c, run_control.StopControl))
         logging.info(
             "Training %s (%s backend) from step %d to %d on %d replica(s), global batch %d.",
             cfg.model,
@@ -368,15 +366,28 @@ class Trainer:
             self.replicas,
             cfg.data.batch_size,
         )
-        history = self.model.fit(
-            dataset,
-            steps_per_epoch=per_epoch,
-            epochs=math.ceil(remaining / per_epoch),
-            callbacks=callbacks,
-            verbose=cfg.verbose,
-            shuffle=False,
-        )
-        stop = next(c for c in callbacks if isinstance(c, run_control.StopControl))
+        # One `fit` per phase of the objective: Eq. 5 alone up to
+        # `rec_only_steps`, then Eq. 7. The step is retraced between them.
+        phases = [(min(cfg.rec_only_steps, cfg.steps), True), (cfg.steps, False)]
+        history = None
+        for end, reconstruction_only in phases:
+            if stop.step >= end or stop.stopped_by:
+                continue
+            if reconstruction_only:
+                logging.info("Steps %d to %d train Eq. 5 alone (rec_only_steps).", stop.step, end)
+            self.model.reconstruction_only = reconstruction_only
+            self.model.train_function = None
+            stop.max_steps = end
+            remaining = end - stop.step
+            per_epoch = min(cfg.log_every, remaining)
+            history = self.model.fit(
+                self.dataset(stop.step),
+                steps_per_epoch=per_epoch,
+                epochs=math.ceil(remaining / per_epoch),
+                callbacks=callbacks,
+                verbose=cfg.verbose,
+                shuffle=False,
+            )
         step = stop.step
         self.checkpoint.save()  # At the end (a no-op if this step is saved).
         progress = [c for c in callbacks if isinstance(c, cb.ProgressLogger)]
