@@ -367,10 +367,11 @@ def walk(work: str, timeout: float = 600.0, log=print) -> list[Outcome]:
     """Runs README's commands in `work` (from `make_scratch`); one Outcome each, in order.
 
     Two lanes share the CPU: the benchmark commands (`python -m bench.*`)
-    beside the rest, each lane in README order; a benchmark that reads
-    `runs/` waits until every train.py command has run. Most of a tiny
-    command's time is single-threaded start-up, so the lanes overlap well
-    on two cores.
+    and the paper-recipe training commands (`configs/paper.cfg`, on
+    TensorFlow then JAX: its run is read by no other command) beside the
+    rest, each lane in README order, so that the lanes take about as long; a benchmark that reads `runs/` waits until every other train.py
+    command has run. Most of a tiny command's time is single-threaded
+    start-up, so the lanes overlap well on two cores.
     """
     commands = load_readme_commands()
     # As a newcomer's shell: no TF_CPP_MIN_LOG_LEVEL, so the walk sees any
@@ -380,7 +381,8 @@ def walk(work: str, timeout: float = 600.0, log=print) -> list[Outcome]:
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env.pop("EXCHANGE_ST_PRETRAINED", None)
     rules = [match_rule(command) for command in commands]
-    bench = [i for i, c in enumerate(commands) if re.search(r"-m bench\.", c.text)]
+    side = re.compile(r"-m bench\.|train\.py .*configs/paper\.cfg")
+    bench = [i for i, c in enumerate(commands) if side.search(c.text)]
     main = [i for i in range(len(commands)) if i not in bench]
     last_train = max((i for i in main if "train.py " in commands[i].text), default=-1)
     trained = threading.Event()
