@@ -57,9 +57,12 @@ TRAIN_LOCAL_DATA = (
     "--content_source=../shared/data/train/content --style_source=../shared/data/train/style "
     "--vgg_weights=../shared/weights/vgg19_to_relu4_1_float16.h5"
 )
+# The training benchmark's machinery (variants, inputs, rounds, its table)
+# with AdaIN's step: tracing EFANet's step took ~30 s of the walk's CPU per
+# command, and EFANet trains on both backends in tests/test_train*.py.
 TRAIN_STEP_TINY = (
     "--crop_sizes=32 --batch_sizes=2 --steps=2 --rounds=1 --resize_short_side=32 "
-    "--pipeline_batches=2 --pipeline_warmup=1"
+    "--pipeline_batches=2 --pipeline_warmup=1 --models=adain"
 )
 EVAL_TINY = (
     "--size=32 --pairs=2 --timing_sizes=32 --timing_runs=1 --gatys_iterations=2 "
