@@ -47,7 +47,7 @@ from absl import app, flags, logging
 from bench import common
 from exchange_st.data import pydata, sources
 from exchange_st.evaluation import flops as flops_lib
-from exchange_st.training import train_config, train_lib
+from exchange_st.training import distribute, train_config, train_lib
 
 MODELS = ("efanet", "adain")
 INPUTS = ("fixed", "pipeline")
@@ -634,7 +634,7 @@ def run(cfg: TrainBenchConfig) -> dict:
     if common.backend() == "jax":
         # As train_lib.train: data parallel over several local devices.
         previous_distribution = keras.distribution.distribution()
-        distribution = train_lib.make_distribution()
+        distribution = distribute.make_distribution()
         if distribution is not None:
             keras.distribution.set_distribution(distribution)
     try:

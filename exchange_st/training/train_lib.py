@@ -27,7 +27,7 @@ from absl import logging
 from exchange_st.data import pydata, sources
 from exchange_st.saving import serialization
 from exchange_st.training import callbacks as cb
-from exchange_st.training import optim, run_control
+from exchange_st.training import distribute, optim, run_control
 from exchange_st.training.train_config import (
     MODELS,
     TrainConfig,
@@ -36,40 +36,6 @@ from exchange_st.training.train_config import (
 # Examples of the image grid.
 _MAX_GRID_EXAMPLES = 2
 CSV_FILE = "train_log.csv"
-
-
-# ----------------------------------------------------------------------------
-# Distribution.
-# ----------------------------------------------------------------------------
-
-
-def make_strategy():
-    """TensorFlow: multi-worker if `TF_CONFIG` is set, mirrored over >1 GPU, else default."""
-    import tensorflow as tf
-
-    if os.environ.get("TF_CONFIG"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def make_distribution():
-    """JAX (and other non-TF backends): `DataParallel` over all local devices when >1, else None."""
-    devices = keras.distribution.list_devices()
-    if len(devices) > 1:
-        return keras.distribution.DataParallel(devices=devices)
-    return None
-
-
-def _is_chief(strategy) -> bool:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
 @dataclasses.dataclass
@@ -107,7 +73,7 @@ class Trainer:
     Args:
       config: `TrainConfig`.
       strategy: TensorFlow only: a `tf.distribute.Strategy`; default
-        `make_strategy()`.
+        `distribute.make_strategy()`.
       dataset_fn: `start_step -> dataset` that `fit` accepts (a
         `tf.data.Dataset` or a `keras.utils.PyDataset`) of infinite global
         batches `{"content", "style"}`; default: the configured pipeline,
@@ -122,8 +88,8 @@ class Trainer:
         self.strategy = None
         self.is_chief = True
         if self.backend == "tensorflow":
-            self.strategy = strategy or make_strategy()
-            self.is_chief = _is_chief(self.strategy)
+            self.strategy = strategy or distribute.make_strategy()
+            self.is_chief = distribute.is_chief(self.strategy)
             replicas = self.strategy.num_replicas_in_sync
         else:
             distribution = keras.distribution.distribution()
@@ -460,7 +426,7 @@ def train(
     previous_distribution = None
     if keras.backend.backend() != "tensorflow":
         previous_distribution = keras.distribution.distribution()
-        distribution = make_distribution()
+        distribution = distribute.make_distribution()
         if distribution is not None:
             keras.distribution.set_distribution(distribution)
     try:
