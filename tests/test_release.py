@@ -15,7 +15,7 @@ import exchange_st
 
 from exchange_st.baselines.adain import AdaINNet
 from exchange_st.nn.model import ExchangeStyleTransfer
-from exchange_st.saving import checkpoints, release
+from exchange_st.saving import checkpoints, quantization, release
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = 1e-4
@@ -32,13 +32,13 @@ def test_int8_round_trip_is_within_half_a_step_per_output_channel():
     w = rng.normal(size=(3, 3, 5, 7)).astype(np.float32) * rng.uniform(0.5, 1.5, size=7)
     w[..., 2] = 0.0  # A zero-initialised channel.
     w[0, 0, 0, 4] = 40.0  # An outlier widens only its own channel's step.
-    q, scale = release.quantize(w)
+    q, scale = quantization.quantize(w)
     assert q.dtype == np.int8 and q.shape == w.shape and scale.shape == (7,)
     assert np.abs(q.astype(int)).max() <= 127
-    error = np.abs(release.dequantize(q, scale) - w)
+    error = np.abs(quantization.dequantize(q, scale) - w)
     step = np.max(np.abs(w.reshape(-1, 7)), axis=0) / 127.0
     assert np.all(error <= step / 2 * (1 + 1e-6) + 1e-12)
-    assert np.all(release.dequantize(q, scale)[..., 2] == 0.0)
+    assert np.all(quantization.dequantize(q, scale)[..., 2] == 0.0)
     # Per-channel: the outlier's channel is coarse, the others stay fine.
     others = [c for c in range(7) if c not in (2, 4)]
     assert error[..., others].max() < error[..., 4].max() / 3
@@ -61,13 +61,13 @@ def test_release_holds_the_s2c_path_in_checked_shards(tiny_release, tmp_path):
     assert kinds["compressor/fc/kernel"] == "int8" and kinds["compressor/fc/bias"] == "float32"
     assert manifest["model"]["config"]["code_dim"] == 16
     assert manifest["parameters"] == sum(
-        int(np.prod(v.shape)) for v in release.inference_variables(model).values()
+        int(np.prod(v.shape)) for v in quantization.inference_variables(model).values()
     )
     # The VGG travels as its own file: a random one does not survive float16.
     assert manifest["vgg"]["file"] == "vgg19_to_relu4_1_float32.h5"
     loaded = release.load(str(tmp_path))
     content, style = _pair()
-    with release.dequantized_weights(model):
+    with quantization.dequantized_weights(model):
         want = keras.ops.convert_to_numpy(model.stylize(content, style, 0.7))
     got = keras.ops.convert_to_numpy(loaded.stylize(content, style, 0.7))
     np.testing.assert_allclose(got, want, atol=1e-5)
@@ -78,8 +78,8 @@ def test_release_holds_the_s2c_path_in_checked_shards(tiny_release, tmp_path):
 def test_float16_small_kernels_cut_the_quantisation_error(tiny_release, tmp_path):
     model = tiny_release["model"]
     pairs = [(c[0], s[0]) for c, s in (_pair(3), _pair(4))]
-    all_int8 = release.quantization_error(model, pairs)
-    mixed = release.quantization_error(model, pairs, int8_min_params=1_000_000)
+    all_int8 = quantization.quantization_error(model, pairs)
+    mixed = quantization.quantization_error(model, pairs, int8_min_params=1_000_000)
     # A random network amplified 200x at its output is no test of the target
     # (a trained one is: tools/make_release.py); the ordering holds for any.
     assert 0 < mixed["mean_abs"] < all_int8["mean_abs"] / 2
@@ -90,7 +90,7 @@ def test_float16_small_kernels_cut_the_quantisation_error(tiny_release, tmp_path
     assert kinds["decoder_c/upsampler/to_rgb/kernel"] == "float16"
     loaded = release.load(str(tmp_path))
     content, style = _pair(3)
-    with release.dequantized_weights(model, int8_min_params=1_000_000):
+    with quantization.dequantized_weights(model, int8_min_params=1_000_000):
         want = keras.ops.convert_to_numpy(model.stylize(content, style))
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(loaded.stylize(content, style)), want, atol=1e-5

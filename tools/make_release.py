@@ -26,8 +26,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 
 from exchange_st.data import image_io  # noqa: E402
-from exchange_st.saving import serialization
-from exchange_st.saving import checkpoints, release  # noqa: E402
+from exchange_st.saving import (  # noqa: E402
+    checkpoints,
+    quantization,
+    release,
+    serialization,
+)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -88,8 +92,8 @@ def _pairs():
 
 
 def _grid(model, pairs, reference, policy, path):
-    with release.dequantized_weights(model, policy):
-        stored = release.stylize_pairs(model, pairs)
+    with quantization.dequantized_weights(model, policy):
+        stored = quantization.stylize_pairs(model, pairs)
     rows = [[c, s, a, b] for (c, s), a, b in zip(pairs, reference, stored)]
     image_io.save_image(path, image_io.make_grid(rows, pad=2))
     logging.info("Wrote %s (content | style | float32 | as released).", path)
@@ -117,13 +121,13 @@ def main(argv):
     model = checkpoints.load_model(FLAGS.checkpoint_dir)
     pairs = _pairs()
     start = time.monotonic()
-    reference = release.stylize_pairs(model, pairs)
+    reference = quantization.stylize_pairs(model, pairs)
     print(f"float32 stylizations: {time.monotonic() - start:.0f} s", flush=True)
     measured, chosen = {}, None
     for policy in policies:
         start = time.monotonic()
-        error = release.quantization_error(model, pairs, policy, reference)
-        ok = release.within_target(error)
+        error = quantization.quantization_error(model, pairs, policy, reference)
+        ok = quantization.within_target(error)
         measured[str(policy)] = dict(error, within_target=ok)
         print(
             f"int8_min_params={policy}: mean |diff| {error['mean_abs']:.2e} "

@@ -37,7 +37,6 @@ installed copy without that tree needs the variable or an explicit path).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -48,7 +47,7 @@ import numpy as np
 from absl import logging
 
 from exchange_st.nn import vgg as vgg_lib
-from exchange_st.saving import serialization
+from exchange_st.saving import quantization, serialization
 
 MANIFEST = "manifest.json"
 # The on-disk format name every release carries (not a module path: releases
@@ -65,13 +64,6 @@ VGG_FILE = "vgg19_to_relu4_1_float16.h5"
 # Each model class names what its stylization reads, `release_layers()`,
 # and what a release leaves out, `RELEASE_LEFT_OUT` (ExchangeStyleTransfer:
 # the s2c path; AdaINNet: its decoder); the VGG always ships as its own file.
-SCHEME = (
-    "kernels: int8 per output channel (last axis), symmetric, float32 scales (float16 "
-    "below int8_min_params parameters); other tensors: float32"
-)
-# The cost the release format may add to a stylization in [0, 1] (issue 11).
-MAX_MEAN_ERROR = 1.0 / 255.0
-MAX_MAX_ERROR = 8.0 / 255.0
 _CHUNK = 1 << 20
 
 
@@ -86,110 +78,6 @@ def default_path():
 
 def is_release(path):
     return path is not None and os.path.isfile(os.path.join(os.fspath(path), MANIFEST))
-
-
-# ----------------------------------------------------------------------------
-# Quantisation.
-# ----------------------------------------------------------------------------
-
-
-def quantize(w):
-    """float `[..., C]` -> (int8 of the same shape, float32 `[C]` scales)."""
-    w = np.asarray(w, np.float32)
-    flat = w.reshape(-1, w.shape[-1])
-    amax = np.max(np.abs(flat), axis=0)
-    # An all-zero channel (e.g. a zero-initialised residual conv) stays zero.
-    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
-    q = np.clip(np.rint(flat / scale), -127, 127).astype(np.int8)
-    return q.reshape(w.shape), scale
-
-
-def dequantize(q, scale):
-    return q.astype(np.float32) * np.asarray(scale, np.float32)
-
-
-def storage_dtype(key, w, int8_min_params=0):
-    """How a release stores variable `key` (value `w`): int8, float16 or float32."""
-    if not (key.endswith("kernel") and np.ndim(w) >= 2):
-        return "float32"
-    return "int8" if np.size(w) >= int8_min_params else "float16"
-
-
-def as_stored(w, dtype):
-    """The float32 values `w` has after a round trip through `dtype` storage."""
-    if dtype == "int8":
-        return dequantize(*quantize(w))
-    return np.asarray(w).astype(dtype).astype(np.float32)
-
-
-def inference_variables(model):
-    """`{key: variable}` of the weights a release stores, e.g. `decoder_c/pre_res0/conv1/kernel`.
-
-    Keys are the variables' paths below the model with the saved attribute's
-    name in front (the decoders' sub-layers carry no prefix of their own).
-    """
-    found = {}
-    for name, layer in model.release_layers():
-        for v in layer.weights:
-            rest = v.path.split("/", 1)[1]
-            if rest.startswith(f"{layer.name}/"):
-                rest = rest[len(layer.name) + 1 :]
-            key = f"{name}/{rest}"
-            if key in found:
-                raise ValueError(f"two variables of {name} share the release key {key!r}")
-            found[key] = v
-    return found
-
-
-@contextlib.contextmanager
-def dequantized_weights(model, int8_min_params=0):
-    """Within the block, `model` computes with the weights a release would give it."""
-    variables = inference_variables(model)
-    saved = {k: keras.ops.convert_to_numpy(v) for k, v in variables.items()}
-    try:
-        for key, v in variables.items():
-            v.assign(as_stored(saved[key], storage_dtype(key, saved[key], int8_min_params)))
-        yield model
-    finally:
-        for key, v in variables.items():
-            v.assign(saved[key])
-
-
-def stylize_pairs(model, pairs):
-    """`model.stylize` of each `(content, style)` pair of `[H, W, 3]` images, as NumPy."""
-    return [keras.ops.convert_to_numpy(model.stylize(c[None], s[None]))[0] for c, s in pairs]
-
-
-def quantization_error(model, pairs, int8_min_params=0, reference=None):
-    """How far the release's stylizations are from the float32 model's.
-
-    Args:
-      model: a built `ExchangeStyleTransfer`.
-      pairs: `(content, style)` float32 `[H, W, 3]` images in [0, 1].
-      int8_min_params: the storage policy measured (see `save`).
-      reference: `stylize_pairs(model, pairs)` if already computed.
-
-    Returns:
-      `{"mean_abs", "max_abs", "per_pair": [{"mean_abs", "max_abs"}]}`, in
-      [0, 1] units, of `model.stylize` (clipped to [0, 1]) with int8 kernels
-      against float32 ones.
-    """
-    if reference is None:
-        reference = stylize_pairs(model, pairs)
-    with dequantized_weights(model, int8_min_params):
-        compact = stylize_pairs(model, pairs)
-    diffs = [np.abs(a - b) for a, b in zip(compact, reference)]
-    per_pair = [{"mean_abs": float(d.mean()), "max_abs": float(d.max())} for d in diffs]
-    total = sum(d.size for d in diffs)
-    return {
-        "mean_abs": float(sum(d.sum() for d in diffs) / total),
-        "max_abs": max(p["max_abs"] for p in per_pair),
-        "per_pair": per_pair,
-    }
-
-
-def within_target(error):
-    return error["mean_abs"] < MAX_MEAN_ERROR and error["max_abs"] < MAX_MAX_ERROR
 
 
 # ----------------------------------------------------------------------------
@@ -261,12 +149,12 @@ def save(
         )
     os.makedirs(directory, exist_ok=True)
     writer, tensors = _ShardWriter(max_shard_bytes), []
-    for key, v in inference_variables(model).items():
+    for key, v in quantization.inference_variables(model).items():
         w = keras.ops.convert_to_numpy(v).astype(np.float32)
-        dtype = storage_dtype(key, w, int8_min_params)
+        dtype = quantization.storage_dtype(key, w, int8_min_params)
         entry = {"name": key, "shape": list(w.shape), "dtype": dtype}
         if dtype == "int8":
-            q, scale = quantize(w)
+            q, scale = quantization.quantize(w)
             entry.update(data=writer.add(q), scale=writer.add(scale))
         else:
             entry.update(data=writer.add(w.astype(dtype)))
@@ -284,7 +172,7 @@ def save(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": serialization.serialize_model(model),
-        "quantization": {"scheme": SCHEME, "int8_min_params": int(int8_min_params)},
+        "quantization": {"scheme": quantization.SCHEME, "int8_min_params": int(int8_min_params)},
         "left_out": ["encoder (shipped as the VGG file)", *model.RELEASE_LEFT_OUT],
         "parameters": int(sum(int(np.prod(t["shape"])) for t in tensors)),
         "vgg": _save_vgg(model.encoder, directory, vgg_file, copy_vgg),
@@ -414,7 +302,7 @@ def load(path=None, instead=None, dtype=None):
         manifest["model"], vgg_weights=vgg_path, **overrides
     )
     model.build()
-    variables = inference_variables(model)
+    variables = quantization.inference_variables(model)
     listed = {t["name"]: t for t in manifest["tensors"]}
     if set(listed) != set(variables):
         raise ValueError(
@@ -430,7 +318,7 @@ def load(path=None, instead=None, dtype=None):
             )
         w = _array(shards, t["data"], t["dtype"], t["shape"])
         if t["dtype"] == "int8":
-            w = dequantize(w, _array(shards, t["scale"], "float32", [t["shape"][-1]]))
+            w = quantization.dequantize(w, _array(shards, t["scale"], "float32", [t["shape"][-1]]))
         v.assign(w.astype(np.float32))
     if model.RELEASE_LEFT_OUT:
         model.inference_only = (
