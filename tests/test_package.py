@@ -139,3 +139,51 @@ def test_every_cited_design_note_exists():
                 missing.append(f'{path.name}: {doc}, "{heading}"')
     assert cited > 10
     assert not missing, "cited notes that do not exist:\n" + "\n".join(missing)
+
+
+# Outputs of the fixed-seed model below, recorded with the flat package of
+# 73d43d1 (`exchange_st.model`), before the move into subpackages: a change of
+# structure must leave them equal. Per image: mean, std, one pixel.
+FLAT_PACKAGE_OUTPUTS = {
+    "s2c": (0.4674925790323565, 0.020473108843430766, 0.4443873167037964),
+    "c2s": (0.4675116828875616, 0.02806923730840687, 0.4755585193634033),
+    "c2c": (0.4680033868851347, 0.020178064921387573, 0.4582552909851074),
+    "s2s": (0.4676202117601254, 0.028058384070002988, 0.4763660132884979),
+}
+FLAT_PACKAGE_TOTAL = 50.619972229003906
+FLAT_PACKAGE_STYLIZE_MEAN = 0.46779072284698486
+
+
+def test_outputs_equal_those_of_the_flat_package():
+    import keras
+    import numpy as np
+
+    from exchange_st.nn.model import ExchangeStyleTransfer
+
+    keras.utils.set_random_seed(0)
+    model = ExchangeStyleTransfer(
+        vgg_weights=None,
+        code_dim=16,
+        num_exchange_blocks=1,
+        compressor_filters=(8, 8),
+        num_pre_fusion_blocks=1,
+        num_post_fusion_blocks=1,
+        upsample_filters=(16, 8, 8),
+        exchange_targets="detached",
+    )
+    model.build()
+    y, x = np.mgrid[0:40, 0:48] / 48.0
+    content = np.stack([x, y, x * y], -1)[None].astype("float32")
+    content = np.concatenate([content, content[:, ::-1]], 0)
+    y, x = np.mgrid[0:32, 0:32] / 32.0
+    style = np.stack([np.sin(6 * x), np.cos(5 * y), x], -1)[None].astype("float32") * 0.5 + 0.5
+    style = np.concatenate([style, style[:, :, ::-1]], 0)
+    out = model(content, style)
+    for key, expected in FLAT_PACKAGE_OUTPUTS.items():
+        a = keras.ops.convert_to_numpy(out[key]).astype("float64")
+        got = (a.mean(), a.std(), a[0, 5, 7, 1])
+        np.testing.assert_allclose(got, expected, rtol=1e-5, err_msg=key)
+    total = float(model.loss_terms(out, content, style)["total"])
+    assert total == pytest.approx(FLAT_PACKAGE_TOTAL, rel=1e-5)
+    stylized = keras.ops.convert_to_numpy(model.stylize(content, style, alpha=0.5))
+    assert float(stylized.mean()) == pytest.approx(FLAT_PACKAGE_STYLIZE_MEAN, rel=1e-5)
