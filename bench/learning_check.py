@@ -43,7 +43,6 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 from absl import app, flags, logging
 
 from exchange_st.baselines import adain as adain_lib
@@ -51,7 +50,6 @@ from exchange_st.saving import serialization
 from exchange_st.data import image_io, sources
 from exchange_st.data import pipeline as data_lib
 from exchange_st.evaluation import diagnostics, metrics, style_dependence
-from exchange_st.nn import losses
 from exchange_st.nn.model import ExchangeStyleTransfer
 from exchange_st.training import optim
 
@@ -103,7 +101,7 @@ def parse_spec(spec: str) -> tuple[str, dict]:
 
 
 def build(spec: str, vgg_weights: str):
-    """The model of `spec`, its objective `(outputs, c, s) -> dict` and its optimizer."""
+    """The model of `spec`, compiled with its optimizer (it owns its objective)."""
     name, kwargs = parse_spec(spec)
     optimizer = optim.make_optimizer(FLAGS.lr, kwargs.pop("warmup_steps", FLAGS.warmup_steps))
     init_weights = kwargs.pop("init_weights", None)
@@ -116,13 +114,38 @@ def build(spec: str, vgg_weights: str):
         # One objective after another: a check saved with --save_weights goes on
         # under this spec's objective (loss weights are not variables).
         model.load_weights(init_weights)
-    if name == "adain":
-        return model, lambda out, c, s: adain_lib.adain_losses(out, c, s, model.encoder), optimizer
-    # The model owns its objective (and "detached" Eq. 6 needs the model's side).
-    objective = lambda out, c, s: losses.compute_losses(  # noqa: E731
-        out, c, s, model.encoder, model.loss_config
-    )
-    return model, objective, optimizer
+    # As train.py trains (training.train_lib): `fit` with the model's compute_loss.
+    model.compile(optimizer=optimizer, jit_compile=False)
+    return model
+
+
+class Reporter(keras.callbacks.Callback):
+    """Calls `report(step, train_terms)` at the end of every `fit` epoch of `report_every` steps.
+
+    `train_terms` are the epoch's means of the loss terms (`total` is Eq. 7's
+    or AdaIN's total). Also stops `fit` at `steps` and moves `progbar`.
+    """
+
+    def __init__(self, report, steps, report_every, progbar):
+        super().__init__()
+        self.report, self.steps, self.report_every = report, steps, report_every
+        self.progbar, self.step, self.last_logs = progbar, 0, {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        self.last_logs = dict(logs or {})
+        self.progbar.update(self.step, [("total", float(self.last_logs.get("loss", np.nan)))])
+        if self.step >= self.steps:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.report(self.step, _train_terms(logs or self.last_logs))
+
+
+def _train_terms(logs) -> dict:
+    terms = {k: float(v) for k, v in logs.items() if k != "loss"}
+    terms["total"] = float(logs["loss"])
+    return terms
 
 
 # Styles in the per-report strip of the first content (`<spec>_styles.png`).
@@ -173,17 +196,7 @@ def evaluate(model, content, style, dependence_styles=None) -> tuple[dict, dict]
 
 def train_and_report(spec, eval_content, eval_style, dependence_styles=None) -> dict:
     keras.utils.set_random_seed(FLAGS.seed)
-    model, objective, optimizer = build(spec, FLAGS.vgg_weights)
-    variables = model.trainable_variables
-
-    @tf.function
-    def step(content, style):
-        with tf.GradientTape() as tape:
-            terms = objective(model(content, style, training=True), content, style)
-        grads = tape.gradient(terms["total"], variables)
-        optimizer.apply_gradients(zip(grads, variables))
-        return terms
-
+    model = build(spec, FLAGS.vgg_weights)
     data_cfg = sources.DataConfig(
         content_source=FLAGS.content_dir,
         style_source=FLAGS.style_dir,
@@ -192,39 +205,39 @@ def train_and_report(spec, eval_content, eval_style, dependence_styles=None) -> 
         batch_size=FLAGS.batch_size,
         seed=FLAGS.seed,
     )
-    batches = iter(data_lib.make_pair_dataset(data_cfg))
+    dataset = data_lib.make_pair_dataset(data_cfg)
     name = spec.replace(":", "_").replace("=", "").replace(",", "_").replace(os.sep, "_")
     if len(name) > 120:  # File names stop at 255 bytes; an init_weights path is long.
         name = f"{name[:100]}_{hashlib.sha1(spec.encode()).hexdigest()[:10]}"
     path = os.path.join(FLAGS.output_dir, name)
-    reports, rows, window = [], [], {}
+    reports, rows = [], []
+
+    def report(step, train_terms):
+        images, scores = evaluate(model, eval_content, eval_style, dependence_styles)
+        reports.append({"step": step, "train": train_terms, "eval": scores})
+        rows.append(images)
+        # A long run reports (and saves) as it goes: a stop loses nothing.
+        print(format_table([{"spec": spec, "reports": reports[-1:]}]), flush=True)
+        if FLAGS.save_weights:
+            serialization.save_weights(model, f"{path}.weights.h5", step=step)
+
+    # Step 0: the fresh model's terms on the first batch.
+    batch = next(iter(dataset))
+    out = model(batch["content"], batch["style"], training=False)
+    terms = model.loss_terms(out, batch["content"], batch["style"])
+    report(0, {k: float(v) for k, v in terms.items()})
     progbar = keras.utils.Progbar(FLAGS.steps, unit_name="step")
+    reporter = Reporter(report, FLAGS.steps, FLAGS.report_every, progbar)
     start = time.perf_counter()
-    for i in range(FLAGS.steps + 1):
-        if i % FLAGS.report_every == 0 or i == FLAGS.steps:
-            if i == 0:
-                batch = next(batches)
-                out = model(batch["content"], batch["style"], training=False)
-                window = {
-                    k: [float(v)]
-                    for k, v in objective(out, batch["content"], batch["style"]).items()
-                }
-            images, scores = evaluate(model, eval_content, eval_style, dependence_styles)
-            train = {k: float(np.mean(v)) for k, v in window.items()}
-            reports.append({"step": i, "train": train, "eval": scores})
-            rows.append(images)
-            window = {}
-            # A long run reports (and saves) as it goes: a stop loses nothing.
-            print(format_table([{"spec": spec, "reports": reports[-1:]}]), flush=True)
-            if FLAGS.save_weights:
-                serialization.save_weights(model, f"{path}.weights.h5", step=i)
-        if i == FLAGS.steps:
-            break
-        batch = next(batches)
-        terms = step(batch["content"], batch["style"])
-        for k, v in terms.items():
-            window.setdefault(k, []).append(float(v))
-        progbar.update(i + 1, [("total", float(terms["total"]))])
+    if FLAGS.steps:
+        # One `fit` keeps one iterator over the crops; an epoch is a report.
+        model.fit(
+            dataset,
+            epochs=-(-FLAGS.steps // FLAGS.report_every),
+            steps_per_epoch=FLAGS.report_every,
+            callbacks=[reporter],
+            verbose=0,
+        )
     seconds = time.perf_counter() - start
     strips = [r.pop("styles") for r in rows if "styles" in r]
     write_grid(path + ".png", eval_content, eval_style, rows)

@@ -165,7 +165,8 @@ def test_op_group_profile_reports_every_group():
 
 
 def test_learning_check_reports_each_step_and_draws_a_grid_row_per_report(tmp_path):
-    """The check's own run: every model reported at steps 0..N, a grid row per report, weights."""
+    """The check's own run: every model reported at steps 0, 2, 3 (the last `fit` epoch is cut
+    short at --steps), a grid row per report, weights."""
     dirs = ("content_dir", "style_dir", "eval_content_dir", "eval_style_dir")
     for seed, name in enumerate(dirs):
         (tmp_path / name).mkdir()
@@ -184,8 +185,8 @@ def test_learning_check_reports_each_step_and_draws_a_grid_row_per_report(tmp_pa
         + [
             f"--vgg_weights={tmp_path / 'vgg.h5'}",
             f"--models={efanet};adain;{resumed}",
-            "--steps=1",
-            "--report_every=1",
+            "--steps=3",
+            "--report_every=2",
             "--crop_size=32",
             "--resize_short_side=32",
             "--batch_size=2",
@@ -210,12 +211,12 @@ def test_learning_check_reports_each_step_and_draws_a_grid_row_per_report(tmp_pa
     assert then[0]["eval"]["total"] == pytest.approx(first[-1]["eval"]["total"], rel=1e-5)
     assert then[0]["eval"]["total"] != pytest.approx(first[0]["eval"]["total"], rel=1e-5)
     for r in results:
-        assert [rep["step"] for rep in r["reports"]] == [0, 1]
+        assert [rep["step"] for rep in r["reports"]] == [0, 2, 3]
         for rep in r["reports"]:
             assert np.isfinite([rep["eval"]["total"], rep["eval"]["style_gain"]]).all()
             assert np.isfinite(rep["train"]["total"])
     assert "code_std" in results[0]["reports"][-1]["eval"]
     # Header (content over style), then s2c over c2c of both pairs per report.
     grid = image_io.load_image(results[0]["grid"])
-    assert grid.shape == (2 + 3 * (64 + 2), 2 + 2 * (32 + 2), 3)
+    assert grid.shape == (2 + 4 * (64 + 2), 2 + 2 * (32 + 2), 3)
     assert os.path.exists(results[0]["grid"].replace(".png", ".weights.h5"))
