@@ -19,8 +19,9 @@
 #    evaluation pairs, then the release (shards + manifest) and a sample grid
 #    (retried with a one-pair check if it fails or runs out of time);
 # 6. tools.plot_training: the loss curve;
-# 7. if a minute is left, tools.jax_timing: stylization at 256/512/1024 px
-#    (float32, and bfloat16 with two minutes), into the log.
+# 7. if a minute is left, bench.inference: stylization time of efanet, AdaIN
+#    and the bare VGG at 256/512/1024 px next to the paper's Table 2 (float32,
+#    and bfloat16 with two minutes), into the log.
 # $OUT then holds at most 8 files, each < 16 MiB, at most 1 folder deep:
 #   efanet/manifest.json, efanet/efanet-0000K-of-0000N.bin (N = 3 at ~34M
 #   parameters), train_log.csv, loss.png, samples.png, log.txt
@@ -34,7 +35,7 @@
 # PAYLOAD (gpu_payload), RUN_DIR (/tmp/gpu_jax_run), EXTRA_FLAGS (appended to
 # the training flags; the CPU rehearsal shrinks the run with them),
 # RELEASE_FLAGS, TIMING_FLAGS (appended to tools.make_release's and
-# tools.jax_timing's, e.g. --size=128),
+# bench.inference's, e.g. --size=128, --sizes=64),
 # SITE (/tmp/site), SMOKE_TIMEOUT_S (240), JAX_COMPILATION_CACHE_DIR
 # (/tmp/jax_cache), SKIP_WHEELS=1 (keras already installed), ALLOW_CPU=1.
 set -uo pipefail
@@ -121,11 +122,16 @@ timeout 60 "$PYTHON" -m tools.plot_training --csv="$OUT/train_log.csv" --output=
 # Stylization time next to the paper's Table 2, with what is left (into log.txt).
 left=$((BUDGET_S - $(elapsed)))
 if ((left >= 60)); then
-    precisions=float32
-    ((left >= 120)) && precisions=float32,mixed_bfloat16
-    stage "timing ($precisions, $left s left)"
-    timeout -k 5 $((left - 10)) "$PYTHON" -m tools.jax_timing --model="$RUN_DIR" \
-        --sizes=256,512,1024 --precisions="$precisions" $TIMING_FLAGS
+    precisions=none
+    ((left >= 120)) && precisions="none mixed_bfloat16"
+    stage "timing (${precisions// /, }; $left s left)"
+    # Speed does not depend on the weights: bench.inference times random ones.
+    for precision in $precisions; do
+        timeout -k 5 $(((left - 10) / $(wc -w <<<"$precisions"))) "$PYTHON" -m bench.inference \
+            --sizes=256,512,1024 --mixed_precision="$precision" --savedmodel_max_size=0 \
+            --eager_max_size=0 --group_size=0 --budget_s=10 \
+            --output="$RUN_DIR/inference_$precision.json" $TIMING_FLAGS
+    done
 fi
 
 stage "results in $OUT (at most 8 files of < 16 MiB come back)"
