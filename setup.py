@@ -29,8 +29,9 @@ setuptools.setup(
     extras_require={
         # JAX training (on CUDA: pip install "jax[cuda12]" first).
         "jax": ["jax"],
-        # The tests also run the core and training on JAX (CPU).
-        "test": ["pytest", "jax"],
+        # The tests also run the core and training on JAX (CPU); pytest-xdist
+        # runs them on two workers (setup.cfg), which halves the suite's wait.
+        "test": ["pytest", "pytest-xdist", "jax"],
         # mp4 reading/writing for `exchange-st-stylize --video`; without it
         # videos are read/written as PNG frame sequences.
         "video": ["imageio", "imageio-ffmpeg"],

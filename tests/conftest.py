@@ -6,7 +6,11 @@ Test modules import the model factory with `from conftest import small_efanet`
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from exchange_st import console
+
+# TensorFlow's native start-up lines would reach the terminal from each
+# xdist worker, whose stderr pytest does not capture at import time.
+console.quiet_startup([])
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
@@ -51,6 +55,35 @@ def small_efanet(seed=0, spread=False, **overrides):
             rgb.bias.assign(0.5 + scale * (rgb.bias - tf.reduce_mean(out, axis=[0, 1, 2])))
             rgb.kernel.assign(rgb.kernel * scale)
     return model
+
+
+# The files that take longest, longest first: with two workers taking one
+# file at a time (setup.cfg), starting them first keeps one worker from
+# running the walk alone at the end.
+SLOW_FILES = (
+    "test_readme.py",
+    "test_train_jax.py",
+    "test_train.py",
+    "test_trainability.py",
+    "test_bench.py",
+    "test_export.py",
+    "test_release.py",
+    "test_backends.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = item.path.name
+        return SLOW_FILES.index(name) if name in SLOW_FILES else len(SLOW_FILES)
+
+    items.sort(key=rank)  # Stable: each file keeps its tests' order.
+
+
+def pytest_xdist_auto_num_workers(config):
+    # Each worker holds TensorFlow, JAX and a few models (~2-3 GB), and most
+    # files are single-threaded tracing, so more than 4 rarely pays.
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 @pytest.fixture(autouse=True)
