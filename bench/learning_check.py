@@ -16,7 +16,9 @@ code; ~0.02 in a fresh model), the fraction of the compressor's last ReLU channe
 (`alive`) and how much `v_r_s`, the direction through which the style
 reaches the decoder, changes across the evaluation styles (`vr%`: its
 spread over its RMS, `style_dependence`; the paper's configuration
-collapses toward 0.35%). One PNG per model shows `s2c` (and `c2c` for
+collapses toward 0.35%), and for every model whether the output's palette
+follows the style's across those styles (`colour`,
+`style_dependence.colour_follow`: ~1 for AdaIN, ~0 for one palette). One PNG per model shows `s2c` (and `c2c` for
 efanet) of every pair at every reported step, one row per step; results.json
 holds every stage's style dependence at every report.
 
@@ -184,13 +186,24 @@ def evaluate(model, content, style, dependence_styles=None) -> tuple[dict, dict]
         scores["code_std"] = live["f_std_across"]
         scores["code_rms"] = live["f_rms"]
         scores["last_conv_alive"] = list(live["convs"].values())[-1]["alive"]
-        if dependence_styles is not None:
+    if dependence_styles is not None:
+        if isinstance(model, ExchangeStyleTransfer):
             tensors = style_dependence.stage_tensors(model, content[0], dependence_styles)
             report = {k: style_dependence.spread(v) for k, v in tensors.items()}
             scores["style_dependence"] = report
             scores["v_r_spread"] = report[style_dependence.KEY_STAGE]["ratio"]
-            # The first content under each style, for the per-style strip.
-            images["styles"] = tensors["s2c"][:STRIP_STYLES]
+            per_style = tensors["s2c"]
+        else:
+            per_style = np.concatenate(
+                [
+                    np.asarray(model.stylize(np.repeat(content[:1], len(batch), 0), batch))
+                    for batch in np.array_split(dependence_styles, -(-len(dependence_styles) // 8))
+                ]
+            )
+        if len(dependence_styles) >= 3:
+            scores["colour_follow"] = style_dependence.colour_follow(per_style, dependence_styles)
+        # The first content under each style, for the per-style strip.
+        images["styles"] = per_style[:STRIP_STYLES]
     return images, scores
 
 
@@ -271,7 +284,7 @@ def format_table(results) -> str:
     head = (
         f"{'model':<44}{'step':>5}{'content':>9}{'style':>9}{'rec':>7}{'com':>9}"
         f"{'| eval content':>15}{'style':>8}{'total':>8}{'sp.std':>8}{'corr':>7}{'s2c-c2c':>8}"
-        f"{'x-pair':>7}{'gain':>7}{'codes':>9}{'alive':>6}{'vr%':>7}"
+        f"{'x-pair':>7}{'gain':>7}{'codes':>9}{'alive':>6}{'vr%':>7}{'colour':>7}"
     )
     lines = [head]
     for r in results:
@@ -288,6 +301,7 @@ def format_table(results) -> str:
                 f"{e.get('code_std', float('nan')):>9.2g}"
                 f"{e.get('last_conv_alive', float('nan')):>6.2f}"
                 f"{100 * e.get('v_r_spread', float('nan')):>7.2f}"
+                f"{e.get('colour_follow', float('nan')):>7.2f}"
             )
     return "\n".join(lines)
 

@@ -4,7 +4,8 @@ For one content image and every style of a directory, prints per stage of
 the `I_s->c` path (`f_s`, `f_com`, `f_uni_s`, `v_w_s`, `v_c_s`, `v_r_s`,
 `R_fusion`, `s2c`) its RMS, its spread across the styles over that RMS (0:
 the stage ignores the style) and the mean absolute deviation from the mean
-over styles (`exchange_st.evaluation.style_dependence`). Backend-neutral: it runs on
+over styles (`exchange_st.evaluation.style_dependence`); then whether the
+output's mean colour follows the style's (`colour_follow`). Backend-neutral: it runs on
 JAX without TensorFlow (the GPU scripts call it).
 
     python -m bench.style_dependence --checkpoint=<model_dir, .weights.h5 or release> \
@@ -54,8 +55,13 @@ def main(argv):
     styles = np.stack(
         [image_io.load_square(p, FLAGS.size) for p in image_io.list_images(FLAGS.style_dir)]
     )
-    report = style_dependence.style_dependence(model, content, styles)
+    tensors = style_dependence.stage_tensors(model, content, styles)
+    report = {name: style_dependence.spread(values) for name, values in tensors.items()}
     print(style_dependence.format_report(report, f"{title}: {len(styles)} styles, {FLAGS.size}px"))
+    if len(styles) >= 3:
+        follow = style_dependence.colour_follow(tensors["s2c"], styles)
+        report["colour_follow"] = follow
+        print(f"colour follow (s2c's mean colour against the style's, r): {follow:.3f}")
     if FLAGS.json:
         with open(FLAGS.json, "w") as f:
             json.dump(report, f, indent=1)

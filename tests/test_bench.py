@@ -170,7 +170,8 @@ def test_learning_check_reports_each_step_and_draws_a_grid_row_per_report(tmp_pa
     dirs = ("content_dir", "style_dir", "eval_content_dir", "eval_style_dir")
     for seed, name in enumerate(dirs):
         (tmp_path / name).mkdir()
-        for i, image in enumerate(common.random_array((2, 40, 48, 3), seed)):
+        # Three evaluation styles: the per-style measures need three.
+        for i, image in enumerate(common.random_array((3 if seed == 3 else 2, 40, 48, 3), seed)):
             image_io.save_image(tmp_path / name / f"{i}.png", image)
     encoder = vgg.VGGEncoder(vgg_weights=None)
     encoder.build()
@@ -216,6 +217,10 @@ def test_learning_check_reports_each_step_and_draws_a_grid_row_per_report(tmp_pa
             assert np.isfinite([rep["eval"]["total"], rep["eval"]["style_gain"]]).all()
             assert np.isfinite(rep["train"]["total"])
     assert "code_std" in results[0]["reports"][-1]["eval"]
+    # Both models: whether the palette follows the style (efanet's stages too).
+    for r in results[:2]:
+        assert -1.0 <= r["reports"][-1]["eval"]["colour_follow"] <= 1.0
+    assert "v_r_spread" in results[0]["reports"][-1]["eval"]
     # Header (content over style), then s2c over c2c of both pairs per report.
     grid = image_io.load_image(results[0]["grid"])
     assert grid.shape == (2 + 4 * (64 + 2), 2 + 2 * (32 + 2), 3)

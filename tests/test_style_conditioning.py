@@ -168,6 +168,23 @@ def test_spread_is_zero_for_equal_rows_and_exact_for_a_known_spread():
         style_dependence.spread(rows[:1])
 
 
+def test_colour_follow_tells_a_copied_palette_from_one_palette_and_from_noise():
+    styles = _images(6, 12, 3) * np.linspace(0.2, 1.0, 6)[:, None, None, None]
+    content = _images(1, 10, 4)
+    # AdaIN-like: the content shifted to each style's mean colour, at half strength.
+    shift = styles.mean(axis=(1, 2), keepdims=True) - content.mean(axis=(1, 2), keepdims=True)
+    adain_like = content + 0.5 * shift
+    assert style_dependence.colour_follow(adain_like, styles) == pytest.approx(1.0)
+    assert style_dependence.colour_follow(content - 0.5 * shift, styles) == pytest.approx(-1.0)
+    one_palette = np.repeat(content, 6, axis=0)
+    assert style_dependence.colour_follow(one_palette, styles) == 0.0
+    # Outputs that change with the style, but not towards it: |r| well below 1.
+    noise = content + 0.3 * _images(6, 10, 5)
+    assert abs(style_dependence.colour_follow(noise, styles)) < 0.6
+    with pytest.raises(ValueError, match="at least 3 styles"):
+        style_dependence.colour_follow(adain_like[:2], styles[:2])
+
+
 def test_report_is_zero_after_heads_that_ignore_the_style():
     model = small_efanet(vgg_feature_scales=FEATURE_SCALES)
     heads = model.style_heads

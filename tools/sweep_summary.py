@@ -150,7 +150,8 @@ def _fmt(value, spec):
 def table(variants, choice=None, rehearsal=False) -> str:
     head = (
         "| variant | status | steps | steps/s | TFLOP/s | MFU | content | style | rec | com "
-        "| Table 1 content | style | total | v_r_s spread | style move | content corr | verdict |"
+        "| Table 1 content | style | total | v_r_s spread | style move | content corr "
+        "| colour follow | verdict |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for v in variants:
@@ -172,7 +173,8 @@ def table(variants, choice=None, rehearsal=False) -> str:
             f"| {_fmt(last.get('com'), '.3g')} | {_fmt(t1.get('content'), '.3g')} "
             f"| {_fmt(t1.get('style'), '.3g')} | {_fmt(t1.get('total'), '.3g')} "
             f"| {_fmt(e.get('v_r_spread'), '.2%')} | {_fmt(e.get('style_move'), '.3f')} "
-            f"| {_fmt(e.get('content_corr'), '.2f')} | {why} |"
+            f"| {_fmt(e.get('content_corr'), '.2f')} | {_fmt(e.get('colour_follow'), '.2f')} "
+            f"| {why} |"
         )
     return "\n".join(lines)
 

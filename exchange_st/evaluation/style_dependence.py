@@ -51,6 +51,33 @@ def spread(values) -> dict[str, float]:
     }
 
 
+def colour_follow(outputs, styles) -> float:
+    """Whether the output's palette follows the style's: 1 when it does, ~0 when it ignores it.
+
+    The Pearson correlation, over styles and RGB channels, between the
+    output's mean colour and the style image's, each centred on its mean
+    over the styles. A model that paints one palette, or palettes that vary
+    at random with the style (what `spread` alone cannot tell apart from
+    stylization), scores ~0; AdaIN, which copies the style's channel
+    statistics, scores near 1. What issue 23 asks the strip to show, as a
+    number.
+
+    Args:
+      outputs: `[S, H, W, 3]`, one content image under each style.
+      styles: `[S, H2, W2, 3]`, the styles, S >= 3.
+    """
+    out = np.asarray(outputs, np.float64).mean(axis=(1, 2))
+    ref = np.asarray(styles, np.float64).mean(axis=(1, 2))
+    if len(out) != len(ref) or len(out) < 3:
+        raise ValueError(
+            f"colour_follow needs one output per style and at least 3 styles, got "
+            f"{len(out)} outputs for {len(ref)} styles"
+        )
+    out, ref = out - out.mean(axis=0), ref - ref.mean(axis=0)
+    denominator = np.sqrt(np.sum(out**2) * np.sum(ref**2))
+    return float(np.sum(out * ref) / denominator) if denominator > 0 else 0.0
+
+
 def stage_tensors(model, content, styles, batch_size=8) -> dict[str, np.ndarray]:
     """Every stage of `STAGES` for one content image under each style.
 
