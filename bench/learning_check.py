@@ -18,7 +18,10 @@ reaches the decoder, changes across the evaluation styles (`vr%`: its
 spread over its RMS, `style_dependence`; the paper's configuration
 collapses toward 0.35%), and for every model whether the output's palette
 follows the style's across those styles (`colour`,
-`style_dependence.colour_follow`: ~1 for AdaIN, ~0 for one palette). One PNG per model shows `s2c` (and `c2c` for
+`style_dependence.colour_follow`: the fraction of the style's mean-colour
+change the output takes on, then the correlation in brackets; both ~1 for a
+trained AdaIN, ~0 for one palette; `chroma`: the same without the grey
+level, so brightness alone does not count). One PNG per model shows `s2c` (and `c2c` for
 efanet) of every pair at every reported step, one row per step; results.json
 holds every stage's style dependence at every report.
 
@@ -201,7 +204,8 @@ def evaluate(model, content, style, dependence_styles=None) -> tuple[dict, dict]
                 ]
             )
         if len(dependence_styles) >= 3:
-            scores["colour_follow"] = style_dependence.colour_follow(per_style, dependence_styles)
+            for key, chroma in (("colour_follow", False), ("chroma_follow", True)):
+                scores[key] = style_dependence.colour_follow(per_style, dependence_styles, chroma)
         # The first content under each style, for the per-style strip.
         images["styles"] = per_style[:STRIP_STYLES]
     return images, scores
@@ -280,11 +284,16 @@ def write_style_strip(path, styles, rows):
     image_io.save_image(path, image_io.make_grid([list(styles)] + [list(r) for r in rows], pad=2))
 
 
+def _follow(follow) -> str:
+    """`slope (r)` of a `colour_follow` result, or nan."""
+    return "nan" if follow is None else f"{follow['slope']:.2f} ({follow['r']:.2f})"
+
+
 def format_table(results) -> str:
     head = (
         f"{'model':<44}{'step':>5}{'content':>9}{'style':>9}{'rec':>7}{'com':>9}"
         f"{'| eval content':>15}{'style':>8}{'total':>8}{'sp.std':>8}{'corr':>7}{'s2c-c2c':>8}"
-        f"{'x-pair':>7}{'gain':>7}{'codes':>9}{'alive':>6}{'vr%':>7}{'colour':>7}"
+        f"{'x-pair':>7}{'gain':>7}{'codes':>9}{'alive':>6}{'vr%':>7}{'colour':>12}{'chroma':>12}"
     )
     lines = [head]
     for r in results:
@@ -301,7 +310,7 @@ def format_table(results) -> str:
                 f"{e.get('code_std', float('nan')):>9.2g}"
                 f"{e.get('last_conv_alive', float('nan')):>6.2f}"
                 f"{100 * e.get('v_r_spread', float('nan')):>7.2f}"
-                f"{e.get('colour_follow', float('nan')):>7.2f}"
+                f"{_follow(e.get('colour_follow')):>12}{_follow(e.get('chroma_follow')):>12}"
             )
     return "\n".join(lines)
 

@@ -5,7 +5,8 @@ the `I_s->c` path (`f_s`, `f_com`, `f_uni_s`, `v_w_s`, `v_c_s`, `v_r_s`,
 `R_fusion`, `s2c`) its RMS, its spread across the styles over that RMS (0:
 the stage ignores the style) and the mean absolute deviation from the mean
 over styles (`exchange_st.evaluation.style_dependence`); then whether the
-output's mean colour follows the style's (`colour_follow`). Backend-neutral: it runs on
+output's mean colour follows the style's (`colour_follow`, with and without
+the grey level). Backend-neutral: it runs on
 JAX without TensorFlow (the GPU scripts call it).
 
     python -m bench.style_dependence --checkpoint=<model_dir, .weights.h5 or release> \
@@ -59,9 +60,14 @@ def main(argv):
     report = {name: style_dependence.spread(values) for name, values in tensors.items()}
     print(style_dependence.format_report(report, f"{title}: {len(styles)} styles, {FLAGS.size}px"))
     if len(styles) >= 3:
-        follow = style_dependence.colour_follow(tensors["s2c"], styles)
-        report["colour_follow"] = follow
-        print(f"colour follow (s2c's mean colour against the style's, r): {follow:.3f}")
+        for key, chroma in (("colour_follow", False), ("chroma_follow", True)):
+            report[key] = style_dependence.colour_follow(tensors["s2c"], styles, chroma)
+        colour, chroma = report["colour_follow"], report["chroma_follow"]
+        print(
+            f"colour follow (s2c's mean colour against the style's): slope {colour['slope']:.3f}, "
+            f"r {colour['r']:.3f}; without the grey level: slope {chroma['slope']:.3f}, "
+            f"r {chroma['r']:.3f}"
+        )
     if FLAGS.json:
         with open(FLAGS.json, "w") as f:
             json.dump(report, f, indent=1)

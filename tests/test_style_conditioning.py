@@ -171,18 +171,29 @@ def test_spread_is_zero_for_equal_rows_and_exact_for_a_known_spread():
 def test_colour_follow_tells_a_copied_palette_from_one_palette_and_from_noise():
     styles = _images(6, 12, 3) * np.linspace(0.2, 1.0, 6)[:, None, None, None]
     content = _images(1, 10, 4)
+
+    def follow(outputs, chroma=False):
+        return style_dependence.colour_follow(outputs, styles, chroma)
+
     # AdaIN-like: the content shifted to each style's mean colour, at half strength.
     shift = styles.mean(axis=(1, 2), keepdims=True) - content.mean(axis=(1, 2), keepdims=True)
     adain_like = content + 0.5 * shift
-    assert style_dependence.colour_follow(adain_like, styles) == pytest.approx(1.0)
-    assert style_dependence.colour_follow(content - 0.5 * shift, styles) == pytest.approx(-1.0)
+    assert follow(adain_like) == pytest.approx({"r": 1.0, "slope": 0.5})
+    assert follow(content - 0.5 * shift) == pytest.approx({"r": -1.0, "slope": -0.5})
+    # A shift too small to see follows in direction (r) but not in size (slope).
+    assert follow(content + 0.01 * shift) == pytest.approx({"r": 1.0, "slope": 0.01})
     one_palette = np.repeat(content, 6, axis=0)
-    assert style_dependence.colour_follow(one_palette, styles) == 0.0
+    assert follow(one_palette) == {"r": 0.0, "slope": 0.0}
     # Outputs that change with the style, but not towards it: |r| well below 1.
-    noise = content + 0.3 * _images(6, 10, 5)
-    assert abs(style_dependence.colour_follow(noise, styles)) < 0.6
+    assert abs(follow(content + 0.3 * _images(6, 10, 5))["r"]) < 0.6
     with pytest.raises(ValueError, match="at least 3 styles"):
         style_dependence.colour_follow(adain_like[:2], styles[:2])
+    # In chroma only, the AdaIN-like shift still follows; a grey picture that
+    # only gets lighter with the style's grey level does not.
+    assert follow(adain_like, chroma=True) == pytest.approx({"r": 1.0, "slope": 0.5})
+    grey = styles.mean(axis=(1, 2, 3))[:, None, None, None] * np.ones_like(one_palette)
+    assert follow(grey)["r"] > 0.5
+    assert follow(grey, chroma=True) == pytest.approx({"r": 0.0, "slope": 0.0}, abs=1e-9)
 
 
 def test_report_is_zero_after_heads_that_ignore_the_style():

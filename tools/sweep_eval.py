@@ -14,9 +14,11 @@ crops, as eval.py loads them); from that matrix it measures:
   ignores the style); the styles are `--style_a`, `--style_b`;
 - `content_corr`: the correlation of each output's luminance with its
   content's, averaged (~0 when the picture does not follow the content);
-- `colour_follow`: whether each content's palette follows the styles'
-  (`style_dependence.colour_follow` over the matrix's row, averaged: ~1 for
-  AdaIN, ~0 for one palette); reported, not part of the rule;
+- `colour_follow`: whether and how far each content's palette follows the
+  styles' (`style_dependence.colour_follow` over the matrix's row: `r` and
+  `slope`, averaged over the contents; ~1 for a trained AdaIN, ~0 for one
+  palette) and `chroma_follow` (the same without the grey level); reported,
+  not part of the rule;
 - for an efanet, the style-dependence report (`exchange_st.evaluation.style_dependence`)
   of the first content over every image of `--dependence_styles`;
 - the FLOPs of one training step of the run's batch and crop
@@ -110,9 +112,9 @@ def evaluate(model, contents, styles, style_names) -> tuple[dict, np.ndarray]:
     }
     if len(styles) >= 3:
         # Whether each content's palette follows the styles' (reported, not in the rule).
-        result["colour_follow"] = float(
-            np.mean([style_dependence.colour_follow(row, styles) for row in matrix])
-        )
+        for key, chroma in (("colour_follow", False), ("chroma_follow", True)):
+            rows = [style_dependence.colour_follow(row, styles, chroma) for row in matrix]
+            result[key] = {k: float(np.mean([f[k] for f in rows])) for k in ("r", "slope")}
     a, b = FLAGS.style_a, FLAGS.style_b
     if a in style_names and b in style_names:
         ia, ib = style_names.index(a), style_names.index(b)

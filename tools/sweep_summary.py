@@ -151,7 +151,7 @@ def table(variants, choice=None, rehearsal=False) -> str:
     head = (
         "| variant | status | steps | steps/s | TFLOP/s | MFU | content | style | rec | com "
         "| Table 1 content | style | total | v_r_s spread | style move | content corr "
-        "| colour follow | verdict |"
+        "| colour / chroma follow (slope) | verdict |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for v in variants:
@@ -173,7 +173,9 @@ def table(variants, choice=None, rehearsal=False) -> str:
             f"| {_fmt(last.get('com'), '.3g')} | {_fmt(t1.get('content'), '.3g')} "
             f"| {_fmt(t1.get('style'), '.3g')} | {_fmt(t1.get('total'), '.3g')} "
             f"| {_fmt(e.get('v_r_spread'), '.2%')} | {_fmt(e.get('style_move'), '.3f')} "
-            f"| {_fmt(e.get('content_corr'), '.2f')} | {_fmt(e.get('colour_follow'), '.2f')} "
+            f"| {_fmt(e.get('content_corr'), '.2f')} "
+            f"| {_fmt((e.get('colour_follow') or {}).get('slope'), '.2f')} / "
+            f"{_fmt((e.get('chroma_follow') or {}).get('slope'), '.2f')} "
             f"| {why} |"
         )
     return "\n".join(lines)

@@ -51,20 +51,32 @@ def spread(values) -> dict[str, float]:
     }
 
 
-def colour_follow(outputs, styles) -> float:
-    """Whether the output's palette follows the style's: 1 when it does, ~0 when it ignores it.
+def colour_follow(outputs, styles, chroma=False) -> dict[str, float]:
+    """Whether, and how far, the output's palette follows the style's.
 
-    The Pearson correlation, over styles and RGB channels, between the
-    output's mean colour and the style image's, each centred on its mean
-    over the styles. A model that paints one palette, or palettes that vary
-    at random with the style (what `spread` alone cannot tell apart from
-    stylization), scores ~0; AdaIN, which copies the style's channel
-    statistics, scores near 1. What issue 23 asks the strip to show, as a
-    number.
+    Over the styles, the output's mean colour and the style image's, each
+    centred on its mean over the styles, are compared channel by channel:
+    `r` is their Pearson correlation (the direction: 1 when the palette
+    moves the way the style's does, ~0 for one palette, or for palettes that
+    change with the style at random, which `spread` cannot tell apart from
+    stylization); `slope` is the least-squares fraction of the style's
+    colour change that the output takes on (the size: ~0 for a shift too
+    small to see, whatever its `r`). AdaIN, which copies the style's channel
+    statistics, has both near 1 once trained. What issue 23 asks the strip
+    to show, as numbers.
+
+    With `chroma=True` each mean colour first loses its grey level (the mean
+    of its channels), so that only hue counts: a model whose output gets
+    lighter under a light style and darker under a dark one, in the same
+    hue, scores ~0 there and high without it.
 
     Args:
       outputs: `[S, H, W, 3]`, one content image under each style.
       styles: `[S, H2, W2, 3]`, the styles, S >= 3.
+      chroma: compare the colours' departures from grey only.
+
+    Returns:
+      `{"r": ..., "slope": ...}` (both 0 when either side does not vary).
     """
     out = np.asarray(outputs, np.float64).mean(axis=(1, 2))
     ref = np.asarray(styles, np.float64).mean(axis=(1, 2))
@@ -73,9 +85,18 @@ def colour_follow(outputs, styles) -> float:
             f"colour_follow needs one output per style and at least 3 styles, got "
             f"{len(out)} outputs for {len(ref)} styles"
         )
+    if chroma:
+        out = out - out.mean(axis=-1, keepdims=True)
+        ref = ref - ref.mean(axis=-1, keepdims=True)
     out, ref = out - out.mean(axis=0), ref - ref.mean(axis=0)
-    denominator = np.sqrt(np.sum(out**2) * np.sum(ref**2))
-    return float(np.sum(out * ref) / denominator) if denominator > 0 else 0.0
+    covariance, out_power, ref_power = np.sum(out * ref), np.sum(out**2), np.sum(ref**2)
+    # Rounding noise (a grey output in chroma) is not a palette that varies.
+    if ref_power <= 1e-20 or out_power <= 1e-12 * ref_power:
+        return {"r": 0.0, "slope": 0.0}
+    return {
+        "r": float(covariance / np.sqrt(out_power * ref_power)),
+        "slope": float(covariance / ref_power),
+    }
 
 
 def stage_tensors(model, content, styles, batch_size=8) -> dict[str, np.ndarray]:
