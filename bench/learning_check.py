@@ -125,15 +125,15 @@ def build(spec: str, vgg_weights: str):
 
 
 class Reporter(keras.callbacks.Callback):
-    """Calls `report(step, train_terms)` at the end of every `fit` epoch of `report_every` steps.
+    """Calls `report(step, train_terms)` at the end of every `fit` epoch (`report_every` steps).
 
     `train_terms` are the epoch's means of the loss terms (`total` is Eq. 7's
     or AdaIN's total). Also stops `fit` at `steps` and moves `progbar`.
     """
 
-    def __init__(self, report, steps, report_every, progbar):
+    def __init__(self, report, steps, progbar):
         super().__init__()
-        self.report, self.steps, self.report_every = report, steps, report_every
+        self.report, self.steps = report, steps
         self.progbar, self.step, self.last_logs = progbar, 0, {}
 
     def on_train_batch_end(self, batch, logs=None):
@@ -204,8 +204,7 @@ def evaluate(model, content, style, dependence_styles=None) -> tuple[dict, dict]
                 ]
             )
         if len(dependence_styles) >= 3:
-            for key, chroma in (("colour_follow", False), ("chroma_follow", True)):
-                scores[key] = style_dependence.colour_follow(per_style, dependence_styles, chroma)
+            scores.update(style_dependence.palette_follow(per_style, dependence_styles))
         # The first content under each style, for the per-style strip.
         images["styles"] = per_style[:STRIP_STYLES]
     return images, scores
@@ -244,7 +243,7 @@ def train_and_report(spec, eval_content, eval_style, dependence_styles=None) -> 
     terms = model.loss_terms(out, batch["content"], batch["style"])
     report(0, {k: float(v) for k, v in terms.items()})
     progbar = keras.utils.Progbar(FLAGS.steps, unit_name="step")
-    reporter = Reporter(report, FLAGS.steps, FLAGS.report_every, progbar)
+    reporter = Reporter(report, FLAGS.steps, progbar)
     start = time.perf_counter()
     if FLAGS.steps:
         # One `fit` keeps one iterator over the crops; an epoch is a report.

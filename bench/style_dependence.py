@@ -60,8 +60,7 @@ def main(argv):
     report = {name: style_dependence.spread(values) for name, values in tensors.items()}
     print(style_dependence.format_report(report, f"{title}: {len(styles)} styles, {FLAGS.size}px"))
     if len(styles) >= 3:
-        for key, chroma in (("colour_follow", False), ("chroma_follow", True)):
-            report[key] = style_dependence.colour_follow(tensors["s2c"], styles, chroma)
+        report.update(style_dependence.palette_follow(tensors["s2c"], styles))
         colour, chroma = report["colour_follow"], report["chroma_follow"]
         print(
             f"colour follow (s2c's mean colour against the style's): slope {colour['slope']:.3f}, "

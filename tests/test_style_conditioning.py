@@ -194,6 +194,11 @@ def test_colour_follow_tells_a_copied_palette_from_one_palette_and_from_noise():
     grey = styles.mean(axis=(1, 2, 3))[:, None, None, None] * np.ones_like(one_palette)
     assert follow(grey)["r"] > 0.5
     assert follow(grey, chroma=True) == pytest.approx({"r": 0.0, "slope": 0.0}, abs=1e-9)
+    # Both at once, as the reports print them.
+    assert style_dependence.palette_follow(grey, styles) == {
+        "colour_follow": follow(grey),
+        "chroma_follow": follow(grey, chroma=True),
+    }
 
 
 def test_report_is_zero_after_heads_that_ignore_the_style():

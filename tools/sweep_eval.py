@@ -112,9 +112,9 @@ def evaluate(model, contents, styles, style_names) -> tuple[dict, np.ndarray]:
     }
     if len(styles) >= 3:
         # Whether each content's palette follows the styles' (reported, not in the rule).
-        for key, chroma in (("colour_follow", False), ("chroma_follow", True)):
-            rows = [style_dependence.colour_follow(row, styles, chroma) for row in matrix]
-            result[key] = {k: float(np.mean([f[k] for f in rows])) for k in ("r", "slope")}
+        rows = [style_dependence.palette_follow(row, styles) for row in matrix]
+        for key in rows[0]:
+            result[key] = {k: float(np.mean([f[key][k] for f in rows])) for k in ("r", "slope")}
     a, b = FLAGS.style_a, FLAGS.style_b
     if a in style_names and b in style_names:
         ia, ib = style_names.index(a), style_names.index(b)

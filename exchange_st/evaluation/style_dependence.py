@@ -99,6 +99,14 @@ def colour_follow(outputs, styles, chroma=False) -> dict[str, float]:
     }
 
 
+def palette_follow(outputs, styles) -> dict[str, dict[str, float]]:
+    """`colour_follow` with and without the grey level: `{"colour_follow", "chroma_follow"}`."""
+    return {
+        "colour_follow": colour_follow(outputs, styles),
+        "chroma_follow": colour_follow(outputs, styles, chroma=True),
+    }
+
+
 def stage_tensors(model, content, styles, batch_size=8) -> dict[str, np.ndarray]:
     """Every stage of `STAGES` for one content image under each style.
 
