@@ -137,6 +137,13 @@ flags.DEFINE_enum(
     "(trainable, as written), are fixed targets (stop-gradient), or Eq. 6 does not "
     "train the compressor at all (detached).",
 )
+flags.DEFINE_enum(
+    "reconstruction_space",
+    "rgb",
+    list(losses.RECONSTRUCTION_SPACES),
+    "Colour basis of Eq. 5's L1: rgb (as written) or opponent (grey and two "
+    "colour-opponent axes, so grey errors do not hide hue errors; beyond the paper).",
+)
 flags.DEFINE_float(
     "adain_style_weight", 10.0, "Style weight of the AdaIN baseline (--model=adain)."
 )
@@ -222,6 +229,7 @@ def config_from_flags() -> train_config.TrainConfig:
             orthogonality=FLAGS.orthogonality,
             perceptual_norm=FLAGS.perceptual_norm,
             exchange_targets=FLAGS.exchange_targets,
+            reconstruction_space=FLAGS.reconstruction_space,
         ),
         model=FLAGS.model,
         num_exchange_blocks=FLAGS.num_exchange_blocks,

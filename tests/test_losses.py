@@ -42,6 +42,37 @@ def test_reconstruction_loss_is_mean_l1():
     np.testing.assert_allclose(losses.reconstruction_loss(a, b), np.abs(a - b).mean(), rtol=1e-5)
 
 
+def test_opponent_reconstruction_is_l1_in_a_rotated_colour_basis():
+    basis = np.asarray(losses.OPPONENT_BASIS)
+    np.testing.assert_allclose(basis @ basis.T, np.eye(3), atol=1e-7)
+    a, b = _rand(2, 5, 5, 3), _rand(2, 5, 5, 3, seed=1)
+    np.testing.assert_allclose(
+        losses.reconstruction_loss(a, b, "opponent"), np.abs((a - b) @ basis.T).mean(), rtol=1e-5
+    )
+    # A grey error of d is one axis of length sqrt(3) d: mean |d| / sqrt(3) of the 3 values.
+    grey = np.full((1, 2, 2, 3), 0.3, np.float32)
+    np.testing.assert_allclose(
+        losses.reconstruction_loss(grey, 0 * grey, "opponent"), 0.3 / 3**0.5, rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="reconstruction_space"):
+        losses.LossConfig(reconstruction_space="lab")
+    assert losses.LossConfig().reconstruction_space == "rgb"
+
+
+def test_opponent_reconstruction_keeps_the_hue_gradient_under_a_larger_grey_error():
+    # A pixel far too bright and a little too red: in RGB the grey error sets the
+    # sign of all three channels, and the gradient has no colour part at all.
+    target = tf.zeros([1, 1, 1, 3])
+    image = tf.constant([[[[0.5 + 0.02, 0.5 - 0.02, 0.5]]]])
+    chroma = np.asarray(losses.OPPONENT_BASIS)[1:]
+    for space, has_colour in (("rgb", False), ("opponent", True)):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            loss = losses.reconstruction_loss(image, target, space)
+        colour_part = chroma @ tape.gradient(loss, image).numpy().reshape(3)
+        assert (np.abs(colour_part).max() > 0.1) == has_colour, (space, colour_part)
+
+
 def _codes(seed=0):
     names = ("f_com", "f_uni_c", "f_uni_s", "f_c", "f_s", "f_c_rec", "f_s_rec")
     return {n: tf.constant(_rand(3, 16, seed=seed + i)) for i, n in enumerate(names)}

@@ -10,6 +10,7 @@ from exchange_st.nn.vgg import FEATURE_NAMES
 ORTHOGONALITY_MODES = ("abs", "square", "raw")
 PERCEPTUAL_NORMS = ("squared", "rms")
 EXCHANGE_TARGETS = ("trainable", "fixed", "detached")
+RECONSTRUCTION_SPACES = ("rgb", "opponent")
 # Keeps the gradient of the RMS finite where a difference is exactly zero.
 _RMS_EPSILON = 1e-8
 
@@ -38,6 +39,10 @@ class LossConfig:
         only, from the FC layers on, and never the compressor: the model
         recomputes that path from stop-gradient codes for the loss,
         `outputs["eq6"]`).
+      reconstruction_space: the colour basis of Eq. 5's L1 norm: `"rgb"`
+        (as written; default) or `"opponent"` (beyond the paper: the same
+        L1 after an orthonormal rotation to one grey and two colour-opponent
+        axes, `reconstruction_loss`).
     """
 
     content_weight: float = 1.0
@@ -47,6 +52,7 @@ class LossConfig:
     orthogonality: str = "abs"
     perceptual_norm: str = "squared"
     exchange_targets: str = "trainable"
+    reconstruction_space: str = "rgb"
 
     def __post_init__(self):
         if self.orthogonality not in ORTHOGONALITY_MODES:
@@ -60,6 +66,11 @@ class LossConfig:
         if self.exchange_targets not in EXCHANGE_TARGETS:
             raise ValueError(
                 f"exchange_targets must be one of {EXCHANGE_TARGETS}, got {self.exchange_targets!r}"
+            )
+        if self.reconstruction_space not in RECONSTRUCTION_SPACES:
+            raise ValueError(
+                f"reconstruction_space must be one of {RECONSTRUCTION_SPACES}, "
+                f"got {self.reconstruction_space!r}"
             )
 
 
@@ -128,9 +139,38 @@ def mean_std_loss(features, targets, eps=1e-5):
     return out
 
 
-def reconstruction_loss(images, target):
-    """One term of Eq. 5: L1 distance of images, averaged over pixels."""
+# Rows: the grey axis and two colour-opponent axes (red-green, yellow-blue),
+# orthonormal, so a difference keeps its Euclidean length in either basis.
+OPPONENT_BASIS = (
+    (3**-0.5, 3**-0.5, 3**-0.5),
+    (2**-0.5, -(2**-0.5), 0.0),
+    (6**-0.5, 6**-0.5, -2 * 6**-0.5),
+)
+
+
+def reconstruction_loss(images, target, space="rgb"):
+    """One term of Eq. 5: L1 distance of images, averaged over pixels.
+
+    The gradient of an L1 norm is the sign of each channel's difference. In
+    RGB a pixel's grey-level error, where it is the larger part, sets that
+    sign in all three channels, so a blurry reconstruction's grey errors hide
+    its colour errors and the decoder learns brightness but not hue
+    (docs/experiments/style_conditioning.md). `space="opponent"` takes the
+    same L1 after rotating the difference onto `OPPONENT_BASIS`, where each
+    colour-opponent axis has its own sign.
+
+    Args:
+      images, target: `[B, H, W, 3]`.
+      space: `"rgb"` (Eq. 5 as written) or `"opponent"`.
+
+    Returns:
+      Scalar float32.
+    """
     diff = keras.ops.cast(images, "float32") - keras.ops.cast(target, "float32")
+    if space == "opponent":
+        diff = keras.ops.matmul(diff, keras.ops.transpose(keras.ops.array(OPPONENT_BASIS)))
+    elif space != "rgb":
+        raise ValueError(f"space must be one of {RECONSTRUCTION_SPACES}, got {space!r}")
     return keras.ops.mean(keras.ops.abs(diff))
 
 
@@ -205,8 +245,9 @@ def compute_losses(outputs, content, style, encoder, config=LossConfig()):
     for name in FEATURE_NAMES:
         losses[f"style/{name}"] = style_s2c[name] + style_c2s[name]
     losses["style"] = sum(losses[f"style/{name}"] for name in FEATURE_NAMES)  # Eq. 4
-    losses["rec"] = reconstruction_loss(outputs["c2c"], content) + reconstruction_loss(
-        outputs["s2s"], style
+    space = config.reconstruction_space
+    losses["rec"] = reconstruction_loss(outputs["c2c"], content, space) + reconstruction_loss(
+        outputs["s2s"], style, space
     )  # Eq. 5
     com = exchange_loss(outputs, config.orthogonality, config.exchange_targets)  # Eq. 6
     losses["com"] = com["total"]

@@ -74,11 +74,12 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, StylizationMixin, keras.Mo
         with the heads' kernels at zero, so `v_w`, `v_c`, `v_r` start
         independent of the codes. The paper does not say.
       content_weight, style_weight, rec_weight, com_weight, orthogonality,
-        perceptual_norm, exchange_targets: the training objective
-        (`losses.LossConfig`: the lambdas of Eq. 7, 1 / 2 / 5 / 7, the form
-        of Eq. 6's orthogonality terms, the reduction of Eq. 3-4's norm,
-        whether Eq. 6's targets take its gradient), used by `compute_loss`
-        when the model trains with `fit`.
+        perceptual_norm, exchange_targets, reconstruction_space: the
+        training objective (`losses.LossConfig`: the lambdas of Eq. 7, 1 / 2
+        / 5 / 7, the form of Eq. 6's orthogonality terms, the reduction of
+        Eq. 3-4's norm, whether Eq. 6's targets take its gradient, the
+        colour basis of Eq. 5's L1), used by `compute_loss` when the model
+        trains with `fit`.
 
     Call arguments:
       content: `[B, H, W, 3]` float32 in [0, 1] (`I_c`), or a batch
@@ -140,6 +141,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, StylizationMixin, keras.Mo
         orthogonality="abs",
         perceptual_norm="squared",
         exchange_targets="trainable",
+        reconstruction_space="rgb",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -168,6 +170,7 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, StylizationMixin, keras.Mo
             orthogonality=orthogonality,
             perceptual_norm=perceptual_norm,
             exchange_targets=exchange_targets,
+            reconstruction_space=reconstruction_space,
         )
         if fusion_mode not in decoder_lib.FUSION_MODES:
             raise ValueError(
