@@ -166,7 +166,7 @@ def test_op_group_profile_reports_every_group():
 
 def test_learning_check_reports_each_step_and_draws_a_grid_row_per_report(tmp_path):
     """The check's own run: every model reported at steps 0, 2, 3 (the last `fit` epoch is cut
-    short at --steps), a grid row per report, weights."""
+    short at --steps), a grid row per report, weights; then `bench.colour_probe` on them."""
     dirs = ("content_dir", "style_dir", "eval_content_dir", "eval_style_dir")
     for seed, name in enumerate(dirs):
         (tmp_path / name).mkdir()
@@ -227,3 +227,26 @@ def test_learning_check_reports_each_step_and_draws_a_grid_row_per_report(tmp_pa
     grid = image_io.load_image(results[0]["grid"])
     assert grid.shape == (2 + 4 * (64 + 2), 2 + 2 * (32 + 2), 3)
     assert os.path.exists(results[0]["grid"].replace(".png", ".weights.h5"))
+    # The colour probe on the saved efanet (nine pairs: the fewest its three folds take).
+    for seed, name in enumerate(("probe_content", "probe_style")):
+        (tmp_path / name).mkdir()
+        for i, image in enumerate(common.random_array((9, 32, 32, 3), 10 + seed)):
+            image_io.save_image(tmp_path / name / f"{i}.png", image)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.colour_probe", f"--checkpoint={saved}.weights.h5"]
+        + [f"--content_dir={tmp_path / 'probe_content'}", f"--style_dir={tmp_path / 'probe_style'}"]
+        + ["--size=32", f"--json={tmp_path / 'probe.json'}"],
+        cwd=REPO,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "9 pairs" in proc.stdout and "c2c paints its content" in proc.stdout
+    with open(tmp_path / "probe.json") as f:
+        probe = json.load(f)
+    assert set(probe["carried"]) == {"v_r_c/chroma", "v_r_c/grey", "v_r_s/chroma", "v_r_s/grey"}
+    assert all(np.isfinite(v) and v <= 1.0 for v in probe["carried"].values())
+    assert set(probe["painted"]) == {"c2c/chroma", "c2c/grey", "s2c/chroma", "s2c/grey"}

@@ -201,6 +201,48 @@ def test_colour_follow_tells_a_copied_palette_from_one_palette_and_from_noise():
     }
 
 
+def test_colour_probe_finds_a_colour_that_the_vectors_carry_linearly_and_no_other():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(60, 6, 6, 3)) * rng.uniform(0.2, 1.0, size=(60, 1, 1, 3))
+    colour = images.mean(axis=(1, 2))
+    noise = rng.normal(size=(60, 10))
+    # A random mixing of the mean colour into 10 dimensions, beside noise.
+    carries = np.concatenate([colour @ rng.normal(size=(3, 10)), 0.01 * noise], axis=1)
+    assert style_dependence.colour_probe(carries, images) > 0.9
+    assert style_dependence.colour_probe(carries, images, chroma=False) > 0.9
+    # Vectors of the grey level alone carry no hue.
+    grey_only = np.concatenate([colour.mean(axis=1, keepdims=True), 0.01 * noise], axis=1)
+    assert style_dependence.colour_probe(grey_only, images, chroma=False) > 0.9
+    assert style_dependence.colour_probe(grey_only, images) < 0.3
+    assert style_dependence.colour_probe(noise, images) < 0.3
+    with pytest.raises(ValueError, match="at least 9 images"):
+        style_dependence.colour_probe(carries[:8], images[:8])
+
+
+def test_colour_probe_tells_a_decoder_that_paints_the_colour_from_one_that_does_not():
+    rng = np.random.default_rng(0)
+    content = rng.uniform(size=(12, 8, 8, 3)) * rng.uniform(0.2, 1.0, size=(12, 1, 1, 3))
+    style = rng.uniform(size=(12, 8, 8, 3)) * rng.uniform(0.2, 1.0, size=(12, 1, 1, 3))
+
+    def fake_model(c, s):
+        # v_r carries each image's mean colour; c2c copies the content, s2c is one grey.
+        return {
+            "v_r_c": c.mean(axis=(1, 2)),
+            "v_r_s": s.mean(axis=(1, 2)),
+            "c2c": c,
+            "s2c": np.full_like(c, 0.5),
+        }
+
+    result = style_dependence.colour_report(fake_model, content, style, batch_size=5)
+    for key in ("v_r_c/chroma", "v_r_c/grey", "v_r_s/chroma", "v_r_s/grey"):
+        assert result["carried"][key] > 0.9, key
+    for part in ("chroma", "grey"):
+        assert result["painted"][f"c2c/{part}"] == pytest.approx({"r": 1.0, "slope": 1.0})
+        assert result["painted"][f"s2c/{part}"] == {"r": 0.0, "slope": 0.0}
+    table = style_dependence.format_colour_report(result, "fake")
+    assert "c2c paints its content" in table and "1.00 (1.00)" in table
+
+
 def test_report_is_zero_after_heads_that_ignore_the_style():
     model = small_efanet(vgg_feature_scales=FEATURE_SCALES)
     heads = model.style_heads

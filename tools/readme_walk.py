@@ -155,6 +155,11 @@ RULES = (
         covered="tests/test_bench.py::"
         "test_learning_check_reports_each_step_and_draws_a_grid_row_per_report",
     ),
+    Rule(
+        r"bench\.colour_probe ",
+        covered="tests/test_bench.py::"
+        "test_learning_check_reports_each_step_and_draws_a_grid_row_per_report",
+    ),
     Rule(r"bench\.style_statistics ", extra="--crop_sizes=32 --images=2"),
     Rule(r"bench\.style_dependence ", extra="--size=32"),
     Rule(r"^PYTHON_BLOCK.*from_pretrained\(", pretrained=True),

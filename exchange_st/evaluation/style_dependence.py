@@ -107,6 +107,115 @@ def palette_follow(outputs, styles) -> dict[str, dict[str, float]]:
     }
 
 
+def colour_probe(
+    vectors, images, chroma=True, folds=3, ridges=(1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
+) -> float:
+    """How much of the images' mean colours a linear read of `vectors` recovers.
+
+    Ridge regression from one vector per image (e.g. `v_r`) to that image's
+    mean colour, scored by cross-validated R^2 over `folds` contiguous folds
+    (standardised inputs; the best of `ridges`, each a multiple of the
+    training set's size). ~1: the colour is linearly in the vectors, so a
+    decoder could read it; ~0 or below: it is not. `colour_follow` then says
+    whether the decoder does. With `chroma=True` the grey level is removed
+    first, as there.
+
+    Args:
+      vectors: `[N, D]`, N >= 3 * folds.
+      images: `[N, H, W, 3]` (or `[N, 3]` mean colours).
+      chroma: predict the colours' departures from grey; else the grey level.
+
+    Returns:
+      R^2, a float <= 1.
+    """
+    x = np.asarray(vectors, np.float64).reshape(len(vectors), -1)
+    y = np.asarray(images, np.float64)
+    y = y.reshape(len(y), -1, 3).mean(axis=1)
+    y = y - y.mean(axis=-1, keepdims=True) if chroma else y.mean(axis=-1, keepdims=True)
+    if len(x) != len(y) or len(x) < 3 * folds:
+        raise ValueError(
+            f"colour_probe needs one vector per image and at least {3 * folds} images, got "
+            f"{len(x)} vectors for {len(y)} images"
+        )
+    bounds = np.linspace(0, len(x), folds + 1).astype(int)
+    best = -np.inf
+    for ridge in ridges:
+        residual, total = 0.0, 0.0
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            train = np.r_[0:lo, hi : len(x)]
+            mu, sd = x[train].mean(0), x[train].std(0) + 1e-8
+            xt, xv = (x[train] - mu) / sd, (x[lo:hi] - mu) / sd
+            y_mean = y[train].mean(0)
+            gram = xt.T @ xt + ridge * len(train) * np.eye(x.shape[1])
+            w = np.linalg.solve(gram, xt.T @ (y[train] - y_mean))
+            residual += np.sum((y[lo:hi] - y_mean - xv @ w) ** 2)
+            total += np.sum((y[lo:hi] - y[lo:hi].mean(0)) ** 2)
+        best = max(best, 1.0 - residual / max(total, 1e-30))
+    return float(best)
+
+
+def colour_report(model, content, style, batch_size=8) -> dict[str, dict]:
+    """Whether `v_r` carries each image's colour and whether the decoder paints it (`bench.colour_probe`).
+
+    For pairs `(content[i], style[i])`: `colour_probe` of each image's mean
+    colour from its own `v_r` (`v_r_c`, `v_r_s`), and `colour_follow` of the
+    reconstruction `c2c` against its content and of `s2c` against its style,
+    each for the chroma and the grey level apart.
+
+    Args:
+      model: an `ExchangeStyleTransfer`, or any callable with its outputs.
+      content, style: `[N, H, W, 3]` in [0, 1], N >= 9.
+      batch_size: pairs per forward pass.
+
+    Returns:
+      `{"carried": {"v_r_c/chroma": R^2, ...}, "painted": {"c2c/chroma": {"slope", "r"}, ...}}`.
+    """
+    keys = ("v_r_c", "v_r_s", "c2c", "s2c")
+    parts = {k: [] for k in keys}
+    for start in range(0, len(content), batch_size):
+        out = model(content[start : start + batch_size], style[start : start + batch_size])
+        for k in keys:
+            parts[k].append(np.asarray(out[k], np.float32))
+    got = {k: np.concatenate(v) for k, v in parts.items()}
+    got["c2c"], got["s2c"] = np.clip(got["c2c"], 0, 1), np.clip(got["s2c"], 0, 1)
+    result = {"carried": {}, "painted": {}}
+    for x, images in (("c", content), ("s", style)):
+        for part, chroma in (("chroma", True), ("grey", False)):
+            result["carried"][f"v_r_{x}/{part}"] = colour_probe(
+                got[f"v_r_{x}"], images, chroma=chroma
+            )
+    for name, images in (("c2c", content), ("s2c", style)):
+        result["painted"][f"{name}/chroma"] = colour_follow(got[name], images, chroma=True)
+        grey_out = got[name].mean(axis=-1, keepdims=True).repeat(3, axis=-1)
+        grey_ref = images.mean(axis=-1, keepdims=True).repeat(3, axis=-1)
+        result["painted"][f"{name}/grey"] = colour_follow(grey_out, grey_ref)
+    return result
+
+
+def format_colour_report(result, title) -> str:
+    """`colour_report` as a table: R^2 of the probes, then slope (r) of the outputs."""
+    carried, painted = result["carried"], result["painted"]
+
+    def follow(f):
+        return f"{f['slope']:.2f} ({f['r']:.2f})"
+
+    rows = [
+        title,
+        f"{'':36}{'chroma':>14}{'grey':>14}",
+        *(
+            f"{f'v_r_{x} carries its image (R^2)':36}"
+            f"{carried[f'v_r_{x}/chroma']:>14.2f}{carried[f'v_r_{x}/grey']:>14.2f}"
+            for x in ("c", "s")
+        ),
+        *(
+            f"{f'{name} paints {ref} (slope (r))':36}"
+            f"{follow(painted[f'{name}/chroma']):>14}{follow(painted[f'{name}/grey']):>14}"
+            for name, ref in (("c2c", "its content"), ("s2c", "its style"))
+        ),
+    ]
+    return "\n".join(rows)
+
+
 def stage_tensors(model, content, styles, batch_size=8) -> dict[str, np.ndarray]:
     """Every stage of `STAGES` for one content image under each style.
 
