@@ -164,6 +164,21 @@ def test_op_group_profile_reports_every_group():
     assert slow == list(op_groups.GROUPS)
 
 
+def _run_bench(args):
+    """`python -m <args>` in the repository; fails the test with its stderr unless it exits 0."""
+    proc = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=REPO,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 def test_learning_check_reports_each_step_and_draws_a_grid_row_per_report(tmp_path):
     """The check's own run: every model reported at steps 0, 2, 3 (the last `fit` epoch is cut
     short at --steps), a grid row per report, weights; then `bench.colour_probe` on them."""
@@ -180,8 +195,8 @@ def test_learning_check_reports_each_step_and_draws_a_grid_row_per_report(tmp_pa
     saved = tmp_path / "out" / "efanet_code_dim16_num_exchange_blocks1_num_pre_fusion_blocks0"
     # A third run starts from the weights the first saved (one objective after another).
     resumed = f"{efanet},rec_weight=0,init_weights={saved}.weights.h5"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.learning_check"]
+    _run_bench(
+        ["bench.learning_check"]
         + [f"--{d}={tmp_path / d}" for d in dirs]
         + [
             f"--vgg_weights={tmp_path / 'vgg.h5'}",
@@ -195,15 +210,8 @@ def test_learning_check_reports_each_step_and_draws_a_grid_row_per_report(tmp_pa
             "--eval_pairs=2",
             "--save_weights",
             f"--output_dir={tmp_path / 'out'}",
-        ],
-        cwd=REPO,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        ]
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     with open(tmp_path / "out" / "results.json") as f:
         results = json.load(f)["results"]
     assert [r["spec"] for r in results] == [efanet, "adain", resumed]
@@ -232,18 +240,11 @@ def test_learning_check_reports_each_step_and_draws_a_grid_row_per_report(tmp_pa
         (tmp_path / name).mkdir()
         for i, image in enumerate(common.random_array((9, 32, 32, 3), 10 + seed)):
             image_io.save_image(tmp_path / name / f"{i}.png", image)
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.colour_probe", f"--checkpoint={saved}.weights.h5"]
+    proc = _run_bench(
+        ["bench.colour_probe", f"--checkpoint={saved}.weights.h5"]
         + [f"--content_dir={tmp_path / 'probe_content'}", f"--style_dir={tmp_path / 'probe_style'}"]
-        + ["--size=32", f"--json={tmp_path / 'probe.json'}"],
-        cwd=REPO,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        + ["--size=32", f"--json={tmp_path / 'probe.json'}"]
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     assert "9 pairs" in proc.stdout and "c2c paints its content" in proc.stdout
     with open(tmp_path / "probe.json") as f:
         probe = json.load(f)
