@@ -283,11 +283,6 @@ def write_style_strip(path, styles, rows):
     image_io.save_image(path, image_io.make_grid([list(styles)] + [list(r) for r in rows], pad=2))
 
 
-def _follow(follow) -> str:
-    """`slope (r)` of a `colour_follow` result, or nan."""
-    return "nan" if follow is None else f"{follow['slope']:.2f} ({follow['r']:.2f})"
-
-
 def format_table(results) -> str:
     head = (
         f"{'model':<44}{'step':>5}{'content':>9}{'style':>9}{'rec':>7}{'com':>9}"
@@ -309,7 +304,8 @@ def format_table(results) -> str:
                 f"{e.get('code_std', float('nan')):>9.2g}"
                 f"{e.get('last_conv_alive', float('nan')):>6.2f}"
                 f"{100 * e.get('v_r_spread', float('nan')):>7.2f}"
-                f"{_follow(e.get('colour_follow')):>12}{_follow(e.get('chroma_follow')):>12}"
+                f"{style_dependence.format_follow(e.get('colour_follow')):>12}"
+                f"{style_dependence.format_follow(e.get('chroma_follow')):>12}"
             )
     return "\n".join(lines)
 

@@ -138,20 +138,19 @@ def colour_probe(
             f"{len(x)} vectors for {len(y)} images"
         )
     bounds = np.linspace(0, len(x), folds + 1).astype(int)
-    best = -np.inf
-    for ridge in ridges:
-        residual, total = 0.0, 0.0
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            train = np.r_[0:lo, hi : len(x)]
-            mu, sd = x[train].mean(0), x[train].std(0) + 1e-8
-            xt, xv = (x[train] - mu) / sd, (x[lo:hi] - mu) / sd
-            y_mean = y[train].mean(0)
-            gram = xt.T @ xt + ridge * len(train) * np.eye(x.shape[1])
-            w = np.linalg.solve(gram, xt.T @ (y[train] - y_mean))
-            residual += np.sum((y[lo:hi] - y_mean - xv @ w) ** 2)
-            total += np.sum((y[lo:hi] - y[lo:hi].mean(0)) ** 2)
-        best = max(best, 1.0 - residual / max(total, 1e-30))
-    return float(best)
+    # Each fold's standardisation and Gram matrix serve every ridge.
+    residual, total = np.zeros(len(ridges)), 0.0
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        train = np.r_[0:lo, hi : len(x)]
+        mu, sd = x[train].mean(0), x[train].std(0) + 1e-8
+        xt, xv = (x[train] - mu) / sd, (x[lo:hi] - mu) / sd
+        y_mean = y[train].mean(0)
+        gram, xty = xt.T @ xt, xt.T @ (y[train] - y_mean)
+        for i, ridge in enumerate(ridges):
+            w = np.linalg.solve(gram + ridge * len(train) * np.eye(x.shape[1]), xty)
+            residual[i] += np.sum((y[lo:hi] - y_mean - xv @ w) ** 2)
+        total += np.sum((y[lo:hi] - y[lo:hi].mean(0)) ** 2)
+    return float(np.max(1.0 - residual / max(total, 1e-30)))
 
 
 def colour_report(model, content, style, batch_size=8) -> dict[str, dict]:
@@ -186,19 +185,24 @@ def colour_report(model, content, style, batch_size=8) -> dict[str, dict]:
             )
     for name, images in (("c2c", content), ("s2c", style)):
         result["painted"][f"{name}/chroma"] = colour_follow(got[name], images, chroma=True)
-        grey_out = got[name].mean(axis=-1, keepdims=True).repeat(3, axis=-1)
-        grey_ref = images.mean(axis=-1, keepdims=True).repeat(3, axis=-1)
-        result["painted"][f"{name}/grey"] = colour_follow(grey_out, grey_ref)
+        result["painted"][f"{name}/grey"] = colour_follow(_grey(got[name]), _grey(images))
     return result
+
+
+def _grey(images):
+    """`[N, 1, 1, 3]`: each image's grey level in all three channels (`colour_follow` of it)."""
+    grey = np.asarray(images, np.float64).mean(axis=(1, 2, 3))
+    return np.broadcast_to(grey[:, None, None, None], (len(grey), 1, 1, 3))
+
+
+def format_follow(follow) -> str:
+    """A `colour_follow` result as `slope (r)`; `nan` for None."""
+    return "nan" if follow is None else f"{follow['slope']:.2f} ({follow['r']:.2f})"
 
 
 def format_colour_report(result, title) -> str:
     """`colour_report` as a table: R^2 of the probes, then slope (r) of the outputs."""
     carried, painted = result["carried"], result["painted"]
-
-    def follow(f):
-        return f"{f['slope']:.2f} ({f['r']:.2f})"
-
     rows = [
         title,
         f"{'':36}{'chroma':>14}{'grey':>14}",
@@ -209,7 +213,8 @@ def format_colour_report(result, title) -> str:
         ),
         *(
             f"{f'{name} paints {ref} (slope (r))':36}"
-            f"{follow(painted[f'{name}/chroma']):>14}{follow(painted[f'{name}/grey']):>14}"
+            f"{format_follow(painted[f'{name}/chroma']):>14}"
+            f"{format_follow(painted[f'{name}/grey']):>14}"
             for name, ref in (("c2c", "its content"), ("s2c", "its style"))
         ),
     ]
