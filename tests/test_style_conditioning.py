@@ -209,14 +209,16 @@ def test_colour_probe_finds_a_colour_that_the_vectors_carry_linearly_and_no_othe
     # A random mixing of the mean colour into 10 dimensions, beside noise.
     carries = np.concatenate([colour @ rng.normal(size=(3, 10)), 0.01 * noise], axis=1)
     assert style_dependence.colour_probe(carries, images) > 0.9
-    assert style_dependence.colour_probe(carries, images, chroma=False) > 0.9
+    assert style_dependence.colour_probe(carries, images, part="grey") > 0.9
     # Vectors of the grey level alone carry no hue.
     grey_only = np.concatenate([colour.mean(axis=1, keepdims=True), 0.01 * noise], axis=1)
-    assert style_dependence.colour_probe(grey_only, images, chroma=False) > 0.9
+    assert style_dependence.colour_probe(grey_only, images, part="grey") > 0.9
     assert style_dependence.colour_probe(grey_only, images) < 0.3
     assert style_dependence.colour_probe(noise, images) < 0.3
     with pytest.raises(ValueError, match="at least 9 images"):
         style_dependence.colour_probe(carries[:8], images[:8])
+    with pytest.raises(ValueError, match="part"):
+        style_dependence.colour_probe(carries, images, part="hue")
 
 
 def test_colour_probe_tells_a_decoder_that_paints_the_colour_from_one_that_does_not():

@@ -108,7 +108,7 @@ def palette_follow(outputs, styles) -> dict[str, dict[str, float]]:
 
 
 def colour_probe(
-    vectors, images, chroma=True, folds=3, ridges=(1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
+    vectors, images, part="chroma", folds=3, ridges=(1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
 ) -> float:
     """How much of the images' mean colours a linear read of `vectors` recovers.
 
@@ -117,13 +117,14 @@ def colour_probe(
     (standardised inputs; the best of `ridges`, each a multiple of the
     training set's size). ~1: the colour is linearly in the vectors, so a
     decoder could read it; ~0 or below: it is not. `colour_follow` then says
-    whether the decoder does. With `chroma=True` the grey level is removed
-    first, as there.
+    whether the decoder does. `part` picks what is predicted: the colour's
+    departure from grey (`"chroma"`, as `colour_follow(chroma=True)`
+    compares) or the grey level alone (`"grey"`).
 
     Args:
       vectors: `[N, D]`, N >= 3 * folds.
       images: `[N, H, W, 3]` (or `[N, 3]` mean colours).
-      chroma: predict the colours' departures from grey; else the grey level.
+      part: `"chroma"` or `"grey"`.
 
     Returns:
       R^2, a float <= 1.
@@ -131,7 +132,10 @@ def colour_probe(
     x = np.asarray(vectors, np.float64).reshape(len(vectors), -1)
     y = np.asarray(images, np.float64)
     y = y.reshape(len(y), -1, 3).mean(axis=1)
-    y = y - y.mean(axis=-1, keepdims=True) if chroma else y.mean(axis=-1, keepdims=True)
+    if part not in ("chroma", "grey"):
+        raise ValueError(f"part must be 'chroma' or 'grey', got {part!r}")
+    grey = y.mean(axis=-1, keepdims=True)
+    y = y - grey if part == "chroma" else grey
     if len(x) != len(y) or len(x) < 3 * folds:
         raise ValueError(
             f"colour_probe needs one vector per image and at least {3 * folds} images, got "
@@ -179,10 +183,8 @@ def colour_report(model, content, style, batch_size=8) -> dict[str, dict]:
     got["c2c"], got["s2c"] = np.clip(got["c2c"], 0, 1), np.clip(got["s2c"], 0, 1)
     result = {"carried": {}, "painted": {}}
     for x, images in (("c", content), ("s", style)):
-        for part, chroma in (("chroma", True), ("grey", False)):
-            result["carried"][f"v_r_{x}/{part}"] = colour_probe(
-                got[f"v_r_{x}"], images, chroma=chroma
-            )
+        for part in ("chroma", "grey"):
+            result["carried"][f"v_r_{x}/{part}"] = colour_probe(got[f"v_r_{x}"], images, part)
     for name, images in (("c2c", content), ("s2c", style)):
         result["painted"][f"{name}/chroma"] = colour_follow(got[name], images, chroma=True)
         result["painted"][f"{name}/grey"] = colour_follow(_grey(got[name]), _grey(images))
