@@ -34,9 +34,11 @@ holds every stage's style dependence at every report.
 A model spec is `efanet` or `adain`, optionally followed by `:key=value,...`
 overrides: constructor arguments (`efanet:fusion_rank=4`,
 `efanet:initialization=keras`), `LossConfig` fields
-(`efanet:perceptual_norm=rms`), `warmup_steps`, and `init_weights=<file>`: start
+(`efanet:perceptual_norm=rms`), `warmup_steps`, `init_weights=<file>`: start
 from the weights an earlier check saved (`--save_weights`), e.g. to train one
-objective after another.
+objective after another, and `rec_only_steps=<n>` (efanet, a multiple of
+`--report_every`): Eq. 5 alone for the first n steps, then Eq. 7, as
+`train.py --rec_only_steps` trains, in one run with one optimizer.
 """
 
 from __future__ import annotations
@@ -106,8 +108,17 @@ def parse_spec(spec: str) -> tuple[str, dict]:
 
 
 def build(spec: str, vgg_weights: str):
-    """The model of `spec`, compiled with its optimizer (it owns its objective)."""
+    """The model of `spec`, compiled with its optimizer (it owns its objective).
+
+    Returns the model and the steps it trains on Eq. 5 alone (`rec_only_steps`).
+    """
     name, kwargs = parse_spec(spec)
+    rec_only_steps = int(kwargs.pop("rec_only_steps", 0))
+    if rec_only_steps and (name != "efanet" or rec_only_steps % FLAGS.report_every):
+        raise ValueError(
+            f"model spec {spec!r}: rec_only_steps must be a multiple of --report_every "
+            f"({FLAGS.report_every}) and applies to efanet only"
+        )
     optimizer = optim.make_optimizer(FLAGS.lr, kwargs.pop("warmup_steps", FLAGS.warmup_steps))
     init_weights = kwargs.pop("init_weights", None)
     if name == "adain":
@@ -121,7 +132,7 @@ def build(spec: str, vgg_weights: str):
         model.load_weights(init_weights)
     # As train.py trains (training.train_lib): `fit` with the model's compute_loss.
     model.compile(optimizer=optimizer, jit_compile=False)
-    return model
+    return model, rec_only_steps
 
 
 class Reporter(keras.callbacks.Callback):
@@ -212,7 +223,7 @@ def evaluate(model, content, style, dependence_styles=None) -> tuple[dict, dict]
 
 def train_and_report(spec, eval_content, eval_style, dependence_styles=None) -> dict:
     keras.utils.set_random_seed(FLAGS.seed)
-    model = build(spec, FLAGS.vgg_weights)
+    model, rec_only_steps = build(spec, FLAGS.vgg_weights)
     data_cfg = sources.DataConfig(
         content_source=FLAGS.content_dir,
         style_source=FLAGS.style_dir,
@@ -245,15 +256,27 @@ def train_and_report(spec, eval_content, eval_style, dependence_styles=None) -> 
     progbar = keras.utils.Progbar(FLAGS.steps, unit_name="step")
     reporter = Reporter(report, FLAGS.steps, progbar)
     start = time.perf_counter()
-    if FLAGS.steps:
-        # One `fit` keeps one iterator over the crops; an epoch is a report.
+    # One `fit` per objective (train_lib's phases); each keeps one iterator
+    # over the crops, and the second skips the batches the first has read.
+    done = 0
+    for end, reconstruction_only in (
+        (min(rec_only_steps, FLAGS.steps), True),
+        (FLAGS.steps, False),
+    ):
+        if end <= done:
+            continue
+        if isinstance(model, ExchangeStyleTransfer):
+            model.reconstruction_only = reconstruction_only
+        model.train_function = None  # Retraced for this phase's objective.
+        reporter.steps = end
         model.fit(
-            dataset,
-            epochs=-(-FLAGS.steps // FLAGS.report_every),
+            dataset.skip(done),
+            epochs=-(-(end - done) // FLAGS.report_every),
             steps_per_epoch=FLAGS.report_every,
             callbacks=[reporter],
             verbose=0,
         )
+        done = end
     seconds = time.perf_counter() - start
     strips = [r.pop("styles") for r in rows if "styles" in r]
     write_grid(path + ".png", eval_content, eval_style, rows)

@@ -193,8 +193,9 @@ def test_learning_check_reports_each_step_and_draws_a_grid_row_per_report(tmp_pa
     vgg.write_truncated_weights(encoder, tmp_path / "vgg.h5")
     efanet = "efanet:code_dim=16,num_exchange_blocks=1,num_pre_fusion_blocks=0"
     saved = tmp_path / "out" / "efanet_code_dim16_num_exchange_blocks1_num_pre_fusion_blocks0"
-    # A third run starts from the weights the first saved (one objective after another).
-    resumed = f"{efanet},rec_weight=0,init_weights={saved}.weights.h5"
+    # A third run starts from the weights the first saved (one objective after
+    # another), with Eq. 5 alone for its first two steps.
+    resumed = f"{efanet},com_weight=0,rec_only_steps=2,init_weights={saved}.weights.h5"
     _run_bench(
         ["bench.learning_check"]
         + [f"--{d}={tmp_path / d}" for d in dirs]
@@ -219,6 +220,9 @@ def test_learning_check_reports_each_step_and_draws_a_grid_row_per_report(tmp_pa
     # It starts where the saved check ended: same weights, same evaluation images.
     assert then[0]["eval"]["total"] == pytest.approx(first[-1]["eval"]["total"], rel=1e-5)
     assert then[0]["eval"]["total"] != pytest.approx(first[0]["eval"]["total"], rel=1e-5)
+    # Steps 1-2 minimise Eq. 5 alone (its weight 5), step 3 all of Eq. 7.
+    assert then[1]["train"]["total"] == pytest.approx(5 * then[1]["train"]["rec"], rel=1e-5)
+    assert then[2]["train"]["total"] > 5 * then[2]["train"]["rec"] + 1e-3
     for r in results:
         assert [rep["step"] for rep in r["reports"]] == [0, 2, 3]
         for rep in r["reports"]:
