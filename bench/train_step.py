@@ -17,7 +17,7 @@ train.py's (its NaN guard reads every step's losses, so each step waits
 for the previous one), `none` lets fit dispatch steps back to back. The
 pipelines are also timed alone (batches/s).
 
-FLOPs: `flops.training_step_flops`, the forward pass of `call` +
+FLOPs: `train_flops.training_step_flops`, the forward pass of `call` +
 `compute_loss` times 3 for forward + backward (the usual model-FLOP
 convention); the count of only the backward work actually needed (smaller:
 the frozen VGG needs little) is printed next to it. MFU is TFLOP/s over
@@ -46,7 +46,7 @@ from absl import app, flags, logging
 
 from bench import common
 from exchange_st.data import pydata, sources
-from exchange_st.evaluation import flops as flops_lib
+from exchange_st.evaluation import train_flops
 from exchange_st.training import distribute, train_config, train_lib
 
 MODELS = ("efanet", "adain")
@@ -189,11 +189,11 @@ def variants(cfg: TrainBenchConfig) -> list[Variant]:
 
 
 def step_flops(model, crop: int, batch: int) -> dict[str, int]:
-    """FLOPs of one training step by each of `flops.STEP_CONVENTIONS`."""
-    forward = flops_lib.training_flops(model, [batch, crop, crop, 3])
+    """FLOPs of one training step by each of `train_flops.STEP_CONVENTIONS`."""
+    forward = train_flops.training_flops(model, [batch, crop, crop, 3])
     counts = {"forward": forward.total}
-    for convention in flops_lib.STEP_CONVENTIONS:
-        counts[convention] = flops_lib.training_step_flops(forward, convention)
+    for convention in train_flops.STEP_CONVENTIONS:
+        counts[convention] = train_flops.training_step_flops(forward, convention)
     return counts
 
 
@@ -208,7 +208,7 @@ def throughput(seconds_per_step: float, batch: int, flops: dict, peak_tflops: fl
     """
     steps_per_s = 1.0 / seconds_per_step
     out = {"steps_per_s": steps_per_s, "pairs_per_s": batch * steps_per_s}
-    for convention in flops_lib.STEP_CONVENTIONS:
+    for convention in train_flops.STEP_CONVENTIONS:
         tflops = flops[convention] * steps_per_s / 1e12
         out[f"tflops_per_s/{convention}"] = tflops
         out[f"mfu/{convention}"] = tflops / peak_tflops

@@ -12,7 +12,7 @@ import pytest
 from bench import common
 from bench import train_step as bench
 from exchange_st.data import image_io, sources
-from exchange_st.evaluation import flops
+from exchange_st.evaluation import flops, train_flops
 from exchange_st.nn import vgg
 from exchange_st.nn.model import ExchangeStyleTransfer
 from exchange_st.training import train_config, train_lib
@@ -31,9 +31,9 @@ TINY_ARCH = {
 def test_throughput_is_flops_py_over_the_step_time():
     model = ExchangeStyleTransfer(vgg_weights=None, **TINY_ARCH)
     counts = bench.step_flops(model, crop=64, batch=4)
-    forward = flops.training_flops(model, [4, 64, 64, 3])
+    forward = train_flops.training_flops(model, [4, 64, 64, 3])
     assert counts["3x"] == 3 * forward.total
-    assert counts["needed"] == flops.training_step_flops(forward, "needed")
+    assert counts["needed"] == train_flops.training_step_flops(forward, "needed")
     out = bench.throughput(0.25, 4, counts, peak_tflops=100.0)
     assert out["steps_per_s"] == pytest.approx(4.0)
     assert out["pairs_per_s"] == pytest.approx(16.0)

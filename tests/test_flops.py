@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from exchange_st.baselines.adain import AdaINNet
-from exchange_st.evaluation import flops
+from exchange_st.evaluation import flops, train_flops
 from exchange_st.nn import decoder
 from exchange_st.nn.model import ExchangeStyleTransfer
 from exchange_st.nn.vgg import VGGEncoder
@@ -174,12 +174,12 @@ def test_training_forward_matches_tf_graph_profiler(small_efanet, small_adain):
         return lambda c, s: model.compute_loss(x={"content": c, "style": s})
 
     tf_counts = _tf_graph_flops(objective(small_adain), *specs)
-    ours = flops.training_flops(small_adain, content, style).parts
+    ours = train_flops.training_flops(small_adain, content, style).parts
     convs = ours["vgg_content"] + ours["vgg_style"] + ours["render"] + ours["vgg_outputs"]
     assert tf_counts["Conv2D"] == convs
 
     tf_counts = _tf_graph_flops(objective(small_efanet), *specs)
-    ours = flops.training_flops(small_efanet, content, style).parts
+    ours = train_flops.training_flops(small_efanet, content, style).parts
     # Two compressor FCs (content, style) per pair are dense, not convs.
     compressor_fcs = 2 * 2 * flops.dense_flops(small_efanet.compressor.fc)
     convs = sum(
@@ -199,26 +199,26 @@ def test_training_forward_matches_tf_graph_profiler(small_efanet, small_adain):
 
 
 def test_training_step_conventions(small_efanet):
-    forward = flops.training_flops(small_efanet, [1, 64, 64, 3])
-    assert flops.training_step_flops(forward) == 3 * forward.total
-    frozen = sum(forward.parts[p] for p in flops.NO_BACKWARD_PARTS if p in forward.parts)
+    forward = train_flops.training_flops(small_efanet, [1, 64, 64, 3])
+    assert train_flops.training_step_flops(forward) == 3 * forward.total
+    frozen = sum(forward.parts[p] for p in train_flops.NO_BACKWARD_PARTS if p in forward.parts)
     outputs = forward.parts["vgg_outputs"]
     # Nothing of the frozen encoder on the inputs is differentiated, the
     # encoder on the outputs only with respect to its input.
-    needed = flops.training_step_flops(forward, "needed")
+    needed = train_flops.training_step_flops(forward, "needed")
     assert needed == 3 * forward.total - 2 * frozen - outputs
     assert frozen > 0 and forward.total < needed < 3 * forward.total
     with pytest.raises(ValueError, match="convention"):
-        flops.training_step_flops(forward, "2x")
+        train_flops.training_step_flops(forward, "2x")
 
 
 def test_paper_training_step_at_256(encoder):
     """The issue's arithmetic: ~400 GFLOP forward per 256x256 pair, 4.8 TFLOP per step of 4."""
     model = ExchangeStyleTransfer(vgg_weights=None)
-    forward = flops.training_flops(model, [4, 256, 256, 3])
+    forward = train_flops.training_flops(model, [4, 256, 256, 3])
     # Four VGG passes per pair (both inputs, s2c, c2s).
     assert forward.parts["vgg_content"] + forward.parts["vgg_outputs"] == 3 * 4 * flops.vgg_flops(
         256, 256, encoder
     )
     assert 390e9 < forward.total / 4 < 410e9
-    assert 4.7e12 < flops.training_step_flops(forward) < 4.9e12
+    assert 4.7e12 < train_flops.training_step_flops(forward) < 4.9e12

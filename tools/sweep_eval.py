@@ -22,7 +22,7 @@ crops, as eval.py loads them); from that matrix it measures:
 - for an efanet, the style-dependence report (`exchange_st.evaluation.style_dependence`)
   of the first content over every image of `--dependence_styles`;
 - the FLOPs of one training step of the run's batch and crop
-  (`flops.training_step_flops`, 3x convention), for the MFU.
+  (`train_flops.training_step_flops`, 3x convention), for the MFU.
 
 It writes them to `--output` (JSON) and the matrix to `--grid` (first row:
 the styles; then one row per content: the content, then its stylization by
@@ -40,7 +40,7 @@ from absl import app, flags
 
 from exchange_st.data import image_io
 from exchange_st.saving import serialization
-from exchange_st.evaluation import flops, metrics, style_dependence
+from exchange_st.evaluation import metrics, style_dependence, train_flops
 from exchange_st.nn.model import ExchangeStyleTransfer
 from exchange_st.saving import checkpoints
 
@@ -88,7 +88,7 @@ def step_flops(model, run_dir) -> float | None:
     if "crop_size" not in data or "batch_size" not in data:
         return None
     shape = (data["batch_size"], data["crop_size"], data["crop_size"], 3)
-    return float(flops.training_step_flops(flops.training_flops(model, shape)))
+    return float(train_flops.training_step_flops(train_flops.training_flops(model, shape)))
 
 
 def evaluate(model, contents, styles, style_names) -> tuple[dict, np.ndarray]:
