@@ -1,4 +1,5 @@
-"""What a training run is: `TrainConfig` and the registry of trainable models.
+"""What a training run is: `TrainConfig`, the registry of trainable models, and
+`TrainResult`, what a run reports back.
 
 TensorFlow-free (`train_lib` runs it on any backend).
 """
@@ -166,6 +167,29 @@ class TrainConfig:
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
+    def architecture_changes(self, saved: dict) -> dict[str, tuple]:
+        """`{field: (saved, requested)}` where a saved run's config (`to_json`'s dict)
+        differs from this one in a field that changes the variables; empty when it
+        may be resumed.
+        """
+        current = json.loads(self.to_json())
+        fields = set(MODELS[self.model].architecture)
+        fields.update(MODELS[saved["model"]].architecture if saved.get("model") in MODELS else ())
+        if "mixed_float16" in (saved.get("mixed_precision"), current["mixed_precision"]):
+            # Float16 runs save a LossScaleOptimizer, whose variables differ.
+            fields.add("mixed_precision")
+        # A field newer than the saved run had its default there (fusion_rank).
+        defaults = {
+            f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+            for f in dataclasses.fields(TrainConfig)
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        }
+        return {
+            k: (saved.get(k, defaults.get(k)), current.get(k))
+            for k in sorted(fields)
+            if saved.get(k, defaults.get(k)) != current.get(k)
+        }
+
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         """Inverse of `to_json` (after `json.loads`)."""
@@ -175,6 +199,30 @@ class TrainConfig:
             loss=losses_lib.LossConfig(**values.pop("loss")),
             **values,
         )
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` reports back.
+
+    Attributes:
+      step: Step reached (== config.steps unless stopped early).
+      start_step: Step the run resumed from (0 for a fresh run).
+      losses: The last `fit` epoch's logs (`loss` is Eq. 7's total), floats.
+      steps_per_sec: Average over the steps this run executed (the first,
+        compiling step excluded).
+      stopped_by: `"SIGTERM"`, `"SIGINT"`, `"max_seconds"`, or None.
+      checkpoint: Path of `latest.weights.h5`, or None.
+      seconds: Wall time of `run`.
+    """
+
+    step: int
+    start_step: int
+    losses: dict[str, float]
+    steps_per_sec: float
+    stopped_by: str | None
+    checkpoint: str | None
+    seconds: float = 0.0
 
 
 # ----------------------------------------------------------------------------

@@ -28,38 +28,11 @@ from exchange_st.data import pydata, sources
 from exchange_st.saving import serialization
 from exchange_st.training import callbacks as cb
 from exchange_st.training import distribute, optim, run_control
-from exchange_st.training.train_config import (
-    MODELS,
-    TrainConfig,
-)
+from exchange_st.training.train_config import MODELS, TrainConfig, TrainResult
 
 # Examples of the image grid.
 _MAX_GRID_EXAMPLES = 2
 CSV_FILE = "train_log.csv"
-
-
-@dataclasses.dataclass
-class TrainResult:
-    """What `train` reports back.
-
-    Attributes:
-      step: Step reached (== config.steps unless stopped early).
-      start_step: Step the run resumed from (0 for a fresh run).
-      losses: The last `fit` epoch's logs (`loss` is Eq. 7's total), floats.
-      steps_per_sec: Average over the steps this run executed (the first,
-        compiling step excluded).
-      stopped_by: `"SIGTERM"`, `"SIGINT"`, `"max_seconds"`, or None.
-      checkpoint: Path of `latest.weights.h5`, or None.
-      seconds: Wall time of `run`.
-    """
-
-    step: int
-    start_step: int
-    losses: dict[str, float]
-    steps_per_sec: float
-    stopped_by: str | None
-    checkpoint: str | None
-    seconds: float = 0.0
 
 
 class Trainer:
@@ -173,25 +146,7 @@ class Trainer:
 
     def _check_saved_architecture(self):
         saved = serialization.read_run_config(self.config.model_dir)
-        if not saved:
-            return
-        current = json.loads(self.config.to_json())
-        fields = set(self.spec.architecture)
-        fields.update(MODELS[saved["model"]].architecture if saved.get("model") in MODELS else ())
-        if "mixed_float16" in (saved.get("mixed_precision"), current["mixed_precision"]):
-            # Float16 runs save a LossScaleOptimizer, whose variables differ.
-            fields.add("mixed_precision")
-        # A field newer than the saved run had its default there (fusion_rank).
-        defaults = {
-            f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
-            for f in dataclasses.fields(TrainConfig)
-            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        }
-        diff = {
-            k: (saved.get(k, defaults.get(k)), current.get(k))
-            for k in sorted(fields)
-            if saved.get(k, defaults.get(k)) != current.get(k)
-        }
+        diff = self.config.architecture_changes(saved) if saved else {}
         if diff:
             details = ", ".join(
                 f"{k}: saved {a!r} vs requested {b!r}" for k, (a, b) in diff.items()
