@@ -38,7 +38,7 @@ overrides: constructor arguments (`efanet:fusion_rank=4`,
 from the weights an earlier check saved (`--save_weights`), e.g. to train one
 objective after another, and `rec_only_steps=<n>` (efanet, a multiple of
 `--report_every`): Eq. 5 alone for the first n steps, then Eq. 7, as
-`train.py --rec_only_steps` trains, in one run with one optimizer.
+`train.py --rec_only_steps` trains (Adam restarts at the switch, `optim.restart`).
 """
 
 from __future__ import annotations
@@ -267,6 +267,8 @@ def train_and_report(spec, eval_content, eval_style, dependence_styles=None) -> 
             continue
         if isinstance(model, ExchangeStyleTransfer):
             model.reconstruction_only = reconstruction_only
+        if done:  # Eq. 7 after Eq. 5 alone: a fresh Adam, as train.py's curriculum.
+            optim.restart(model.optimizer)
         model.train_function = None  # Retraced for this phase's objective.
         reporter.steps = end
         model.fit(

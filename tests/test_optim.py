@@ -31,3 +31,25 @@ def test_bad_arguments_raise():
         optim.LinearWarmup(0.0, 10)
     with pytest.raises(ValueError, match="warmup_steps"):
         optim.LinearWarmup(1e-4, -1)
+
+
+@pytest.mark.parametrize("loss_scale", [False, True])
+def test_restart_makes_the_next_update_a_fresh_optimizers(loss_scale):
+    """After restart, the update equals a fresh Adam's (warm-up included); a loss scale stays."""
+
+    def opt():
+        o = optim.make_optimizer(1e-2, warmup_steps=4)
+        return keras.optimizers.LossScaleOptimizer(o) if loss_scale else o
+
+    used, fresh = keras.Variable([1.0, -2.0]), keras.Variable([1.0, -2.0])
+    a, b = opt(), opt()
+    for gradient in ([0.01, 0.02], [0.03, -0.01], [0.02, 0.02]):
+        a.apply_gradients([(keras.ops.convert_to_tensor(gradient), used)])
+    scale = [float(v) for v in a.variables if v.path.endswith("dynamic_scale")]
+    used.assign([1.0, -2.0])
+    optim.restart(a)
+    big = keras.ops.convert_to_tensor([5.0, -3.0])
+    a.apply_gradients([(big, used)])
+    b.apply_gradients([(big, fresh)])
+    np.testing.assert_allclose(used.numpy(), fresh.numpy(), rtol=1e-6)
+    assert [float(v) for v in a.variables if v.path.endswith("dynamic_scale")] == scale

@@ -296,6 +296,8 @@ def test_rec_only_steps_train_eq5_alone_then_eq7(tmp_path):
     trainer = train_lib.Trainer(cfg, dataset_fn=_fixed_batch_fn(cfg))
     result = trainer.run()
     assert result.step == 3 and not trainer.model.reconstruction_only
+    # Adam restarted at the switch: one update since (optim.restart).
+    assert int(keras.ops.convert_to_numpy(trainer.model.optimizer.iterations)) == 1
     rows = _csv_rows(cfg.model_dir)
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
     weights = trainer.model.loss_config

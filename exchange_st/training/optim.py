@@ -39,3 +39,18 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
 def make_optimizer(lr=1e-4, warmup_steps=DEFAULT_WARMUP_STEPS):
     """Adam with the paper's learning rate and default decay rates (Sec. 3.5)."""
     return keras.optimizers.Adam(learning_rate=LinearWarmup(lr, warmup_steps))
+
+
+def restart(optimizer):
+    """Zeroes Adam's moments and step count: its next update is a fresh optimizer's.
+
+    For a change of objective (`rec_only_steps`: Eq. 5 alone, then Eq. 7).
+    Adam carried across it divides Eq. 7's gradients, 10-100x larger than
+    Eq. 5's, by second moments of Eq. 5's: every weight then moves by
+    several times `lr` per step for hundreds of steps. The warm-up runs
+    again. A float16 loss scale is kept.
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    for variable in inner.variables:
+        if not variable.path.endswith("learning_rate"):
+            variable.assign(keras.ops.zeros(variable.shape, variable.dtype))

@@ -296,6 +296,11 @@ class Trainer:
                 continue
             if reconstruction_only:
                 logging.info("Steps %d to %d train Eq. 5 alone (rec_only_steps).", stop.step, end)
+            elif cfg.rec_only_steps and stop.step == cfg.rec_only_steps:
+                # Eq. 7 starts with a fresh Adam and its warm-up (optim.restart),
+                # as the CPU runs that chose the curriculum did.
+                logging.info("Step %d: Eq. 7 from here, with a restarted optimizer.", stop.step)
+                optim.restart(self.model.optimizer)
             self.model.reconstruction_only = reconstruction_only
             self.model.train_function = None
             stop.max_steps = end
