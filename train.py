@@ -156,8 +156,8 @@ flags.DEFINE_integer(
     "rec_only_steps",
     0,
     "Beyond the paper (0: Eq. 7 from the start): the first N steps train Eq. 5 alone, so the "
-    "decoder learns to read each image's statistics from its own v_r first (efanet only; "
-    "docs/experiments/style_conditioning.md).",
+    "decoder learns to read each image's statistics from its own v_r first; Adam restarts, "
+    "with its warm-up, when Eq. 7 begins (efanet only; docs/experiments/style_conditioning.md).",
 )
 flags.DEFINE_integer("steps", 350_000, "Total training steps; a resumed run continues up to it.")
 flags.DEFINE_integer("seed", None, "Seed of weight init and data (default: random).")

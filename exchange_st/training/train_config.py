@@ -62,7 +62,8 @@ class TrainConfig:
         first steps train Eq. 5 alone, so that the decoder learns to read each
         image's statistics from its own `v_r` before the Gram term, ~100x
         Eq. 5 in the decoder's gradient, teaches it one palette for every
-        style (docs/experiments/style_conditioning.md). EFANet only.
+        style (docs/experiments/style_conditioning.md). Adam restarts, with
+        its warm-up, when Eq. 7 begins (`optim.restart`). EFANet only.
       steps: Total optimizer steps (350000); a resumed run continues to it.
       seed: Seed of weight init and data; None = random.
       log_every: Steps per `fit` epoch: one console line and one CSV row
