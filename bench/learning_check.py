@@ -58,7 +58,7 @@ from exchange_st.data import image_io, sources
 from exchange_st.data import pipeline as data_lib
 from exchange_st.evaluation import diagnostics, metrics, style_dependence
 from exchange_st.nn.model import ExchangeStyleTransfer
-from exchange_st.training import optim
+from exchange_st.training import optim, train_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("content_dir", None, "Training content images.", required=True)
@@ -265,11 +265,7 @@ def train_and_report(spec, eval_content, eval_style, dependence_styles=None) -> 
     ):
         if end <= done:
             continue
-        if isinstance(model, ExchangeStyleTransfer):
-            model.reconstruction_only = reconstruction_only
-        if done:  # Eq. 7 after Eq. 5 alone: a fresh Adam, as train.py's curriculum.
-            optim.restart(model.optimizer)
-        model.train_function = None  # Retraced for this phase's objective.
+        train_lib.begin_phase(model, reconstruction_only, restart=done > 0)
         reporter.steps = end
         model.fit(
             dataset.skip(done),

@@ -294,15 +294,12 @@ class Trainer:
         for end, reconstruction_only in phases:
             if stop.step >= end or stop.stopped_by:
                 continue
+            switch = not reconstruction_only and 0 < cfg.rec_only_steps == stop.step
             if reconstruction_only:
                 logging.info("Steps %d to %d train Eq. 5 alone (rec_only_steps).", stop.step, end)
-            elif cfg.rec_only_steps and stop.step == cfg.rec_only_steps:
-                # Eq. 7 starts with a fresh Adam and its warm-up (optim.restart),
-                # as the CPU runs that chose the curriculum did.
+            elif switch:
                 logging.info("Step %d: Eq. 7 from here, with a restarted optimizer.", stop.step)
-                optim.restart(self.model.optimizer)
-            self.model.reconstruction_only = reconstruction_only
-            self.model.train_function = None
+            begin_phase(self.model, reconstruction_only, restart=switch)
             stop.max_steps = end
             remaining = end - stop.step
             per_epoch = min(cfg.log_every, remaining)
@@ -343,6 +340,19 @@ class Trainer:
         return TrainResult(
             step, start_step, losses, rate, stop.stopped_by, self.checkpoint.latest, elapsed
         )
+
+
+def begin_phase(model, reconstruction_only: bool, restart: bool) -> None:
+    """Sets the objective of the next `fit`: Eq. 5 alone or Eq. 7 (`rec_only_steps`).
+
+    The train step is retraced for it. `restart` gives Eq. 7 a fresh Adam with
+    its warm-up (`optim.restart`), as the CPU runs that chose the curriculum had.
+    """
+    if hasattr(model, "reconstruction_only"):
+        model.reconstruction_only = reconstruction_only
+    if restart:
+        optim.restart(model.optimizer)
+    model.train_function = None
 
 
 def _with_input_checks(dataset):
