@@ -21,7 +21,11 @@ follows the style's across those styles (`colour`,
 `style_dependence.colour_follow`: the fraction of the style's mean-colour
 change the output takes on, then the correlation in brackets; both ~1 for a
 trained AdaIN, ~0 for one palette; `chroma`: the same without the grey
-level, so brightness alone does not count). One PNG per model shows `s2c` (and `c2c` for
+level, so brightness alone does not count), and how much of the outputs'
+Gram style loss their mean colour holds (`hue`,
+`style_dependence.hue_headroom`: the share a shift to each style's mean
+colour removes; ~0 once the palette follows the style, large when the
+objective asks for the style's colours and the model does not paint them). One PNG per model shows `s2c` (and `c2c` for
 efanet) of every pair at every reported step, one row per step; results.json
 holds every stage's style dependence at every report.
 
@@ -216,6 +220,8 @@ def evaluate(model, content, style, dependence_styles=None) -> tuple[dict, dict]
             )
         if len(dependence_styles) >= 3:
             scores.update(style_dependence.palette_follow(per_style, dependence_styles))
+        headroom = style_dependence.hue_headroom(model.encoder, per_style, dependence_styles)
+        scores["hue_headroom"] = headroom["headroom"]
         # The first content under each style, for the per-style strip.
         images["styles"] = per_style[:STRIP_STYLES]
     return images, scores
@@ -308,7 +314,7 @@ def format_table(results) -> str:
     head = (
         f"{'model':<44}{'step':>5}{'content':>9}{'style':>9}{'rec':>7}{'com':>9}"
         f"{'| eval content':>15}{'style':>8}{'total':>8}{'sp.std':>8}{'corr':>7}{'s2c-c2c':>8}"
-        f"{'x-pair':>7}{'gain':>7}{'codes':>9}{'alive':>6}{'vr%':>7}{'colour':>12}{'chroma':>12}"
+        f"{'x-pair':>7}{'gain':>7}{'codes':>9}{'alive':>6}{'vr%':>7}{'colour':>12}{'chroma':>12}{'hue':>6}"
     )
     lines = [head]
     for r in results:
@@ -327,6 +333,7 @@ def format_table(results) -> str:
                 f"{100 * e.get('v_r_spread', float('nan')):>7.2f}"
                 f"{style_dependence.format_follow(e.get('colour_follow')):>12}"
                 f"{style_dependence.format_follow(e.get('chroma_follow')):>12}"
+                f"{e.get('hue_headroom', float('nan')):>6.2f}"
             )
     return "\n".join(lines)
 

@@ -234,6 +234,7 @@ def test_learning_check_reports_each_step_and_draws_a_grid_row_per_report(tmp_pa
         for key in ("colour_follow", "chroma_follow"):
             follow = r["reports"][-1]["eval"][key]
             assert -1.0 <= follow["r"] <= 1.0 and np.isfinite(follow["slope"])
+        assert -np.inf < r["reports"][-1]["eval"]["hue_headroom"] <= 1.0  # A loss share.
     assert "v_r_spread" in results[0]["reports"][-1]["eval"]
     # Header (content over style), then s2c over c2c of both pairs per report.
     grid = image_io.load_image(results[0]["grid"])

@@ -201,6 +201,36 @@ def test_colour_follow_tells_a_copied_palette_from_one_palette_and_from_noise():
     }
 
 
+def test_hue_headroom_is_the_share_of_the_style_loss_in_the_mean_colour():
+    from exchange_st.nn.vgg import VGGEncoder
+
+    encoder = VGGEncoder(None, feature_scales=FEATURE_SCALES)
+    rng = np.random.default_rng(0)
+    styles = (0.2 + 0.4 * _images(5, 24, 6)) * rng.uniform(0.5, 1.0, size=(5, 1, 1, 3))
+    styles = styles.astype("float32")
+    # Within [0, 1] whatever the sign: styles lie in [0.1, 0.6].
+    offset = np.array([0.1, -0.05, 0.08], "float32") * rng.choice([-1, 1], size=(5, 1, 1, 1))
+
+    def headroom(outputs):
+        return style_dependence.hue_headroom(encoder, outputs, styles, batch_size=2)
+
+    # Only the mean colour separates these outputs from their styles.
+    recoloured = headroom(styles + offset)
+    assert recoloured["as_is"] > 0
+    assert recoloured["headroom"] == pytest.approx(1.0, abs=1e-6)
+    # Outputs that already wear their styles' mean colours: nothing to gain.
+    content = 0.2 * _images(1, 24, 7)  # Narrow, so no shift below clips it.
+    wearing = content - content.mean(axis=(1, 2), keepdims=True)
+    wearing = wearing + styles.mean(axis=(1, 2), keepdims=True)
+    assert headroom(wearing)["headroom"] == pytest.approx(0.0, abs=1e-5)
+    # One palette for every style leaves some of the loss in the colour.
+    one_palette = headroom(np.repeat(content, 5, axis=0))
+    assert 0.0 < one_palette["headroom"] < 1.0
+    assert one_palette["shifted"] < one_palette["as_is"]
+    with pytest.raises(ValueError, match="one output per style"):
+        headroom(styles[:3])
+
+
 def test_colour_probe_finds_a_colour_that_the_vectors_carry_linearly_and_no_other():
     rng = np.random.default_rng(0)
     images = rng.uniform(size=(60, 6, 6, 3)) * rng.uniform(0.2, 1.0, size=(60, 1, 1, 3))

@@ -18,7 +18,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from exchange_st.nn import ops
+from exchange_st.evaluation import metrics
+from exchange_st.nn import losses, ops
 
 # The stages of Fig. 3 on the style's way to I_s->c, in order.
 STAGES = ("f_s", "f_com", "f_uni_s", "v_w_s", "v_c_s", "v_r_s", "R_fusion", "s2c")
@@ -105,6 +106,51 @@ def palette_follow(outputs, styles) -> dict[str, dict[str, float]]:
         "colour_follow": colour_follow(outputs, styles),
         "chroma_follow": colour_follow(outputs, styles, chroma=True),
     }
+
+
+def hue_headroom(encoder, outputs, styles, batch_size=8) -> dict[str, float]:
+    """The share of the Gram style loss (Eq. 4) that the outputs leave in their mean colour.
+
+    Each output is scored against its style twice: as it is, and with its
+    mean colour moved to the style's (a shift per channel, clipped to
+    [0, 1], so its pattern and contrast stay). `headroom` is
+    `1 - shifted / as_is` over all pairs: ~0 when the outputs already take
+    their styles' mean colours, or when the loss does not care about them;
+    1 when the mean colour is all that separates them from their styles.
+    A palette that ignores the style while the headroom is large is lost in
+    the model's conditioning, not in its objective (issue 23's proxy: 0.19
+    at step 600, docs/experiments/style_conditioning.md).
+
+    Args:
+      encoder: the `VGGEncoder` of the objective (its units).
+      outputs: `[S, H, W, 3]`, output i stylized with style i (clipped to
+        [0, 1] here, as images are evaluated).
+      styles: `[S, H2, W2, 3]` in [0, 1].
+      batch_size: pairs per VGG pass.
+
+    Returns:
+      `{"as_is": ..., "shifted": ..., "headroom": ...}`: the mean style loss
+      of the pairs (`metrics.perceptual_loss`'s `style`) before and after
+      the shift, and the share the shift removes.
+    """
+    outputs = np.clip(np.asarray(outputs, np.float32), 0.0, 1.0)
+    styles = np.asarray(styles, np.float32)
+    if len(outputs) != len(styles):
+        raise ValueError(
+            f"hue_headroom needs one output per style, got {len(outputs)} outputs for {len(styles)} styles"
+        )
+    shift = styles.mean(axis=(1, 2), keepdims=True) - outputs.mean(axis=(1, 2), keepdims=True)
+    shifted = np.clip(outputs + shift, 0.0, 1.0)
+    totals = {"as_is": 0.0, "shifted": 0.0}
+    for start in range(0, len(styles), batch_size):
+        part = slice(start, start + batch_size)
+        target = metrics.encode(encoder, styles[part])
+        for key, images in (("as_is", outputs[part]), ("shifted", shifted[part])):
+            # style_loss averages over the batch: weigh each batch by its size.
+            terms = losses.style_loss(metrics.encode(encoder, images), target)
+            totals[key] += float(sum(terms.values())) * len(images)
+    as_is, after = (totals[k] / len(styles) for k in ("as_is", "shifted"))
+    return {"as_is": as_is, "shifted": after, "headroom": 1.0 - after / max(as_is, 1e-30)}
 
 
 def colour_probe(
