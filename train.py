@@ -25,7 +25,7 @@ from absl import app, flags, logging  # noqa: E402
 
 from exchange_st.data import sources  # noqa: E402
 from exchange_st.nn import decoder, losses  # noqa: E402
-from exchange_st.nn import model as model_lib  # noqa: E402
+from exchange_st.nn import model_options  # noqa: E402
 from exchange_st.training import optim, train_config, train_lib  # noqa: E402
 
 _VGG_CHOICES = "'imagenet' (Keras download), a notop .h5 path, or 'none' (random, smoke only)"
@@ -97,7 +97,7 @@ flags.DEFINE_list(
 flags.DEFINE_enum(
     "initialization",
     "scaled",
-    list(model_lib.INITIALIZATIONS),
+    list(model_options.INITIALIZATIONS),
     "Decoder/style-head initialisation: scaled, scaled_kernels, scaled_zero_heads "
     "(docs/experiments/trainability.md) or keras.",
 )

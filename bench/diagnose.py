@@ -32,7 +32,8 @@ from exchange_st.data import image_io, sources
 from exchange_st.data import pipeline as data_lib
 from exchange_st.evaluation import diagnostics, style_dependence
 from exchange_st.nn import losses
-from exchange_st.nn.model import INITIALIZATIONS, ExchangeStyleTransfer
+from exchange_st.nn.model import ExchangeStyleTransfer
+from exchange_st.nn.model_options import INITIALIZATIONS
 from exchange_st.saving import checkpoints
 
 FLAGS = flags.FLAGS

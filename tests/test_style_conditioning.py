@@ -110,6 +110,20 @@ def test_scaled_heads_start_style_blind_and_equalized_heads_do_not():
     assert ratios["equalized"] > 10 * ratios["scaled"]
 
 
+def test_head_initializations_shape_eq2_only_and_leave_adain_fusion_as_scaled():
+    # configs/gpu_jax.cfg keeps --initialization=equalized beside
+    # --fusion_mode=adain, so that --fusion_mode=ours alone restores it.
+    content, styles = _images(1, 40, 3), _images(2, 40, 4)
+    outputs = {}
+    for init in ("scaled", "equalized", "scaled_kernels"):
+        model = small_efanet(initialization=init, fusion_mode="adain")
+        assert not model.style_heads.equalized and model.style_heads.input_rms is None
+        outputs[init] = _numpy(model(np.repeat(content, 2, axis=0), styles)["s2c"])
+    np.testing.assert_array_equal(outputs["equalized"], outputs["scaled"])
+    np.testing.assert_array_equal(outputs["scaled_kernels"], outputs["scaled"])
+    assert small_efanet(initialization="equalized").style_heads.equalized
+
+
 def test_masked_moments_are_the_weighted_channel_mean_and_std():
     rng = np.random.default_rng(5)
     features = rng.normal(size=(2, 5, 7, 4)).astype("float32") * 3 + 1

@@ -6,27 +6,10 @@ import keras
 
 from exchange_st.nn import decoder as decoder_lib
 from exchange_st.nn import covariance, exchange, style_heads, ops
-from exchange_st.nn import losses, objective
+from exchange_st.nn import losses, model_options, objective
+from exchange_st.nn.model_options import CODE_RMS, CONTENT_CODE_RMS, IMAGE_MEAN_RGB, VGG_CHANNELS
 from exchange_st.nn.stylization import StylizationMixin
 from exchange_st.nn.vgg import FEATURE_NAMES, VGGEncoder
-
-VGG_CHANNELS = 512
-INITIALIZATIONS = ("scaled", "keras", "scaled_kernels", "scaled_zero_heads", "equalized")
-CODE_NORMALIZATIONS = ("none", "l2")
-PURIFICATIONS = ("attention", "normalized")
-# RMS of the content code at initialisation: VGG features divided by their
-# mean activation (vgg.FEATURE_SCALES) have RMS ~2.4 and the fresh purifier
-# halves them (v_w ~ 0.5); measured 1.30 on training crops.
-CONTENT_CODE_RMS = 1.3
-# RMS of the fresh codes (f'_com, f_c, f_s) the style heads read, measured on
-# training crops with the ImageNet VGG, per compressor initializer:
-# 0.034-0.038 with Keras' Glorot kernels, 0.83-1.24 with He's
-# (`python -m bench.diagnose ... --compressor_initializer=he_normal`).
-CODE_RMS = {"glorot_uniform": 0.036, "he_normal": 1.1}
-# Mean colour of the training photos and artworks: what a fresh decoder
-# paints before it has learned anything (the L1 optimum of a constant image
-# is near it).
-IMAGE_MEAN_RGB = (0.50, 0.48, 0.43)
 
 
 @keras.saving.register_keras_serializable(package="exchange_st")
@@ -72,7 +55,11 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, StylizationMixin, keras.Mo
         `v_c`, `v_r` in the heads' kernels instead of their biases, so they
         start as functions of the codes; `"scaled_zero_heads"` is `"scaled"`
         with the heads' kernels at zero, so `v_w`, `v_c`, `v_r` start
-        independent of the codes. The paper does not say.
+        independent of the codes; `"equalized"` is `"scaled"` with unit-gain
+        heads whose scales are fixed multipliers (`style_heads.StyleHeads`).
+        `"scaled_kernels"` and `"equalized"` set the scales of Eq. 1-2's
+        `v_c`, `v_r`: with the other fusion modes the heads start as in
+        `"scaled"`. The paper does not say.
       content_weight, style_weight, rec_weight, com_weight, orthogonality,
         perceptual_norm, exchange_targets, reconstruction_space: the
         training objective (`losses.LossConfig`: the lambdas of Eq. 7, 1 / 2
@@ -145,22 +132,14 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, StylizationMixin, keras.Mo
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if initialization not in INITIALIZATIONS:
-            raise ValueError(
-                f"initialization must be one of {INITIALIZATIONS}, got {initialization!r}"
-            )
-        if purification not in PURIFICATIONS:
-            raise ValueError(f"purification must be one of {PURIFICATIONS}, got {purification!r}")
-        if code_normalization not in CODE_NORMALIZATIONS:
-            raise ValueError(
-                f"code_normalization must be one of {CODE_NORMALIZATIONS}, "
-                f"got {code_normalization!r}"
-            )
-        if initialization == "scaled_kernels" and compressor_initializer not in CODE_RMS:
-            raise ValueError(
-                f"initialization='scaled_kernels' needs the fresh codes' RMS, measured only for "
-                f"compressor_initializer in {sorted(CODE_RMS)}, got {compressor_initializer!r}"
-            )
+        model_options.validate(
+            initialization,
+            purification,
+            code_normalization,
+            compressor_initializer,
+            fusion_mode,
+            num_exchange_blocks,
+        )
         # Validates the objective before any layer is built.
         self.loss_config = losses.LossConfig(
             content_weight=content_weight,
@@ -172,12 +151,6 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, StylizationMixin, keras.Mo
             exchange_targets=exchange_targets,
             reconstruction_space=reconstruction_space,
         )
-        if fusion_mode not in decoder_lib.FUSION_MODES:
-            raise ValueError(
-                f"fusion_mode must be one of {decoder_lib.FUSION_MODES}, got {fusion_mode!r}"
-            )
-        if num_exchange_blocks < 0:
-            raise ValueError(f"num_exchange_blocks must be >= 0, got {num_exchange_blocks}")
         self.vgg_weights = vgg_weights
         self.code_dim = code_dim
         self.num_exchange_blocks = num_exchange_blocks
