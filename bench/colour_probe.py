@@ -1,20 +1,25 @@
-r"""Colour probe of an efanet checkpoint: does `v_r` carry the images' colours, and does the decoder paint them?
+r"""Colour probe of an efanet checkpoint: do `v_c`, `v_r` carry the images' colours, and does the decoder paint them?
 
 For N content/style pairs, two questions per image and for hue (chroma,
 the mean colour without its grey level) and brightness (grey) apart:
 
 - carried: the cross-validated R^2 of a linear read of the image's mean
-  colour from its own `v_r` (`style_dependence.colour_probe`), for the
-  contents (`v_r_c`) and the styles (`v_r_s`): ~1 when the style heads pass
-  the colour on, ~0 when they do not;
+  colour (`style_dependence.colour_probe`) from its own `v_c` and `v_r`,
+  for the contents (`v_c_c`, `v_r_c`) and the styles (`v_c_s`, `v_r_s`):
+  ~1 when the style heads pass the colour on, ~0 when they do not (under
+  the AdaIN fusion `v_c` is the target mean); and from the output's mean
+  colour (`c2c` for its content, `s2c` for its style): ~1 when the output's
+  colour is a function of it, however weak;
 - painted: how far the output's mean colour follows it
   (`style_dependence.colour_follow`: slope, then r in brackets), for the
   reconstruction `c2c` against its content and the stylization `s2c`
-  against its style: ~1 when the decoder renders what `v_r` carries.
+  against its style: ~1 when the decoder renders what the vectors carry.
 
 A model whose `v_r` carries hue (R^2 high) but whose `c2c` does not follow
 it (slope ~0) has a decoder that has not learned to read hue from `v_r`
 (issue 23; docs/experiments/style_conditioning.md, "What keeps hue out").
+An `s2c` whose colour carries its style's (R^2 high) at a small slope paints
+the hue it receives, weakly ("The hue under Eq. 7").
 
     python -m bench.colour_probe --checkpoint=<model_dir or .weights.h5> \
         --content_dir=../shared/data/train/content --style_dir=../shared/data/train/style

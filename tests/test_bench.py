@@ -253,6 +253,7 @@ def test_learning_check_reports_each_step_and_draws_a_grid_row_per_report(tmp_pa
     assert "9 pairs" in proc.stdout and "c2c paints its content" in proc.stdout
     with open(tmp_path / "probe.json") as f:
         probe = json.load(f)
-    assert set(probe["carried"]) == {"v_r_c/chroma", "v_r_c/grey", "v_r_s/chroma", "v_r_s/grey"}
+    carriers = ("v_c_c", "v_r_c", "v_c_s", "v_r_s", "c2c", "s2c")
+    assert set(probe["carried"]) == {f"{k}/{p}" for k in carriers for p in ("chroma", "grey")}
     assert all(np.isfinite(v) and v <= 1.0 for v in probe["carried"].values())
     assert set(probe["painted"]) == {"c2c/chroma", "c2c/grey", "s2c/chroma", "s2c/grey"}

@@ -271,20 +271,27 @@ def test_colour_probe_tells_a_decoder_that_paints_the_colour_from_one_that_does_
     style = rng.uniform(size=(12, 8, 8, 3)) * rng.uniform(0.2, 1.0, size=(12, 1, 1, 3))
 
     def fake_model(c, s):
-        # v_r carries each image's mean colour; c2c copies the content, s2c is one grey.
+        # v_r carries each image's mean colour, v_c noise; c2c copies the
+        # content, s2c is one grey plus 5% of its style's colour.
         return {
+            "v_c_c": rng.normal(size=(len(c), 6)),
+            "v_c_s": rng.normal(size=(len(s), 6)),
             "v_r_c": c.mean(axis=(1, 2)),
             "v_r_s": s.mean(axis=(1, 2)),
             "c2c": c,
-            "s2c": np.full_like(c, 0.5),
+            "s2c": 0.5 + 0.05 * (s.mean(axis=(1, 2), keepdims=True) - 0.3) + 0 * c,
         }
 
     result = style_dependence.colour_report(fake_model, content, style, batch_size=5)
-    for key in ("v_r_c/chroma", "v_r_c/grey", "v_r_s/chroma", "v_r_s/grey"):
-        assert result["carried"][key] > 0.9, key
+    for key in ("v_r_c", "v_r_s", "c2c", "s2c"):
+        for part in ("chroma", "grey"):
+            assert result["carried"][f"{key}/{part}"] > 0.9, (key, part)
+    for key in ("v_c_c", "v_c_s"):
+        assert result["carried"][f"{key}/chroma"] < 0.3, key
     for part in ("chroma", "grey"):
         assert result["painted"][f"c2c/{part}"] == pytest.approx({"r": 1.0, "slope": 1.0})
-        assert result["painted"][f"s2c/{part}"] == {"r": 0.0, "slope": 0.0}
+        # s2c's colour is a function of its style's (R^2 above), at 5% strength.
+        assert result["painted"][f"s2c/{part}"] == pytest.approx({"r": 1.0, "slope": 0.05})
     table = style_dependence.format_colour_report(result, "fake")
     assert "c2c paints its content" in table and "1.00 (1.00)" in table
 

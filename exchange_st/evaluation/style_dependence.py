@@ -204,12 +204,16 @@ def colour_probe(
 
 
 def colour_report(model, content, style, batch_size=8) -> dict[str, dict]:
-    """Whether `v_r` carries each image's colour and whether the decoder paints it (`bench.colour_probe`).
+    """Whether `v_c`, `v_r` carry each image's colour and whether the decoder paints it (`bench.colour_probe`).
 
     For pairs `(content[i], style[i])`: `colour_probe` of each image's mean
-    colour from its own `v_r` (`v_r_c`, `v_r_s`), and `colour_follow` of the
-    reconstruction `c2c` against its content and of `s2c` against its style,
-    each for the chroma and the grey level apart.
+    colour from its own `v_c` and `v_r` (`v_c_c`, `v_r_c`, `v_c_s`, `v_r_s`;
+    under the AdaIN fusion `v_c` is the target mean, the colour's natural
+    carrier), and of the output's colour (`c2c` from its content, `s2c`
+    from its style: high when the output's colour is a function of it, at
+    any strength); and `colour_follow` of `c2c` against its content and of
+    `s2c` against its style (the strength), each for the chroma and the
+    grey level apart.
 
     Args:
       model: an `ExchangeStyleTransfer`, or any callable with its outputs.
@@ -217,9 +221,10 @@ def colour_report(model, content, style, batch_size=8) -> dict[str, dict]:
       batch_size: pairs per forward pass.
 
     Returns:
-      `{"carried": {"v_r_c/chroma": R^2, ...}, "painted": {"c2c/chroma": {"slope", "r"}, ...}}`.
+      `{"carried": {"v_r_c/chroma": R^2, ..., "s2c/chroma": R^2, ...},
+      "painted": {"c2c/chroma": {"slope", "r"}, ...}}`.
     """
-    keys = ("v_r_c", "v_r_s", "c2c", "s2c")
+    keys = ("v_c_c", "v_r_c", "v_c_s", "v_r_s", "c2c", "s2c")
     parts = {k: [] for k in keys}
     for start in range(0, len(content), batch_size):
         out = model(content[start : start + batch_size], style[start : start + batch_size])
@@ -228,9 +233,12 @@ def colour_report(model, content, style, batch_size=8) -> dict[str, dict]:
     got = {k: np.concatenate(v) for k, v in parts.items()}
     got["c2c"], got["s2c"] = np.clip(got["c2c"], 0, 1), np.clip(got["s2c"], 0, 1)
     result = {"carried": {}, "painted": {}}
-    for x, images in (("c", content), ("s", style)):
+    for x, images, output in (("c", content, "c2c"), ("s", style, "s2c")):
         for part in ("chroma", "grey"):
-            result["carried"][f"v_r_{x}/{part}"] = colour_probe(got[f"v_r_{x}"], images, part)
+            for key in (f"v_c_{x}", f"v_r_{x}"):
+                result["carried"][f"{key}/{part}"] = colour_probe(got[key], images, part)
+            means = got[output].mean(axis=(1, 2))
+            result["carried"][f"{output}/{part}"] = colour_probe(means, images, part)
     for name, images in (("c2c", content), ("s2c", style)):
         result["painted"][f"{name}/chroma"] = colour_follow(got[name], images, chroma=True)
         result["painted"][f"{name}/grey"] = colour_follow(_grey(got[name]), _grey(images))
@@ -255,9 +263,14 @@ def format_colour_report(result, title) -> str:
         title,
         f"{'':36}{'chroma':>14}{'grey':>14}",
         *(
-            f"{f'v_r_{x} carries its image (R^2)':36}"
-            f"{carried[f'v_r_{x}/chroma']:>14.2f}{carried[f'v_r_{x}/grey']:>14.2f}"
-            for x in ("c", "s")
+            f"{f'{key} carries its image (R^2)':36}"
+            f"{carried[f'{key}/chroma']:>14.2f}{carried[f'{key}/grey']:>14.2f}"
+            for key in ("v_c_c", "v_r_c", "v_c_s", "v_r_s")
+        ),
+        *(
+            f"{f'{name} carries {ref} (R^2)':36}"
+            f"{carried[f'{name}/chroma']:>14.2f}{carried[f'{name}/grey']:>14.2f}"
+            for name, ref in (("c2c", "its content"), ("s2c", "its style"))
         ),
         *(
             f"{f'{name} paints {ref} (slope (r))':36}"
