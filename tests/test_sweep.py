@@ -48,7 +48,9 @@ def test_summary_of_runs_on_disk_marks_the_release_and_archives_what_exists(tmp_
         "step,content,style,rec,com,steps_per_sec\n100,9,40,0.6,1,2.0\n200,8,30,0.5,1,25.0\n"
         "300,8,28,0.5,1,24.0\n"
     )
-    (runs / "efanet.eval.json").write_text(json.dumps(_variant("efanet")["eval"]))
+    (runs / "efanet.eval.json").write_text(
+        json.dumps(dict(_variant("efanet")["eval"], hue_headroom=0.113))
+    )
     (runs / "efanet.status").write_text("trained (train.py exit 0)")
     (runs / "slow.status").write_text("failed at start (smoke exit 1)")
     variants = tmp_path / "sweep.txt"
@@ -64,6 +66,7 @@ def test_summary_of_runs_on_disk_marks_the_release_and_archives_what_exists(tmp_
     slow = sweep_summary.collect("slow", str(runs), 790.0)
     text = sweep_summary.table([v, slow], {"efanet": "efanet", "adain": None})
     assert "**released**" in text and "failed at start" in text
+    assert "| hue headroom |" in text and "| 0.11 | **released** |" in text
     out.mkdir()
     sweep_summary.archive([v, slow], str(runs), str(out / "sweep.tar.gz"))
     with tarfile.open(out / "sweep.tar.gz") as tar:

@@ -17,7 +17,11 @@ crops, as eval.py loads them); from that matrix it measures:
 - `colour_follow`: whether and how far each content's palette follows the
   styles' (`style_dependence.colour_follow` over the matrix's row: `r` and
   `slope`, averaged over the contents; ~1 for a trained AdaIN, ~0 for one
-  palette) and `chroma_follow` (the same without the grey level); reported,
+  palette) and `chroma_follow` (the same without the grey level); and
+  `hue_headroom`, the share of the Gram style loss that moving each output's
+  mean colour to its style's would remove (`style_dependence.hue_headroom`,
+  averaged over the contents; ~0.07 for a trained AdaIN at 128 px; rising
+  while `chroma_follow` falls is how an efanet loses the hue); reported,
   not part of the rule;
 - for an efanet, the style-dependence report (`exchange_st.evaluation.style_dependence`)
   of the first content over every image of `--dependence_styles`;
@@ -115,6 +119,15 @@ def evaluate(model, contents, styles, style_names) -> tuple[dict, np.ndarray]:
         rows = [style_dependence.palette_follow(row, styles) for row in matrix]
         for key in rows[0]:
             result[key] = {k: float(np.mean([f[key][k] for f in rows])) for k in ("r", "slope")}
+        # The share of the style loss each palette leaves in its mean colour (issue 23).
+        result["hue_headroom"] = float(
+            np.mean(
+                [
+                    style_dependence.hue_headroom(model.encoder, row, styles)["headroom"]
+                    for row in matrix
+                ]
+            )
+        )
     a, b = FLAGS.style_a, FLAGS.style_b
     if a in style_names and b in style_names:
         ia, ib = style_names.index(a), style_names.index(b)

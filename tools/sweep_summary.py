@@ -151,7 +151,7 @@ def table(variants, choice=None, rehearsal=False) -> str:
     head = (
         "| variant | status | steps | steps/s | TFLOP/s | MFU | content | style | rec | com "
         "| Table 1 content | style | total | v_r_s spread | style move | content corr "
-        "| colour / chroma follow (slope) | verdict |"
+        "| colour / chroma follow (slope) | hue headroom | verdict |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for v in variants:
@@ -176,7 +176,7 @@ def table(variants, choice=None, rehearsal=False) -> str:
             f"| {_fmt(e.get('content_corr'), '.2f')} "
             f"| {_fmt((e.get('colour_follow') or {}).get('slope'), '.2f')} / "
             f"{_fmt((e.get('chroma_follow') or {}).get('slope'), '.2f')} "
-            f"| {why} |"
+            f"| {_fmt(e.get('hue_headroom'), '.2f')} | {why} |"
         )
     return "\n".join(lines)
 
