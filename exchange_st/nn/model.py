@@ -133,12 +133,12 @@ class ExchangeStyleTransfer(objective.ObjectiveMixin, StylizationMixin, keras.Mo
     ):
         super().__init__(**kwargs)
         model_options.validate(
-            initialization,
-            purification,
-            code_normalization,
-            compressor_initializer,
-            fusion_mode,
-            num_exchange_blocks,
+            initialization=initialization,
+            purification=purification,
+            code_normalization=code_normalization,
+            compressor_initializer=compressor_initializer,
+            fusion_mode=fusion_mode,
+            num_exchange_blocks=num_exchange_blocks,
         )
         # Validates the objective before any layer is built.
         self.loss_config = losses.LossConfig(

@@ -22,6 +22,7 @@ IMAGE_MEAN_RGB = (0.50, 0.48, 0.43)
 
 
 def validate(
+    *,
     initialization,
     purification,
     code_normalization,
