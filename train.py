@@ -99,7 +99,8 @@ flags.DEFINE_enum(
     "scaled",
     list(model_options.INITIALIZATIONS),
     "Decoder/style-head initialisation: scaled, scaled_kernels, scaled_zero_heads "
-    "(docs/experiments/trainability.md) or keras.",
+    "(docs/experiments/trainability.md), equalized (docs/experiments/style_conditioning.md) "
+    "or keras. The heads' part shapes Eq. 1-2's v_c, v_r only (--fusion_mode=ours).",
 )
 flags.DEFINE_integer(
     "fusion_rank", 1, "Projections k of Eq. 1-2: 1 is the paper; k > 1 its conclusion's option."
