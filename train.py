@@ -190,6 +190,23 @@ flags.DEFINE_float(
 flags.DEFINE_integer(
     "keep_checkpoints", 5, "States kept: 1 = latest only; K = also ckpt-<step> links to the last K."
 )
+flags.DEFINE_string(
+    "eval_content_dir",
+    None,
+    "Evaluation content images (never the training ones): with --eval_style_dir, the run "
+    "reports how far its pictures follow the content and the style every --eval_every steps "
+    "(model_dir/eval_log.csv, images/eval-<step>.png).",
+)
+flags.DEFINE_string("eval_style_dir", None, "Evaluation style images (see --eval_content_dir).")
+flags.DEFINE_integer("eval_every", 1000, "Steps between evaluation reports.")
+flags.DEFINE_integer("eval_size", 256, "Side of the evaluation images (centre crops).")
+flags.DEFINE_integer("eval_pairs", 4, "Evaluation pairs (content i with style i), >= 2.")
+flags.DEFINE_integer(
+    "eval_styles",
+    20,
+    "Styles under which the first evaluation content measures the style dependence and the "
+    "colour follow (0: not measured).",
+)
 flags.DEFINE_integer(
     "verbose",
     0,
@@ -261,6 +278,12 @@ def config_from_flags() -> train_config.TrainConfig:
         mixed_precision=FLAGS.mixed_precision,
         jit_compile=FLAGS.jit_compile,
         verbose=FLAGS.verbose,
+        eval_content_source=FLAGS.eval_content_dir,
+        eval_style_source=FLAGS.eval_style_dir,
+        eval_every=FLAGS.eval_every,
+        eval_size=FLAGS.eval_size,
+        eval_pairs=FLAGS.eval_pairs,
+        eval_styles=FLAGS.eval_styles,
     )
 
 

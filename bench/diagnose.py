@@ -30,7 +30,7 @@ from absl import app, flags
 
 from exchange_st.data import image_io, sources
 from exchange_st.data import pipeline as data_lib
-from exchange_st.evaluation import diagnostics, style_dependence
+from exchange_st.evaluation import diagnostics, learning_report, style_dependence
 from exchange_st.nn import losses
 from exchange_st.nn.model import ExchangeStyleTransfer
 from exchange_st.nn.model_options import INITIALIZATIONS
@@ -90,7 +90,7 @@ def main(argv):
                 for p in image_io.list_images(FLAGS.liveness_dir)
             ]
         )
-        print(diagnostics.format_liveness(diagnostics.code_liveness(model, images)))
+        print(learning_report.format_liveness(learning_report.code_liveness(model, images)))
     if FLAGS.dependence_style_dir:
         styles = np.stack(
             [

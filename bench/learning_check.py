@@ -10,7 +10,7 @@ content's (structure kept), how much the style changes efanet's output
 (`s2c-c2c`), how much the output changes from pair to pair (`x-pair`: 0
 when the model paints one fixed image whatever its inputs), how much of the
 style loss the pair's own style removes compared with another pair's
-(`gain`, `diagnostics.style_gain`: 0 when the output ignores the style), and for efanet the codes' spread
+(`gain`, `learning_report.style_gain`: 0 when the output ignores the style), and for efanet the codes' spread
 across the evaluation images (`codes`, 0 when every image gets the same
 code; ~0.02 in a fresh model), the fraction of the compressor's last ReLU channels still live
 (`alive`) and how much `v_r_s`, the direction through which the style
@@ -60,7 +60,7 @@ from exchange_st.baselines import adain as adain_lib
 from exchange_st.saving import serialization
 from exchange_st.data import image_io, sources
 from exchange_st.data import pipeline as data_lib
-from exchange_st.evaluation import diagnostics, metrics, style_dependence
+from exchange_st.evaluation import learning_report, style_dependence
 from exchange_st.nn.model import ExchangeStyleTransfer
 from exchange_st.training import optim, train_lib
 
@@ -168,66 +168,7 @@ def _train_terms(logs) -> dict:
     return terms
 
 
-# Styles in the per-report strip of the first content (`<spec>_styles.png`).
-STRIP_STYLES = 8
-
-
-def evaluate(model, content, style, dependence_styles=None) -> tuple[dict, dict]:
-    """Images and scores of the evaluation pairs (content i with style i)."""
-    images = {"s2c": np.asarray(model.stylize(content, style))}
-    if isinstance(model, ExchangeStyleTransfer):
-        images["c2c"] = np.clip(np.asarray(model(content, style)["c2c"]), 0.0, 1.0)
-    scores = metrics.perceptual_loss(model.encoder, images["s2c"], content, style)
-    luminance, reference = images["s2c"].mean(-1), content.mean(-1)
-    scores = {k: scores[k] for k in ("content", "style", "total")}
-    scores["spatial_std"] = float(luminance.std(axis=(1, 2)).mean())
-    scores["luminance_corr"] = float(
-        np.mean([np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(luminance, reference)])
-    )
-    # How much the output changes from pair to pair: 0 when the decoder paints
-    # one fixed image whatever its input (what a collapsed fusion path renders).
-    scores["pair_std"] = float(images["s2c"].std(axis=0).mean())
-    # How much the style changes efanet's output: ~0 when v_c, v_r do not yet
-    # depend on the pair and the decoder renders I_s->c as I_c->c.
-    scores["s2c_minus_c2c"] = (
-        float(np.abs(images["s2c"] - images["c2c"]).mean()) if "c2c" in images else float("nan")
-    )
-    # Whether the right style brings the output closer to it (0 when the
-    # output ignores the style): unlike s2c-c2c, random style-dependence
-    # does not count.
-    scores["style_gain"] = diagnostics.style_gain(model.encoder, model.stylize, content, style)
-    if isinstance(model, ExchangeStyleTransfer):
-        # The collapse's first sign (docs/experiments/trainability.md): the codes
-        # stop telling the evaluation images apart and the compressor's last
-        # conv goes silent.
-        live = diagnostics.code_liveness(model, np.concatenate([content, style]))
-        scores["code_std"] = live["f_std_across"]
-        scores["code_rms"] = live["f_rms"]
-        scores["last_conv_alive"] = list(live["convs"].values())[-1]["alive"]
-    if dependence_styles is not None:
-        if isinstance(model, ExchangeStyleTransfer):
-            tensors = style_dependence.stage_tensors(model, content[0], dependence_styles)
-            report = {k: style_dependence.spread(v) for k, v in tensors.items()}
-            scores["style_dependence"] = report
-            scores["v_r_spread"] = report[style_dependence.KEY_STAGE]["ratio"]
-            per_style = tensors["s2c"]
-        else:
-            per_style = np.concatenate(
-                [
-                    np.asarray(model.stylize(np.repeat(content[:1], len(batch), 0), batch))
-                    for batch in np.array_split(dependence_styles, -(-len(dependence_styles) // 8))
-                ]
-            )
-        if len(dependence_styles) >= 3:
-            scores.update(style_dependence.palette_follow(per_style, dependence_styles))
-        headroom = style_dependence.hue_headroom(model.encoder, per_style, dependence_styles)
-        scores["hue_headroom"] = headroom["headroom"]
-        # The first content under each style, for the per-style strip.
-        images["styles"] = per_style[:STRIP_STYLES]
-    return images, scores
-
-
-def train_and_report(spec, eval_content, eval_style, dependence_styles=None) -> dict:
+def train_and_report(spec, eval_set: learning_report.EvalSet) -> dict:
     keras.utils.set_random_seed(FLAGS.seed)
     model, rec_only_steps = build(spec, FLAGS.vgg_weights)
     data_cfg = sources.DataConfig(
@@ -246,7 +187,7 @@ def train_and_report(spec, eval_content, eval_style, dependence_styles=None) -> 
     reports, rows = [], []
 
     def report(step, train_terms):
-        images, scores = evaluate(model, eval_content, eval_style, dependence_styles)
+        images, scores = learning_report.evaluate(model, eval_set)
         reports.append({"step": step, "train": train_terms, "eval": scores})
         rows.append(images)
         # A long run reports (and saves) as it goes: a stop loses nothing.
@@ -283,11 +224,12 @@ def train_and_report(spec, eval_content, eval_style, dependence_styles=None) -> 
         done = end
     seconds = time.perf_counter() - start
     strips = [r.pop("styles") for r in rows if "styles" in r]
-    write_grid(path + ".png", eval_content, eval_style, rows)
+    write_grid(path + ".png", eval_set.content, eval_set.style, rows)
     result = {"spec": spec, "seconds": seconds, "reports": reports, "grid": path + ".png"}
     if strips:
         result["style_strip"] = path + "_styles.png"
-        write_style_strip(result["style_strip"], dependence_styles[: len(strips[0])], strips)
+        styles = eval_set.dependence_styles[: len(strips[0])]
+        write_style_strip(result["style_strip"], styles, strips)
     return result
 
 
@@ -341,21 +283,17 @@ def format_table(results) -> str:
 def main(argv):
     del argv
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    size = FLAGS.eval_size
-    # The evaluation's own loader: the pairs are cropped exactly as eval.py crops them.
-    contents, styles = (
-        [image_io.load_square(p, size) for p in image_io.list_images(d)]
-        for d in (FLAGS.eval_content_dir, FLAGS.eval_style_dir)
+    eval_set = learning_report.load_eval_set(
+        FLAGS.eval_content_dir,
+        FLAGS.eval_style_dir,
+        FLAGS.eval_size,
+        FLAGS.eval_pairs,
+        FLAGS.dependence_styles,
     )
-    n = min(FLAGS.eval_pairs, len(contents), len(styles))
-    eval_content, eval_style = np.stack(contents[:n]), np.stack(styles[:n])
-    dependence_styles = None
-    if FLAGS.dependence_styles >= 2 and len(styles) >= 2:
-        dependence_styles = np.stack(styles[: FLAGS.dependence_styles])
     results = []
     for spec in filter(None, (m.strip() for m in FLAGS.models.split(";"))):
         logging.info("Training %s for %d steps.", spec, FLAGS.steps)
-        results.append(train_and_report(spec, eval_content, eval_style, dependence_styles))
+        results.append(train_and_report(spec, eval_set))
         print(format_table(results[-1:]), flush=True)
         last = results[-1]["reports"][-1]["eval"]
         if "style_dependence" in last:

@@ -49,21 +49,6 @@ def test_stage_statistics_and_gradient_norms():
     assert "R_fusion" in report and "upsampler" in report
 
 
-def test_code_liveness_sees_a_silenced_compressor():
-    """A compressor whose last conv is dead gives every image the same code."""
-    model = small_efanet()
-    images = tf.random.stateless_uniform([3, 32, 40, 3], seed=[5, 0])
-    alive = diagnostics.code_liveness(model, images)
-    assert list(alive["convs"]) == [conv.name for conv in model.compressor.convs]
-    assert alive["f_std_across"] > 0
-    last = model.compressor.convs[-1]
-    last.bias.assign(tf.fill(last.bias.shape, -1e3))  # every ReLU negative
-    dead = diagnostics.code_liveness(model, images)
-    assert dead["convs"][last.name] == {"alive": 0.0, "rms": 0.0}
-    assert dead["f_std_across"] == 0.0
-    assert "alive channels" in diagnostics.format_liveness(dead)
-
-
 def test_zero_heads_shield_the_codes_from_the_image_losses_at_initialisation():
     """`scaled_zero_heads`: only Eq. 6 trains the code path until the heads' kernels move."""
     model = _model(initialization="scaled_zero_heads")
@@ -100,36 +85,3 @@ def test_detached_eq6_needs_the_models_copy_of_the_exchange_path():
     config = losses.LossConfig(exchange_targets="detached")
     with pytest.raises(ValueError, match="exchange_targets='detached'"):
         losses.compute_losses(out, content, content, model.encoder, config)
-
-
-def test_style_gain_is_zero_when_the_style_is_ignored_and_one_when_painted():
-    encoder = _model().encoder
-    content = tf.random.stateless_uniform([3, 32, 32, 3], seed=[5, 6]).numpy()
-    # Three distinct flat-ish styles, so each has its own Gram matrices.
-    style = np.stack([np.full([32, 32, 3], v, np.float32) for v in (0.1, 0.5, 0.9)])
-    style += 0.1 * tf.random.stateless_uniform([3, 32, 32, 3], seed=[7, 8]).numpy()
-    ignores = diagnostics.style_gain(encoder, lambda c, s: c, content, style)
-    paints = diagnostics.style_gain(encoder, lambda c, s: s, content, style)
-    contrary = diagnostics.style_gain(encoder, lambda c, s: np.roll(s, -1, axis=0), content, style)
-    assert ignores == 0.0
-    assert paints == pytest.approx(1.0)
-    assert contrary < 0.0
-    with pytest.raises(ValueError, match="at least 2 pairs"):
-        diagnostics.style_gain(encoder, lambda c, s: c, content[:1], style[:1])
-
-
-def test_crop_identification_tells_image_statistics_from_crop_noise():
-    rng = np.random.default_rng(0)
-    images = rng.normal(size=(20, 64))
-    same = diagnostics.crop_identification(images, images)
-    assert same == {"accuracy": 1.0, "within_between": 0.0}
-    # Crop noise well below the spread between images: still identified.
-    small = diagnostics.crop_identification(
-        images + 0.1 * rng.normal(size=images.shape), images + 0.1 * rng.normal(size=images.shape)
-    )
-    assert small["accuracy"] == 1.0 and small["within_between"] < 0.2
-    # Two unrelated draws per image: chance-level identification, ratio ~1.
-    noise = diagnostics.crop_identification(images, rng.normal(size=images.shape))
-    assert noise["accuracy"] <= 0.2 and 0.7 < noise["within_between"] < 1.3
-    with pytest.raises(ValueError, match="N >= 2"):
-        diagnostics.crop_identification(images[:1], images[:1])

@@ -5,10 +5,6 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from exchange_st.evaluation import metrics
-from exchange_st.nn import covariance
-from exchange_st.nn import losses as losses_lib
-
 # Trainable groups of `ExchangeStyleTransfer`, matched against variable paths
 # in this order (the first match wins).
 VARIABLE_GROUPS = (
@@ -122,95 +118,6 @@ def format_report(stats, values, norms) -> str:
             f"{term:<9}{values[term]:>10.4g} " + "".join(f"{row[g]:>12.3e}" for g in groups)
         )
     return "\n".join(lines)
-
-
-def code_liveness(model, images) -> dict:
-    """Whether the covariance compressor still tells images apart (the collapse of "Trainability").
-
-    A model whose compressor has gone silent gives every image the same code,
-    so `v_c`, `v_r` are constants and the output cannot depend on the style.
-
-    Args:
-      model: an `ExchangeStyleTransfer`.
-      images: `[N, H, W, 3]` in [0, 1], N >= 2 different images.
-
-    Returns:
-      Dict with, per compressor conv, `alive` (fraction of its ReLU channels
-      positive somewhere on the images) and `rms`; and the code `f` RMS and
-      its spread across the images (`f_std_across`, 0 when every image gets
-      the same code).
-    """
-    compressor = model.compressor
-    f_vgg = model.encoder(images, output_all=False)
-    x = tf.cast(covariance.masked_covariance(f_vgg)[..., None], compressor.compute_dtype)
-    convs = {}
-    # CovarianceCompressor.compress step by step, keeping each conv's output.
-    for conv in compressor.convs:
-        x = conv(x)
-        a = tf.cast(x, tf.float32).numpy()
-        convs[conv.name] = {
-            "alive": float((a > 0).any(axis=(0, 1, 2)).mean()),
-            "rms": float(np.sqrt(np.mean(np.square(a)))),
-        }
-    f = tf.cast(compressor.fc(compressor.flatten(x)), tf.float32).numpy()
-    return {
-        "convs": convs,
-        "f_rms": float(np.sqrt(np.mean(np.square(f)))),
-        "f_std_across": float(f.std(axis=0).mean()),
-    }
-
-
-def format_liveness(liveness) -> str:
-    lines = ["compressor conv   alive channels   RMS"]
-    for name, c in liveness["convs"].items():
-        lines.append(f"{name:<17} {c['alive']:>14.3f} {c['rms']:>9.4g}")
-    lines.append(
-        f"codes f: RMS {liveness['f_rms']:.4g}, std across images {liveness['f_std_across']:.4g}"
-    )
-    return "\n".join(lines)
-
-
-def style_gain(encoder, stylize, content, style) -> float:
-    """How much a model uses its style input: 0 when the output ignores it.
-
-    Each content is stylized twice, with its own style and with the next
-    pair's; both outputs are scored against the pair's own style (Eq. 4, as
-    Table 1 scores it). The gain is the share of that style loss which the
-    right style removes: `(L(other) - L(own)) / L(other)`, averaged over the
-    pairs. A model that renders the same image whatever the style scores 0
-    exactly, one that paints each pair's style scores close to 1, and one
-    that moves away from the style it is given scores below 0. Unlike the
-    difference between two outputs, a random dependence on the style (a
-    fresh model's) is not rewarded: it scores 0 on average.
-
-    Args:
-      encoder: the `VGGEncoder` of the metric.
-      stylize: `(content, style) -> [B, H, W, 3]` in [0, 1].
-      content, style: `[B, H, W, 3]` pairs in [0, 1], B >= 2 (the styles
-        are rolled by one to get each pair's wrong style).
-
-    Returns:
-      The mean relative gain, a Python float.
-    """
-    content, style = np.asarray(content), np.asarray(style)
-    if len(content) < 2:
-        raise ValueError(f"style_gain needs at least 2 pairs to swap styles, got {len(content)}")
-    own = np.asarray(stylize(content, style))
-    other = np.asarray(stylize(content, np.roll(style, 1, axis=0)))
-    # VGG features of the style targets and of both stylizations, each batch once.
-    targets, own, other = (metrics.encode(encoder, x) for x in (style, own, other))
-
-    def loss(feats, i):
-        terms = losses_lib.style_loss(
-            [f[i : i + 1] for f in feats], [t[i : i + 1] for t in targets]
-        )
-        return sum(float(v) for v in terms.values())
-
-    gains = []
-    for i in range(len(content)):
-        l_own, l_other = loss(own, i), loss(other, i)
-        gains.append((l_other - l_own) / max(l_other, 1e-12))
-    return float(np.mean(gains))
 
 
 def crop_identification(first, second) -> dict[str, float]:

@@ -84,6 +84,15 @@ class TrainConfig:
         compiles it.
       verbose: `fit`'s own progress output (0 none, 1 bar, 2 a line per
         epoch), besides the console lines of `log_every`.
+      eval_content_source, eval_style_source: image directories of the
+        evaluation curve (`evaluation_curve`; never the training images);
+        None: no curve.
+      eval_every: Steps between the curve's reports (and one at the start of
+        a run whose step has none yet).
+      eval_size: Side of the evaluation images (centre crops).
+      eval_pairs: Evaluation pairs (content i with style i), >= 2.
+      eval_styles: Styles under which the first evaluation content measures
+        the style dependence and the colour follow (0: not measured).
     """
 
     data: sources.DataConfig
@@ -118,6 +127,12 @@ class TrainConfig:
     mixed_precision: str = "none"
     jit_compile: bool = False
     verbose: int = 0
+    eval_content_source: str | None = None
+    eval_style_source: str | None = None
+    eval_every: int = 1000
+    eval_size: int = 256
+    eval_pairs: int = 4
+    eval_styles: int = 20
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -136,6 +151,8 @@ class TrainConfig:
             "image_every",
             "checkpoint_every",
             "keep_checkpoints",
+            "eval_every",
+            "eval_size",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -153,6 +170,14 @@ class TrainConfig:
             )
         if not self.model_dir:
             raise ValueError("model_dir must be set")
+        if (self.eval_content_source is None) != (self.eval_style_source is None):
+            raise ValueError(
+                "the evaluation curve needs both eval_content_source and eval_style_source"
+            )
+        if self.eval_pairs < 2:
+            raise ValueError(
+                f"eval_pairs must be >= 2 (style_gain swaps styles), got {self.eval_pairs}"
+            )
         self.compressor_filters = tuple(self.compressor_filters)
         self.upsample_filters = tuple(self.upsample_filters)
         self.model_config = dict(self.model_config)

@@ -27,7 +27,8 @@ from absl import logging
 from exchange_st.data import pydata, sources
 from exchange_st.saving import serialization
 from exchange_st.training import callbacks as cb
-from exchange_st.training import distribute, optim, run_control
+from exchange_st.evaluation import learning_report
+from exchange_st.training import distribute, evaluation_curve, optim, run_control
 from exchange_st.training.train_config import MODELS, TrainConfig, TrainResult
 
 # Examples of the image grid.
@@ -257,6 +258,19 @@ class Trainer:
         callbacks.append(cb.ImageGrid(sample, images, cfg.image_every, start_step, tf, logdir))
         csv_path = os.path.join(cfg.model_dir, CSV_FILE)
         callbacks.append(cb.CSVLog(csv_path))
+        if cfg.eval_content_source is not None:
+            eval_set = learning_report.load_eval_set(
+                cfg.eval_content_source,
+                cfg.eval_style_source,
+                cfg.eval_size,
+                cfg.eval_pairs,
+                cfg.eval_styles,
+            )
+            callbacks.append(
+                evaluation_curve.EvaluationCurve(
+                    eval_set, cfg.model_dir, cfg.eval_every, start_step, tf, logdir
+                )
+            )
         return callbacks
 
     def run(self, start_time: float | None = None) -> TrainResult:
