@@ -191,6 +191,21 @@ flags.DEFINE_integer(
     "keep_checkpoints", 5, "States kept: 1 = latest only; K = also ckpt-<step> links to the last K."
 )
 flags.DEFINE_string(
+    "init_from",
+    None,
+    "Start a fresh --model_dir from a trained model: a release directory (e.g. "
+    "pretrained/efanet), a training model_dir or a .weights.h5 file. Its weights and step "
+    "carry on, Adam starts fresh with its warm-up, its training history continues. A "
+    "--model_dir with a checkpoint resumes that instead.",
+)
+flags.DEFINE_enum(
+    "init_training_parts",
+    "copy",
+    ["copy", "fresh"],
+    "--init_from a release, which stores only the inference path: the second decoder "
+    "(I_c->s, I_s->s) starts as a copy of the first, or fresh.",
+)
+flags.DEFINE_string(
     "eval_content_dir",
     None,
     "Evaluation content images (never the training ones): with --eval_style_dir, the run "
@@ -284,6 +299,8 @@ def config_from_flags() -> train_config.TrainConfig:
         eval_size=FLAGS.eval_size,
         eval_pairs=FLAGS.eval_pairs,
         eval_styles=FLAGS.eval_styles,
+        init_from=FLAGS.init_from,
+        init_training_parts=FLAGS.init_training_parts,
     )
 
 

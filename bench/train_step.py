@@ -92,6 +92,8 @@ class TrainBenchConfig:
       profile_steps: steps of the traced `fit` call.
       output: JSON report path (rewritten after every round).
       seed: seed of weights, inputs and pipeline.
+      options: `train_config.with_options` of every variant's TrainConfig,
+        e.g. the recommended recipe's `fusion_mode=adain` (its Eq. 7 step).
     """
 
     models: tuple[str, ...] = ("efanet",)
@@ -118,6 +120,7 @@ class TrainBenchConfig:
     profile_steps: int = 3
     output: str = "bench_out/train_step.json"
     seed: int = 0
+    options: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if min(self.steps, self.profile_steps) < 2:
@@ -427,6 +430,7 @@ def build_trainer(cfg: TrainBenchConfig, v: Variant, workdir: str) -> train_lib.
         image_every=_NEVER,
         checkpoint_every=_NEVER,
     )
+    train_cfg = train_config.with_options(train_cfg, cfg.options)
     # As train_lib.train: the policy is read when the model is built.
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32" if v.precision == "none" else v.precision)
@@ -715,6 +719,12 @@ flags.DEFINE_string("profile_dir", "", "Trace the first variant's steps into thi
 flags.DEFINE_integer("profile_steps", 3, "Steps of the traced fit call (--profile_dir).")
 flags.DEFINE_string("output", "bench_out/train_step.json", "JSON report path.")
 flags.DEFINE_integer("seed", 0, "Seed of weights, inputs and pipeline.")
+flags.DEFINE_multi_string(
+    "option",
+    [],
+    "key=value applied to every variant's TrainConfig (train_config.with_options: a field, a "
+    "loss field or a model constructor argument), e.g. --option=fusion_mode=adain.",
+)
 
 
 def main(argv):
@@ -746,6 +756,7 @@ def main(argv):
             profile_steps=FLAGS.profile_steps,
             output=FLAGS.output,
             seed=FLAGS.seed,
+            options=train_config.parse_model_options(FLAGS.option),
         )
     except ValueError as e:
         raise app.UsageError(str(e)) from e

@@ -543,3 +543,15 @@ def test_progress_line_projects_the_step_reached_at_max_seconds(monkeypatch, cap
     progress.on_epoch_end(0, {})
     # Step 21 at t=110, 80 s left at 2 steps/s.
     assert "2 steps/s" in caplog.text and "~step 181 at max_seconds" in caplog.text
+
+
+def test_with_options_routes_each_key_to_its_config():
+    cfg = _config("/tmp/unused")
+    out = train_config.with_options(
+        cfg, {"fusion_mode": "adain", "exchange_targets": "detached", "style_statistics": True}
+    )
+    assert out.fusion_mode == "adain" and cfg.fusion_mode == "ours"
+    assert out.loss.exchange_targets == "detached"
+    assert out.model_config == {"style_statistics": True}
+    with pytest.raises(ValueError, match="rec_only_steps must be 0"):
+        train_config.with_options(cfg, {"model": "adain", "rec_only_steps": 5})

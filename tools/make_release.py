@@ -32,6 +32,7 @@ from exchange_st.saving import (  # noqa: E402
     release,
     serialization,
 )
+from exchange_st.training import history  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -158,6 +159,8 @@ def _save(model, pairs, measured, chosen):
     if weights is not None:
         provenance.setdefault("checkpoint_step", serialization.saved_step(weights))
         provenance.setdefault("training", _training_facts(os.path.dirname(weights)))
+        # Each phase's steps, crop size, precision, machine and hours (training.history).
+        provenance.setdefault("history", history.read(os.path.dirname(weights)))
     provenance["quantization_error"] = {
         "pairs": len(pairs),
         "size": FLAGS.size,

@@ -93,6 +93,13 @@ class TrainConfig:
       eval_pairs: Evaluation pairs (content i with style i), >= 2.
       eval_styles: Styles under which the first evaluation content measures
         the style dependence and the colour follow (0: not measured).
+      init_from: A fresh run (no checkpoint in `model_dir`) starts from this
+        trained model: a release directory, a training model_dir or a
+        `.weights.h5` file (`warm_start`): its weights and step, a fresh
+        Adam with its warm-up, its history continued. A run with a
+        checkpoint resumes it instead.
+      init_training_parts: What a release's missing `decoder_s` starts as:
+        `"copy"` of `decoder_c` or `"fresh"` (`warm_start.TRAINING_PARTS`).
     """
 
     data: sources.DataConfig
@@ -133,6 +140,8 @@ class TrainConfig:
     eval_size: int = 256
     eval_pairs: int = 4
     eval_styles: int = 20
+    init_from: str | None = None
+    init_training_parts: str = "copy"
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -173,6 +182,10 @@ class TrainConfig:
         if (self.eval_content_source is None) != (self.eval_style_source is None):
             raise ValueError(
                 "the evaluation curve needs both eval_content_source and eval_style_source"
+            )
+        if self.init_training_parts not in ("copy", "fresh"):
+            raise ValueError(
+                f"init_training_parts must be 'copy' or 'fresh', got {self.init_training_parts!r}"
             )
         if self.eval_pairs < 2:
             raise ValueError(
@@ -291,6 +304,26 @@ def parse_model_options(items) -> dict:
         except json.JSONDecodeError:
             options[key.strip()] = value
     return options
+
+
+def with_options(config: TrainConfig, options: dict) -> TrainConfig:
+    """`config` with `options` applied: each key a `TrainConfig` field, a `LossConfig` field
+    (`loss`) or else a model constructor argument (`model_config`), as a flag file would set it.
+
+    E.g. `{"fusion_mode": "adain", "exchange_targets": "detached", "style_statistics": True}`
+    sets one field of each kind; the new config is validated like any other.
+    """
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"loss", "data", "model_config"}
+    loss_fields = {f.name for f in dataclasses.fields(losses_lib.LossConfig)}
+    top = {k: v for k, v in options.items() if k in fields}
+    loss = {k: v for k, v in options.items() if k in loss_fields}
+    model = {k: v for k, v in options.items() if k not in fields and k not in loss_fields}
+    return dataclasses.replace(
+        config,
+        loss=dataclasses.replace(config.loss, **loss),
+        model_config={**config.model_config, **model},
+        **top,
+    )
 
 
 def _construct(cls, cfg: TrainConfig, **kwargs) -> keras.Model:

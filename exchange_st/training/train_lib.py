@@ -28,7 +28,8 @@ from exchange_st.data import pydata, sources
 from exchange_st.saving import serialization
 from exchange_st.training import callbacks as cb
 from exchange_st.evaluation import learning_report
-from exchange_st.training import distribute, evaluation_curve, optim, run_control
+from exchange_st.training import distribute, evaluation_curve, optim, run_control, warm_start
+from exchange_st.training import history as history_lib
 from exchange_st.training.train_config import MODELS, TrainConfig, TrainResult
 
 # Examples of the image grid.
@@ -136,13 +137,25 @@ class Trainer:
         Raises:
           ValueError: `model_dir` holds a run of a different architecture.
         """
+        cfg = self.config
         if self.is_chief:
-            serialization.remove_stale_temporaries(self.config.model_dir)
-        if not os.path.isfile(self.checkpoint.path):
+            serialization.remove_stale_temporaries(cfg.model_dir)
+        if os.path.isfile(self.checkpoint.path):
+            self._check_saved_architecture()
+            step = self.checkpoint.restore(self.model)
+            logging.info("Resumed from step %d (%s).", step, self.checkpoint.path)
+            if cfg.init_from:
+                logging.info(
+                    "init_from=%s is not used: the run resumes its own state.", cfg.init_from
+                )
+            self.phases = history_lib.read(cfg.model_dir) + [history_lib.new_phase(cfg, step)]
+            return step
+        if not cfg.init_from:
+            self.phases = [history_lib.new_phase(cfg, 0)]
             return 0
-        self._check_saved_architecture()
-        step = self.checkpoint.restore(self.model)
-        logging.info("Resumed from step %d (%s).", step, self.checkpoint.path)
+        start = warm_start.load_into(self.model, cfg.init_from, cfg.init_training_parts)
+        step = self.checkpoint.step = start["step"]
+        self.phases = start["history"] + [history_lib.new_phase(cfg, step, cfg.init_from)]
         return step
 
     def _check_saved_architecture(self):
@@ -258,6 +271,8 @@ class Trainer:
         callbacks.append(cb.ImageGrid(sample, images, cfg.image_every, start_step, tf, logdir))
         csv_path = os.path.join(cfg.model_dir, CSV_FILE)
         callbacks.append(cb.CSVLog(csv_path))
+        phases = getattr(self, "phases", None) or [history_lib.new_phase(cfg, start_step)]
+        callbacks.append(history_lib.RunHistory(cfg.model_dir, phases, start_step))
         if cfg.eval_content_source is not None:
             eval_set = learning_report.load_eval_set(
                 cfg.eval_content_source,
