@@ -139,14 +139,18 @@ def test_csfusion_rank_k_sums_k_projections(rank):
         assert np.linalg.matrix_rank(out[b].reshape(-1, 16), tol=1e-3) == rank
 
 
-def test_csfusion_rank_one_is_the_paper_layer():
-    f = _rand(2, 3, 5, 16, seed=11)
-    v_c, v_r = _rand(2, 16, seed=12), _rand(2, 16, seed=13)
-    inputs = (tf.constant(f), v_c, v_r)
-    np.testing.assert_allclose(
-        decoder.CSFusion("ours", 16, rank=1)(inputs).numpy(),
-        decoder.CSFusion("ours", 16)(inputs).numpy(),
-    )
+@pytest.mark.parametrize("offset", [0.0, 0.5])
+def test_csfusion_rank_two_with_its_second_projection_zeroed_is_eq1_eq2(offset):
+    """The einsum path of rank k > 1 against the paper's rank-1 path (Eq. 1-2, its own code)."""
+    f = tf.constant(_rand(2, 3, 5, 16, seed=11))
+    v_c, v_r = _rand(2, 2 * 16, seed=12), _rand(2, 2 * 16, seed=13)
+    v_r[:, 16:] = 0.0  # the second expansion row: its pooled column reaches nothing
+    rank_two = decoder.CSFusion("ours", 16, rank=2, offset=offset)((f, v_c, v_r)).numpy()
+    rank_one = decoder.CSFusion("ours", 16, offset=offset)((f, v_c[:, :16], v_r[:, :16])).numpy()
+    np.testing.assert_allclose(rank_two, rank_one, rtol=1e-5, atol=1e-6)
+    # With the row back, the second projection adds its own rank-1 term.
+    v_r[:, 16:] = _rand(2, 16, seed=14)
+    assert not np.allclose(decoder.CSFusion("ours", 16, rank=2)((f, v_c, v_r)).numpy(), rank_one)
 
 
 def test_csfusion_rank_needs_ours_mode():

@@ -197,3 +197,41 @@ def test_rms_perceptual_norm_is_the_root_of_each_mean():
     with pytest.raises(ValueError, match="perceptual_norm"):
         losses.LossConfig(perceptual_norm="l1")
     assert losses.LossConfig().perceptual_norm == "squared"
+
+
+def _gram_np(f):
+    x = f.reshape(f.shape[0], -1, f.shape[-1]).astype(np.float64)
+    return np.einsum("bpi,bpj->bij", x, x) / x.shape[1]
+
+
+def test_eq3_and_eq4_pair_each_output_with_its_own_targets():
+    """Content != style: each term against its definition, computed here in NumPy.
+
+    Eq. 3: E(I_s->c) against E(I_c) and E(I_c->s) against E(I_s) at relu4_1;
+    Eq. 4: the Gram matrices of I_s->c against I_s's and of I_c->s against
+    I_c's, layer by layer. A swap of the content and style features, or of
+    s2c and c2s, changes every one of these numbers.
+    """
+    encoder = VGGEncoder(None)
+    rng = np.random.default_rng(7)
+    content, style, s2c, c2s = (
+        tf.constant(rng.uniform(size=(2, 32, 32, 3)).astype(np.float32)) for _ in range(4)
+    )
+    outputs = {k: v[:2] for k, v in _codes().items()}
+    outputs.update(
+        s2c=s2c, c2s=c2s, c2c=content, s2s=style, feats_c=encoder(content), feats_s=encoder(style)
+    )
+    terms = losses.compute_losses(outputs, content, style, encoder)
+    e = {
+        name: [f.numpy().astype(np.float64) for f in encoder(x)]
+        for name, x in (("c", content), ("s", style), ("s2c", s2c), ("c2s", c2s))
+    }
+    expected_content = np.mean((e["s2c"][-1] - e["c"][-1]) ** 2) + np.mean(
+        (e["c2s"][-1] - e["s"][-1]) ** 2
+    )
+    np.testing.assert_allclose(terms["content"], expected_content, rtol=1e-4)
+    for i, name in enumerate(FEATURE_NAMES):
+        expected = np.mean((_gram_np(e["s2c"][i]) - _gram_np(e["s"][i])) ** 2) + np.mean(
+            (_gram_np(e["c2s"][i]) - _gram_np(e["c"][i])) ** 2
+        )
+        np.testing.assert_allclose(terms[f"style/{name}"], expected, rtol=1e-4)
