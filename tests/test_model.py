@@ -55,10 +55,16 @@ def test_paper_architecture_counts(model):
     assert model.code_dim == 256
     for decoder in (model.decoder_c, model.decoder_s):
         assert len(decoder.pre_blocks) == 3 and len(decoder.post_blocks) == 2
+        # Sec. 3.5: three nearest-neighbour upsamplings, each followed by a conv; no
+        # learned (transposed) upsampling.
+        ups = [layer for layer in decoder.up_layers if "UpSampling" in type(layer).__name__]
+        assert len(ups) == 3
         assert all(
-            isinstance(layer, keras.layers.UpSampling2D) and layer.interpolation == "nearest"
-            for layer in decoder.up_layers
-            if "UpSampling" in type(layer).__name__
+            type(layer) is keras.layers.UpSampling2D and layer.interpolation == "nearest"
+            for layer in ups
+        )
+        assert not any(
+            isinstance(layer, keras.layers.Conv2DTranspose) for layer in decoder.up_layers
         )
     assert model.decoder_c is not model.decoder_s
     block_vars = {id(v) for v in model.exchange_blocks[0].trainable_variables}
