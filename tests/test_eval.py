@@ -251,10 +251,21 @@ def test_eval_end_to_end(tmp_path, small_efanet_dir):
         assert info["status"] == "ok", info
         assert info["num_pairs"] == 3
         for key in metrics.METRIC_NAMES:
-            stats = info["metrics"][key]
-            assert np.isfinite(stats["mean"]) and stats["std"] >= 0.0
+            # The summary is the mean (and spread) of the per-pair values it saves.
+            per_pair = [pair[name][key] for pair in saved["pairs"]]
+            assert info["metrics"][key]["mean"] == pytest.approx(np.mean(per_pair), rel=1e-6)
+            assert info["metrics"][key]["std"] == pytest.approx(
+                np.std(per_pair), rel=1e-6, abs=1e-12
+            )
         for size in ("32", "48"):
             assert saved["timings"][name][size]["seconds"] > 0.0
+    # Two rows of one checkpoint ("efanet" and "ablation=<its dir>") score alike, pair by pair.
+    for pair in saved["pairs"]:
+        for key in metrics.METRIC_NAMES:
+            assert pair["ablation"][key] == pytest.approx(pair["efanet"][key], rel=1e-5)
+    assert saved["methods"]["efanet"]["metrics"]["total"]["mean"] != pytest.approx(
+        saved["methods"]["adain"]["metrics"]["total"]["mean"], rel=1e-3
+    )
     assert saved["methods"]["adain"]["source"] == "random init"
     assert saved["methods"]["efanet"]["source"] == efanet_dir
     assert saved["timings"]["gatys"]["32"]["extrapolated"] is True
