@@ -232,3 +232,101 @@ def test_adain_release_holds_its_decoder_in_float16(tmp_path):
     expected = keras.ops.convert_to_numpy(model.stylize(image, image[:, ::-1]))
     got = keras.ops.convert_to_numpy(loaded.stylize(image, image[:, ::-1]))
     np.testing.assert_allclose(got, expected, atol=2e-3)
+
+
+def test_choose_policy_takes_the_first_within_the_target_else_the_last_tried(monkeypatch):
+    """The fallback order of tools/make_release.py, on errors given per policy."""
+    errors = {
+        0: (3 / 255, 20 / 255),
+        1_000_000: (0.9 / 255, 9 / 255),
+        2_000_000: (0.5 / 255, 7 / 255),
+    }
+    measured_policies = []
+
+    def fake_error(model, pairs, policy, reference):
+        measured_policies.append(policy)
+        mean, worst = errors[policy]
+        return {"mean_abs": mean, "max_abs": worst, "per_pair": []}
+
+    monkeypatch.setattr(quantization, "quantization_error", fake_error)
+    reports = []
+    chosen, measured = quantization.choose_policy(
+        None,
+        [],
+        [0, 1_000_000, 2_000_000, 3_000_000],
+        reference=[],
+        report=lambda *a: reports.append(a),
+    )
+    # 0 misses the mean, 1M the max (8/255); 2M is within, and 3M is never measured.
+    assert chosen == 2_000_000 and measured_policies == [0, 1_000_000, 2_000_000]
+    assert [measured[k]["within_target"] for k in ("0", "1000000", "2000000")] == [
+        False,
+        False,
+        True,
+    ]
+    assert len(reports) == 3
+    chosen, measured = quantization.choose_policy(None, [], [0, 1_000_000], reference=[])
+    assert chosen == 1_000_000 and not any(m["within_target"] for m in measured.values())
+
+
+@pytest.fixture(scope="module")
+def trained_tiny_run(tmp_path_factory):
+    """A tiny EFANet trained 40 steps on Eq. 5 (its decoder reconstructs: trained-like weights)."""
+    from exchange_st.data import image_io, sources
+    from exchange_st.training import train_config, train_lib
+
+    root = tmp_path_factory.mktemp("trained")
+    config = train_config.TrainConfig(
+        data=sources.DataConfig(
+            "builtin", "builtin", resize_short_side=32, crop_size=32, batch_size=2, builtin_size=32
+        ),
+        model_dir=str(root / "run"),
+        vgg_weights=None,
+        steps=40,
+        rec_only_steps=40,
+        seed=0,
+        lr=1e-3,
+        warmup_steps=5,
+        log_every=10,
+        image_every=1000,
+        checkpoint_every=1000,
+        num_exchange_blocks=1,
+        num_pre_fusion_blocks=0,
+        num_post_fusion_blocks=0,
+        code_dim=16,
+        compressor_filters=(8, 8),
+        upsample_filters=(16, 8, 8),
+    )
+    train_lib.train(config)
+    rng = np.random.default_rng(1)
+    for name in ("content", "style"):
+        for i in range(2):
+            image_io.save_image(root / name / f"{i}.png", rng.uniform(size=(40, 36, 3)))
+    return root
+
+
+def test_make_release_of_a_trained_model_is_int8_within_the_error_budget(
+    trained_tiny_run, tmp_path
+):
+    root = trained_tiny_run
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.make_release", f"--checkpoint_dir={root / 'run'}"]
+        + [f"--content={root / 'content'}", f"--style={root / 'style'}", "--pairs=2", "--size=32"]
+        + [f"--output_dir={tmp_path / 'release'}", "--int8_min_params=0,1000000"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = release.read_manifest(tmp_path / "release")
+    # All-int8 is within the budget: it is chosen, and the next policy never measured.
+    assert manifest["quantization"]["int8_min_params"] == 0
+    record = manifest["provenance"]["quantization_error"]
+    assert list(record["by_int8_min_params"]) == ["0"] and record["pairs"] == 2
+    error = record["by_int8_min_params"]["0"]
+    assert error["within_target"] and quantization.within_target(error)
+    assert 0 < error["mean_abs"] < 1 / 255 and error["max_abs"] < 8 / 255
+    assert manifest["provenance"]["checkpoint_step"] == 40
+    assert [p["end_step"] for p in manifest["provenance"]["history"]] == [40]
+    assert all(t["dtype"] == "int8" for t in manifest["tensors"] if t["name"].endswith("kernel"))

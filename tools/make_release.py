@@ -124,22 +124,17 @@ def main(argv):
     start = time.monotonic()
     reference = quantization.stylize_pairs(model, pairs)
     print(f"float32 stylizations: {time.monotonic() - start:.0f} s", flush=True)
-    measured, chosen = {}, None
-    for policy in policies:
-        start = time.monotonic()
-        error = quantization.quantization_error(model, pairs, policy, reference)
-        ok = quantization.within_target(error)
-        measured[str(policy)] = dict(error, within_target=ok)
+
+    def report(policy, error, ok):
         print(
             f"int8_min_params={policy}: mean |diff| {error['mean_abs']:.2e} "
             f"({error['mean_abs'] * 255:.3f}/255), max {error['max_abs']:.2e} "
             f"({error['max_abs'] * 255:.2f}/255) over {len(pairs)} pairs at {FLAGS.size}^2: "
-            f"{'within' if ok else 'OUTSIDE'} the target ({time.monotonic() - start:.0f} s)",
+            f"{'within' if ok else 'OUTSIDE'} the target",
             flush=True,
         )
-        chosen = policy
-        if ok:
-            break
+
+    chosen, measured = quantization.choose_policy(model, pairs, policies, reference, report)
     if not measured[str(chosen)]["within_target"]:
         logging.warning("No storage policy meets the target; writing the most precise one tried.")
     # The release first: a run cut short after it still returns it.

@@ -118,3 +118,38 @@ def quantization_error(model, pairs, int8_min_params=0, reference=None):
 
 def within_target(error):
     return error["mean_abs"] < MAX_MEAN_ERROR and error["max_abs"] < MAX_MAX_ERROR
+
+
+def choose_policy(model, pairs, policies, reference=None, report=None):
+    """The first storage policy of `policies` whose release stays within the error target.
+
+    Each policy (an `int8_min_params`, see `save`) is measured in order until
+    one is within the target (mean < 1/255, max < 8/255); if none is, the
+    last one tried, the most precise by convention, is chosen.
+
+    Args:
+      model: a built `ExchangeStyleTransfer` (or `AdaINNet`).
+      pairs: `(content, style)` float32 `[H, W, 3]` images in [0, 1].
+      policies: `int8_min_params` values, in order of preference.
+      reference: `stylize_pairs(model, pairs)` if already computed.
+      report: called with `(policy, error, within)` after each measurement.
+
+    Returns:
+      `(chosen, measured)`: the chosen policy, and `{str(policy): error +
+      {"within_target": bool}}` for every policy measured.
+    """
+    if not policies:
+        raise ValueError("choose_policy needs at least one storage policy")
+    if reference is None:
+        reference = stylize_pairs(model, pairs)
+    measured, chosen = {}, None
+    for policy in policies:
+        error = quantization_error(model, pairs, policy, reference)
+        ok = within_target(error)
+        measured[str(policy)] = dict(error, within_target=ok)
+        if report is not None:
+            report(policy, error, ok)
+        chosen = policy
+        if ok:
+            break
+    return chosen, measured
