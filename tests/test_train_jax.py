@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -43,9 +44,9 @@ _LOAD_SCRIPT = textwrap.dedent(
     import json, sys
     import numpy as np
     import keras
-    from exchange_st.saving import checkpoints, serialization
+    from exchange_st.saving import checkpoints
     from exchange_st.nn import losses
-    from exchange_st.training import optim
+    from exchange_st.training import train_config, train_lib
 
     model_dir, out_dir = sys.argv[1:]
     model = checkpoints.load_model(model_dir)
@@ -59,15 +60,24 @@ _LOAD_SCRIPT = textwrap.dedent(
         f_com=np.asarray(outputs["f_com"]),
         **{"loss/" + k: np.asarray(v) for k, v in terms.items()},
     )
-    # The same file restores the optimizer: step and Adam slots.
-    model.compile(optimizer=optim.make_optimizer())
-    model.optimizer.build(model.trainable_variables)
-    model.load_weights(serialization.find_weights(model_dir))
+    # train.py's own restore of the run: weights, step and Adam slots.
+    with open(model_dir + "/config.json") as f:
+        config = train_config.TrainConfig.from_dict(json.load(f))
+    trainer = train_lib.Trainer(config)
+    step = trainer.restore()
+    model = trainer.model
+    # What the restore put in every variable, for the test to compare with the file.
+    np.savez(
+        out_dir + "/restored.npz",
+        **{f"w{i}": np.asarray(v) for i, v in enumerate(model.weights)},
+        **{f"s{i}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)},
+    )
     info = {
         "class": type(model).__name__,
         "iterations": int(np.asarray(model.optimizer.iterations)),
-        "slot_sum": float(sum(np.abs(np.asarray(v)).sum() for v in model.optimizer.variables
-                              if "momentum" in v.path)),
+        "step": step,
+        "num_weights": len(model.weights),
+        "num_slots": len(model.optimizer.variables),
         "tf_imported": "tensorflow" in sys.modules and sys.modules["tensorflow"] is not None,
     }
     with open(out_dir + "/info.json", "w") as f:
@@ -169,7 +179,26 @@ def test_resume_on_jax_restores_the_step_and_optimizer(jax_run):
     assert float(rows[3]["learning_rate"]) == pytest.approx(1e-4 * 5 / 100)
     info = jax_run["info"]
     assert info["class"] == "ExchangeStyleTransfer" and not info["tf_imported"]
-    assert info["iterations"] == 5 and info["slot_sum"] > 0
+    assert info["iterations"] == info["step"] == 5
+    # Right after the restore, JAX's Adam state is the file's, slot by slot (read here
+    # with h5py: optimizer/vars/<i> in the optimizer's variable order) ...
+    restored = np.load(jax_run["tmp"] / "restored.npz")
+    path = os.path.join(jax_run["model_dir"], "latest.weights.h5")
+    with h5py.File(path, "r") as f:
+        saved_slots = [
+            np.asarray(f[f"optimizer/vars/{i}"]) for i in range(len(f["optimizer/vars"]))
+        ]
+    assert info["num_slots"] == len(saved_slots) > 10
+    moments = 0
+    for i, saved in enumerate(saved_slots):
+        np.testing.assert_array_equal(restored[f"s{i}"], saved)
+        moments += int(saved.ndim > 0 and np.any(saved))
+    assert moments > 10  # the moments hold values, so equal means restored, not zero
+    # ... and its weights are those TensorFlow's loader reads from the same file.
+    tf_model = checkpoints.load_model(jax_run["model_dir"])
+    assert info["num_weights"] == len(tf_model.weights)
+    for i, v in enumerate(tf_model.weights):
+        np.testing.assert_array_equal(restored[f"w{i}"], keras.ops.convert_to_numpy(v))
 
 
 def test_jax_weights_load_into_the_tensorflow_model_and_export(jax_run, tmp_path):
