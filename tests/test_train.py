@@ -22,7 +22,7 @@ import tensorflow as tf
 from PIL import Image
 
 from exchange_st.baselines import adain as adain_lib
-from exchange_st.saving import serialization
+from exchange_st.saving import checkpoints, serialization
 from exchange_st.data import pipeline, sources
 from exchange_st.training import callbacks, run_control, train_config, train_lib
 
@@ -406,12 +406,14 @@ def _wait_for(proc, log, pattern, timeout=120):
     pytest.fail(f"{pattern!r} not seen in train.py output:\n{log.read_text()[-3000:]}")
 
 
-def test_sigterm_saves_current_step_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_saves_current_step_and_exits_cleanly(tmp_path, sig):
     proc, log = _start_train(tmp_path, "term", checkpoint_every=1000)
     _wait_for(proc, log, r"step 2/1000")
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
-    step = int(_wait_for(proc, log, r"Stopped by SIGTERM at step (\d+)/1000").group(1))
+    name = signal.Signals(sig).name
+    step = int(_wait_for(proc, log, rf"Stopped by {name} at step (\d+)/1000").group(1))
     assert step >= 2
     assert _restored_step(tmp_path / "run") == step
 
@@ -555,3 +557,83 @@ def test_with_options_routes_each_key_to_its_config():
     assert out.model_config == {"style_statistics": True}
     with pytest.raises(ValueError, match="rec_only_steps must be 0"):
         train_config.with_options(cfg, {"model": "adain", "rec_only_steps": 5})
+
+
+def test_a_resumed_run_follows_the_uninterrupted_trajectory(tmp_path):
+    """On a fixed batch, 12 steps at once and 10 + a resumed 2 give the same weights.
+
+    The warm-up (11 steps) crosses the resume: the restored step count, Adam's
+    moments and the schedule must all carry over.
+    """
+    kwargs = dict(lr=3e-4, warmup_steps=11, log_every=2)
+    straight = _config(tmp_path / "straight", steps=12, **kwargs)
+    train_lib.train(straight, dataset_fn=_fixed_batch_fn(straight))
+    first = _config(tmp_path / "resumed", steps=10, **kwargs)
+    train_lib.train(first, dataset_fn=_fixed_batch_fn(first))
+    second = dataclasses.replace(first, steps=12)
+    result = train_lib.train(second, dataset_fn=_fixed_batch_fn(second))
+    assert (result.start_step, result.step) == (10, 12)
+    a = train_lib.Trainer(straight)
+    b = train_lib.Trainer(second)
+    assert a.restore() == b.restore() == 12
+    for x, y in zip(a.model.weights, b.model.weights):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-7)
+    for x, y in zip(a.optimizer.variables, b.optimizer.variables):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-9)
+
+
+def test_a_resumed_pipeline_draws_new_crops_reproducibly(tmp_path):
+    """The configured input is reseeded by the start step: not a replay of step 1's batch."""
+    trainer = train_lib.Trainer(_config(tmp_path, steps=1))
+
+    def first_batch(start_step):
+        return next(iter(trainer.dataset(start_step)))["content"].numpy()
+
+    fresh, resumed = first_batch(0), first_batch(30)
+    assert not np.allclose(fresh, resumed)
+    np.testing.assert_array_equal(resumed, first_batch(30))
+
+
+@pytest.mark.parametrize(
+    "precision,jit",
+    [("mixed_bfloat16", False), ("mixed_float16", False), ("none", True)],
+    ids=["bf16", "fp16", "xla"],
+)
+def test_mixed_precision_and_xla_train_resume_and_load_in_float32(tmp_path, precision, jit):
+    """Two steps, a resumed third, and the weights back in a float32 model."""
+    cfg = _config(tmp_path, steps=2, mixed_precision=precision, jit_compile=jit)
+    train_lib.train(cfg)
+    result = train_lib.train(dataclasses.replace(cfg, steps=3))
+    assert (result.start_step, result.step) == (2, 3)
+    assert np.isfinite(result.losses["loss"])
+    model = checkpoints.load_model(str(tmp_path))  # the global policy is float32 here
+    assert model.compute_dtype == "float32"
+    assert all(v.dtype == "float32" for v in model.weights)
+    keras.config.set_dtype_policy("float32" if precision == "none" else precision)
+    try:
+        mixed = checkpoints.load_model(str(tmp_path))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    # Mixed precision keeps float32 variables: the same numbers in both models.
+    for x, y in zip(model.weights, mixed.weights):
+        np.testing.assert_array_equal(x.numpy(), keras.ops.convert_to_numpy(y))
+    content = np.random.default_rng(0).uniform(size=(1, CROP, CROP, 3)).astype(np.float32)
+    # The float32 model computes what the mixed-precision one did, to its precision.
+    want = np.asarray(mixed.stylize(content, content[:, ::-1]), np.float32)
+    got = model.stylize(content, content[:, ::-1]).numpy()
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, atol={"none": 1e-5}.get(precision, 0.05))
+
+
+def test_save_every_seconds_saves_between_checkpoint_steps(tmp_path):
+    timed = _config(tmp_path / "timed", steps=3, save_every_seconds=1e-9, keep_checkpoints=10)
+    train_lib.train(timed)
+    untimed = _config(tmp_path / "untimed", steps=3, keep_checkpoints=10)
+    train_lib.train(untimed)
+
+    def snapshots(model_dir):
+        return sorted(p.name for p in Path(model_dir).glob("ckpt-*.weights.h5"))
+
+    # checkpoint_every=1000: only the time-based saves write steps 1 and 2.
+    assert snapshots(timed.model_dir) == [f"ckpt-{i}.weights.h5" for i in (1, 2, 3)]
+    assert snapshots(untimed.model_dir) == ["ckpt-3.weights.h5"]
