@@ -31,7 +31,8 @@ setuptools.setup(
         "jax": ["jax"],
         # The tests also run the core and training on JAX (CPU); pytest-xdist
         # runs them on two workers (setup.cfg), which halves the suite's wait.
-        "test": ["pytest", "pytest-xdist", "jax"],
+        # imageio-ffmpeg (its wheel bundles ffmpeg) so that the mp4 path is tested too.
+        "test": ["pytest", "pytest-xdist", "jax", "imageio", "imageio-ffmpeg"],
         # mp4 reading/writing for `exchange-st-stylize --video`; without it
         # videos are read/written as PNG frame sequences.
         "video": ["imageio", "imageio-ffmpeg"],

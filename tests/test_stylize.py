@@ -297,30 +297,55 @@ def test_video_from_frame_directory_to_png_sequence(setup, tmp_path):
     np.testing.assert_allclose(first, want, atol=0.5 / 255 + 1e-6)
 
 
-def test_video_file_round_trip(setup, tmp_path):
+def test_video_files_without_ffmpeg_say_what_to_install(setup, tmp_path, monkeypatch):
+    monkeypatch.setattr(video, "_imageio", lambda: None)
+    assert not video.has_ffmpeg()
+    with pytest.raises(video.VideoUnavailableError, match="imageio-ffmpeg"):
+        video.VideoWriter(str(tmp_path / "x"), video_format="mp4")
     path = str(tmp_path / "clip.mp4")
-    if not video.has_ffmpeg():
-        # Without the optional extra, video files give a clear message.
-        with pytest.raises(video.VideoUnavailableError, match="imageio-ffmpeg"):
-            video.VideoWriter(str(tmp_path / "x"), video_format="mp4")
-        config = _config(setup, tmp_path / "out", content=None, video=path)
-        open(path, "wb").close()
-        report = stylize_job.stylize_all(config, setup["stylizer"])
-        assert report.failures and "imageio" in report.failures[0][1]
-        return
+    open(path, "wb").close()
+    report = stylize_job.stylize_all(
+        _config(setup, tmp_path / "out", content=None, video=path), setup["stylizer"]
+    )
+    assert report.failures and "imageio" in report.failures[0][1]
+
+
+def _smooth_frames(n, h, w):
+    """Moving colour gradients: what H.264 compresses like a real clip (noise it does not)."""
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    return [
+        np.stack([0.5 + 0.4 * np.sin(6 * x + t), 0.3 + 0.5 * y, 0.5 + 0.4 * np.cos(5 * y - t)], -1)
+        for t in np.linspace(0.0, 1.0, n)
+    ]
+
+
+def test_video_file_frames_are_each_frame_stylized_alone(setup, tmp_path):
+    """mp4 in, mp4 out (imageio-ffmpeg, in the test extra): every output frame is the
+    stylization of that decoded input frame, up to H.264's loss."""
+    assert video.has_ffmpeg(), "the test extra installs imageio-ffmpeg"
+    path = str(tmp_path / "clip.mp4")
     with video.VideoWriter(str(tmp_path / "clip"), fps=8, video_format="mp4") as writer:
-        for frame in _frames(4, 35, 47):  # odd sides: cropped to even
-            writer.write(frame / 255.0)
+        for frame in _smooth_frames(4, 35, 47):  # odd sides: cropped to even
+            writer.write(frame)
     assert writer.path == path and video.count_frames(path) == 4
     config = _config(setup, tmp_path / "out", content=None, video=path, max_frames=3)
     report = stylize_job.stylize_all(config, setup["stylizer"])
     assert not report.failures
     out = str(tmp_path / "out" / "clip_style.mp4")
     assert report.outputs == [out]
+    with video.VideoReader(path) as reader:
+        inputs = list(reader)[:3]
     with video.VideoReader(out) as reader:
         frames = list(reader)
         assert reader.fps == pytest.approx(8.0)
     assert len(frames) == 3 and frames[0].shape == (34, 46, 3)
+    style = image_io.load_image(setup["files"]["style"])
+    wants = [np.asarray(setup["stylizer"].stylize(frame, style)) for frame in inputs]
+    # Each output frame is its own input's stylization, up to H.264's loss (~5/255 on
+    # this random network's high-frequency output), and far from the other frames'.
+    errors = np.array([[np.abs(got - want).mean() for want in wants] for got in frames])
+    assert np.all(np.diag(errors) < 8 / 255), errors
+    assert np.all(np.diag(errors) < 0.7 * (errors + np.eye(3)).min(axis=1)), errors
 
 
 # ----------------------------------------------------------------------------
