@@ -153,6 +153,12 @@ flags.DEFINE_float("lr", 1e-4, "Adam learning rate (default betas), reached afte
 flags.DEFINE_integer(
     "warmup_steps", optim.DEFAULT_WARMUP_STEPS, "Steps of the linear learning-rate warm-up."
 )
+flags.DEFINE_float(
+    "eq7_lr",
+    None,
+    "Beyond the paper (default: --lr throughout): Adam's learning rate once Eq. 7 trains, "
+    "after --rec_only_steps (docs/experiments/cpu_preview.md).",
+)
 flags.DEFINE_integer(
     "rec_only_steps",
     0,
@@ -280,6 +286,7 @@ def config_from_flags() -> train_config.TrainConfig:
         vgg_weights=vgg_weights,
         lr=FLAGS.lr,
         warmup_steps=FLAGS.warmup_steps,
+        eq7_lr=FLAGS.eq7_lr,
         rec_only_steps=FLAGS.rec_only_steps,
         steps=FLAGS.steps,
         seed=FLAGS.seed,

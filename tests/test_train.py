@@ -637,3 +637,13 @@ def test_save_every_seconds_saves_between_checkpoint_steps(tmp_path):
     # checkpoint_every=1000: only the time-based saves write steps 1 and 2.
     assert snapshots(timed.model_dir) == [f"ckpt-{i}.weights.h5" for i in (1, 2, 3)]
     assert snapshots(untimed.model_dir) == ["ckpt-3.weights.h5"]
+
+
+def test_eq7_lr_is_the_rate_after_the_switch_and_after_a_resume(tmp_path):
+    cfg = _config(tmp_path, steps=4, rec_only_steps=2, lr=1e-3, eq7_lr=1e-4, warmup_steps=1)
+    train_lib.train(cfg, dataset_fn=_fixed_batch_fn(cfg))
+    train_lib.train(dataclasses.replace(cfg, steps=5), dataset_fn=_fixed_batch_fn(cfg))
+    rates = [r["learning_rate"] for r in _csv_rows(cfg.model_dir)]
+    assert rates == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4, 1e-4])
+    with pytest.raises(ValueError, match="eq7_lr"):
+        _config(tmp_path, eq7_lr=0.0)

@@ -54,3 +54,19 @@ def restart(optimizer):
     for variable in inner.variables:
         if not variable.path.endswith("learning_rate"):
             variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
+
+
+def set_peak_lr(optimizer, lr):
+    """Sets the rate the warm-up ramps to (`LinearWarmup.lr`), keeping its length.
+
+    For a phase of training with its own rate (`TrainConfig.eq7_lr`). The
+    train step must be retraced to use it (`train_lib.begin_phase` does).
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    schedule = inner._learning_rate  # noqa: SLF001 - the schedule itself, not its value.
+    if not isinstance(schedule, LinearWarmup):
+        raise TypeError(
+            f"set_peak_lr needs a LinearWarmup schedule, found {type(schedule).__name__}"
+        )
+    if schedule.lr != float(lr):
+        inner.learning_rate = LinearWarmup(lr, schedule.warmup_steps)

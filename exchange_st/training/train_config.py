@@ -58,6 +58,10 @@ class TrainConfig:
         weights: the losses are then meaningless, smoke runs only).
       lr: Adam learning rate after the warm-up (1e-4; default betas).
       warmup_steps: Linear learning-rate warm-up (`optim.make_optimizer`).
+      eq7_lr: Beyond the paper (None: `lr` throughout): Adam's rate once Eq. 7
+        trains, after `rec_only_steps` (its warm-up ramps to it). At 1e-4 the
+        recommended recipe's hue is gone 250 Eq. 7 steps after the switch on
+        CPU; at 2e-5 it stays (docs/experiments/cpu_preview.md).
       rec_only_steps: Beyond the paper (0: Eq. 7 from the first step): the
         first steps train Eq. 5 alone, so that the decoder learns to read each
         image's statistics from its own `v_r` before the Gram term, ~100x
@@ -121,6 +125,7 @@ class TrainConfig:
     vgg_weights: str | None = "imagenet"
     lr: float = 1e-4
     warmup_steps: int = optim.DEFAULT_WARMUP_STEPS
+    eq7_lr: float | None = None
     rec_only_steps: int = 0
     steps: int = 350_000
     seed: int | None = None
@@ -170,6 +175,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be > 0 or None")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.eq7_lr is not None and not self.eq7_lr > 0:
+            raise ValueError(f"eq7_lr must be > 0 or None, got {self.eq7_lr}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.rec_only_steps < 0 or (self.rec_only_steps and self.model != "efanet"):

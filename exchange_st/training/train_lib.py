@@ -328,7 +328,8 @@ class Trainer:
                 logging.info("Steps %d to %d train Eq. 5 alone (rec_only_steps).", stop.step, end)
             elif switch:
                 logging.info("Step %d: Eq. 7 from here, with a restarted optimizer.", stop.step)
-            begin_phase(self.model, reconstruction_only, restart=switch)
+            lr = cfg.lr if reconstruction_only or cfg.eq7_lr is None else cfg.eq7_lr
+            begin_phase(self.model, reconstruction_only, restart=switch, lr=lr)
             stop.max_steps = end
             remaining = end - stop.step
             per_epoch = min(cfg.log_every, remaining)
@@ -371,16 +372,19 @@ class Trainer:
         )
 
 
-def begin_phase(model, reconstruction_only: bool, restart: bool) -> None:
+def begin_phase(model, reconstruction_only: bool, restart: bool, lr: float | None = None) -> None:
     """Sets the objective of the next `fit`: Eq. 5 alone or Eq. 7 (`rec_only_steps`).
 
     The train step is retraced for it. `restart` gives Eq. 7 a fresh Adam with
-    its warm-up (`optim.restart`), as the CPU runs that chose the curriculum had.
+    its warm-up (`optim.restart`), as the CPU runs that chose the curriculum had;
+    `lr` (if set) is the rate its warm-up ramps to (`TrainConfig.eq7_lr`).
     """
     if hasattr(model, "reconstruction_only"):
         model.reconstruction_only = reconstruction_only
     if restart:
         optim.restart(model.optimizer)
+    if lr is not None:
+        optim.set_peak_lr(model.optimizer, lr)
     model.train_function = None
 
 
