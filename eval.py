@@ -29,7 +29,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list(
     "methods",
     ["efanet", "adain", "gatys"],
-    "Comma list of methods: efanet, adain, gatys, wct, and ablations as name=checkpoint_dir "
+    "Comma list of methods: efanet, adain, gatys, wct, content (the content returned "
+    "unchanged: Table 1's floor), and ablations as name=checkpoint_dir "
     "(e.g. efanet_concat=runs/concat, a train.py model_dir).",
 )
 flags.DEFINE_string(

@@ -209,6 +209,7 @@ def test_eval_end_to_end(tmp_path, small_efanet_dir):
         style_dir=style_dir,
         output_dir=output_dir,
         methods=(
+            "content",
             "efanet",
             "adain",
             "gatys",
@@ -245,7 +246,7 @@ def test_eval_end_to_end(tmp_path, small_efanet_dir):
     } <= set(saved)
     assert saved["num_pairs"] == 3 and len(saved["pairs"]) == 3
     assert saved["tensorflow_version"] == tf.__version__
-    ok = ("efanet", "adain", "gatys", "wct", "ablation")
+    ok = ("content", "efanet", "adain", "gatys", "wct", "ablation")
     for name in ok:
         info = saved["methods"][name]
         assert info["status"] == "ok", info
@@ -257,7 +258,7 @@ def test_eval_end_to_end(tmp_path, small_efanet_dir):
             assert info["metrics"][key]["std"] == pytest.approx(
                 np.std(per_pair), rel=1e-6, abs=1e-12
             )
-        for size in ("32", "48"):
+        for size in ("32", "48") if name != "content" else ():
             assert saved["timings"][name][size]["seconds"] > 0.0
     # Two rows of one checkpoint ("efanet" and "ablation=<its dir>") score alike, pair by pair.
     for pair in saved["pairs"]:
@@ -266,6 +267,11 @@ def test_eval_end_to_end(tmp_path, small_efanet_dir):
     assert saved["methods"]["efanet"]["metrics"]["total"]["mean"] != pytest.approx(
         saved["methods"]["adain"]["metrics"]["total"]["mean"], rel=1e-3
     )
+    # The content row: the content unchanged, so no content loss; the floor of the style term.
+    assert saved["methods"]["content"]["metrics"]["content"]["mean"] == pytest.approx(0.0, abs=1e-9)
+    assert saved["methods"]["content"]["metrics"]["style"]["mean"] > 0.0
+    assert "content" not in saved["timings"] and "| content | 0.0000" in saved["table"]
+    assert saved["pairs"][0]["content_file"].startswith(content_dir)
     assert saved["methods"]["adain"]["source"] == "random init"
     assert saved["methods"]["efanet"]["source"] == efanet_dir
     assert saved["timings"]["gatys"]["32"]["extrapolated"] is True

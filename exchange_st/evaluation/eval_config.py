@@ -6,7 +6,10 @@ import dataclasses
 
 from exchange_st.baselines import gatys as gatys_lib
 
-BUILTIN_METHODS = ("efanet", "adain", "gatys", "wct")
+BUILTIN_METHODS = ("efanet", "adain", "gatys", "wct", "content")
+# Rows of Table 1 that Table 2 does not time: `content` returns the content
+# unchanged, the floor every method's style term must beat.
+UNTIMED_METHODS = ("content",)
 
 
 def split_spec(spec):
@@ -32,7 +35,8 @@ class EvalConfig:
       content_dir, style_dir: directories of evaluation images (searched
         recursively).
       output_dir: where `results.json` and `comparison.png` go.
-      methods: method specs, each `efanet`, `adain`, `gatys`, `wct`, or
+      methods: method specs, each `efanet`, `adain`, `gatys`, `wct`, `content`
+        (the content image returned unchanged: Table 1's floor), or
         `name=checkpoint_dir` for an ablation of the exchange model trained
         with `train.py` (its `config.json` gives the architecture).
       efanet_checkpoint: training `model_dir` (or checkpoint prefix, or

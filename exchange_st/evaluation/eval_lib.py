@@ -15,7 +15,7 @@ from absl import logging
 
 from exchange_st.data import image_io
 from exchange_st.evaluation import metrics
-from exchange_st.evaluation.eval_config import EvalConfig
+from exchange_st.evaluation.eval_config import UNTIMED_METHODS, EvalConfig
 from exchange_st.evaluation.eval_methods import build_methods, one_line, time_method
 from exchange_st.nn.vgg import VGGEncoder
 
@@ -79,13 +79,12 @@ def select_pairs(num_content, num_style, pairs, seed):
 
 def run_timings(cfg: EvalConfig, methods, content_path, style_path):
     """Table 2: `{method: {size: timing dict or {"error": ...}}}` on the first pair."""
-    timings = {m.name: {} for m in methods if m.status == "ok"}
+    timed = [m for m in methods if m.status == "ok" and m.name not in UNTIMED_METHODS]
+    timings = {m.name: {} for m in timed}
     for size in cfg.timing_sizes:
         content = tf.constant(image_io.load_square(content_path, size)[None])
         style = tf.constant(image_io.load_square(style_path, size)[None])
-        for method in methods:
-            if method.status != "ok":
-                continue
+        for method in timed:
             # Gatys' timed runs are long; one per size keeps Table 2 affordable.
             runs = 1 if method.time_fn is not None else cfg.timing_runs
             logging.info("Timing %s at %d x %d (%d run(s)).", method.name, size, size, runs)
@@ -177,7 +176,8 @@ def run(cfg: EvalConfig) -> dict:
         style = tf.constant(styles[j][None])
         content_feats = metrics.encode(encoder, content)
         style_feats = metrics.encode(encoder, style)
-        record = {"content": content_paths[i], "style": style_paths[j]}
+        # The files under their own keys: "content" is also a method's name.
+        record = {"content_file": content_paths[i], "style_file": style_paths[j]}
         row = [contents[i], styles[j]]
         for method in methods:
             output = None
@@ -276,6 +276,8 @@ def format_tables(results: dict) -> str:
             "|---" * (len(sizes) + 1) + "|",
         ]
         for name, info in results["methods"].items():
+            if name in UNTIMED_METHODS:
+                continue
             if info["status"] != "ok":
                 cells = ["FAILED"] * len(sizes)
             else:

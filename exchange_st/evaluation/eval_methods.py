@@ -124,6 +124,8 @@ def build_methods(cfg: EvalConfig, encoder) -> list[Method]:
             if path is not None:
                 model = checkpoints.load_model(path, what=name, expect=ExchangeStyleTransfer)
                 method.stylize, method.source = _feed_forward(model.stylize), path
+            elif name == "content":
+                method.stylize, method.source = (lambda content, style: content), "the content"
             elif name == "efanet":
                 method.stylize, method.source = models.efanet()
             elif name == "adain":
