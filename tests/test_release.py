@@ -330,3 +330,77 @@ def test_make_release_of_a_trained_model_is_int8_within_the_error_budget(
     assert manifest["provenance"]["checkpoint_step"] == 40
     assert [p["end_step"] for p in manifest["provenance"]["history"]] == [40]
     assert all(t["dtype"] == "int8" for t in manifest["tensors"] if t["name"].endswith("kernel"))
+
+
+def _passing_scores(**changes):
+    scores = {
+        "v_r_spread": 0.2,
+        "style_move": 0.1,
+        "content_corr": 0.6,
+        "chroma_follow": {"slope": 0.5, "r": 0.9},
+        "table1_style": 10.0,
+        "content_row_style": 20.0,
+        "table1_total": 12.0,
+    }
+    scores.update(changes)
+    return scores
+
+
+@pytest.mark.parametrize(
+    "change,reason",
+    [
+        ({"v_r_spread": 0.04}, "v_r_s spread"),
+        ({"style_move": 0.05}, "style move"),
+        ({"content_corr": 0.39}, "content correlation"),
+        ({"chroma_follow": {"slope": 0.29, "r": 0.9}}, "chroma follow"),
+        ({"chroma_follow": {"slope": 0.5, "r": 0.69}}, "chroma follow"),
+        ({"table1_style": 20.0}, "not below the content row"),
+        ({"chroma_follow": None}, "chroma follow"),
+    ],
+)
+def test_release_rule_names_each_failing_check(change, reason):
+    from exchange_st.evaluation import release_rule
+
+    assert release_rule.verdict(_passing_scores()) == (True, [])
+    passes, failures = release_rule.verdict(_passing_scores(**change))
+    assert not passes and len(failures) == 1 and reason in failures[0]
+
+
+def test_a_release_is_replaced_only_by_a_passing_model_with_a_lower_total():
+    from exchange_st.evaluation import release_rule
+
+    assert release_rule.replaces(_passing_scores(), None)
+    assert release_rule.replaces(_passing_scores(table1_total=11.0), _passing_scores())
+    assert not release_rule.replaces(_passing_scores(table1_total=13.0), _passing_scores())
+    assert not release_rule.replaces(_passing_scores(v_r_spread=0.0), None)
+
+
+def test_release_check_measures_every_score_of_the_rule(trained_tiny_run, tmp_path):
+    from exchange_st.data import image_io
+
+    root = trained_tiny_run
+    rng = np.random.default_rng(2)
+    for name in ("la_muse", "sketch", "third"):
+        image_io.save_image(tmp_path / "styles" / f"{name}.png", rng.uniform(size=(40, 36, 3)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.release_check", f"--checkpoint={root / 'run'}"]
+        + [f"--content_dir={root / 'content'}", f"--style_dir={tmp_path / 'styles'}"]
+        + ["--vgg_weights=none", "--rule_size=32", "--table1_size=32", "--dependence_size=32"]
+        + [f"--output={tmp_path / 'check' / 'check.json'}", f"--grid={tmp_path / 'grid.png'}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(tmp_path / "check" / "check.json") as f:
+        check = json.load(f)
+    scores = check["scores"]
+    for key in ("v_r_spread", "style_move", "content_corr", "table1_style", "content_row_style"):
+        assert np.isfinite(scores[key]), key
+    assert set(scores["chroma_follow"]) == {"r", "slope"}
+    assert scores["table1_pairs"] == 2 * 3 and check["step"] == 40
+    # A 40-step tiny model on random images does not stylize: the verdict says why.
+    assert check["passes"] == (not check["failures"]) and check["failures"]
+    assert ("PASSES" if check["passes"] else "FAILS: ") in proc.stdout
+    assert image_io.load_image(tmp_path / "grid.png").shape[1] > 4 * 32

@@ -38,13 +38,12 @@ from __future__ import annotations
 import json
 import os
 
-import keras
 import numpy as np
 from absl import app, flags
 
 from exchange_st.data import image_io
 from exchange_st.saving import serialization
-from exchange_st.evaluation import metrics, style_dependence, train_flops
+from exchange_st.evaluation import style_dependence, style_matrix, train_flops
 from exchange_st.nn.model import ExchangeStyleTransfer
 from exchange_st.saving import checkpoints
 
@@ -77,15 +76,6 @@ def _stem(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
-def luminance_correlation(outputs, contents) -> float:
-    """Mean correlation of each output's luminance with its content's."""
-    corr = [
-        np.corrcoef(o.mean(-1).ravel(), c.mean(-1).ravel())[0, 1]
-        for o, c in zip(np.asarray(outputs), np.asarray(contents))
-    ]
-    return float(np.nanmean(corr))
-
-
 def step_flops(model, run_dir) -> float | None:
     """FLOPs of one training step of the run (3x convention), or None if unknown."""
     data = serialization.read_run_config(run_dir).get("data", {})
@@ -97,41 +87,10 @@ def step_flops(model, run_dir) -> float | None:
 
 def evaluate(model, contents, styles, style_names) -> tuple[dict, np.ndarray]:
     """The numbers of the module doc and the `[C, S, H, W, 3]` matrix of stylizations."""
-    matrix = np.stack(
-        [
-            np.concatenate(
-                [keras.ops.convert_to_numpy(model.stylize(c[None], s[None])) for s in styles]
-            )
-            for c in contents
-        ]
+    matrix = style_matrix.stylize_matrix(model, contents, styles)
+    result = style_matrix.matrix_scores(
+        model.encoder, matrix, contents, styles, style_names, FLAGS.style_a, FLAGS.style_b
     )
-    n = min(len(contents), len(styles))
-    diagonal = np.stack([matrix[i, i] for i in range(n)])
-    table1 = metrics.perceptual_loss(model.encoder, diagonal, contents[:n], styles[:n])
-    result = {
-        "pairs": n,
-        "table1": {k: table1[k] for k in ("content", "style", "total")},
-        "content_corr": luminance_correlation(diagonal, contents[:n]),
-        "image_std": float(diagonal.std(axis=(1, 2)).mean()),
-    }
-    if len(styles) >= 3:
-        # Whether each content's palette follows the styles' (reported, not in the rule).
-        rows = [style_dependence.palette_follow(row, styles) for row in matrix]
-        for key in rows[0]:
-            result[key] = {k: float(np.mean([f[key][k] for f in rows])) for k in ("r", "slope")}
-        # The share of the style loss each palette leaves in its mean colour (issue 23).
-        result["hue_headroom"] = float(
-            np.mean(
-                [
-                    style_dependence.hue_headroom(model.encoder, row, styles)["headroom"]
-                    for row in matrix
-                ]
-            )
-        )
-    a, b = FLAGS.style_a, FLAGS.style_b
-    if a in style_names and b in style_names:
-        ia, ib = style_names.index(a), style_names.index(b)
-        result["style_move"] = float(np.abs(matrix[:, ia] - matrix[:, ib]).mean())
     return result, matrix
 
 
