@@ -114,7 +114,8 @@ flags.DEFINE_boolean(
 flags.DEFINE_boolean(
     "verbose",
     False,
-    "Also show TensorFlow's own start-up lines (oneDNN, CUDA probing), hidden by default.",
+    "Also show TensorFlow's own start-up lines (oneDNN, CUDA probing) and absl's log "
+    "format (level, time, file:line), hidden by default.",
 )
 flags.mark_flags_as_required(["content_dir", "style_dir", "output_dir"])
 
@@ -150,6 +151,7 @@ def config_from_flags() -> eval_config.EvalConfig:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unknown arguments: {argv[1:]}")
+    console.plain_logging(FLAGS.verbose)
     try:
         config = config_from_flags()
         results = eval_lib.run(config)

@@ -6,7 +6,6 @@ python export_savedmodel.py --checkpoint_dir=runs/efanet/latest.weights.h5 --exp
 python export_savedmodel.py --random_init --export_dir=/tmp/demo --tflite
 """
 
-import json
 import sys
 
 from exchange_st import console
@@ -49,19 +48,19 @@ flags.DEFINE_integer(
     512,
     "Input side of the fixed-size TFLite model written when no any-size conversion runs.",
 )
-flags.DEFINE_string(
+flags.DEFINE_multi_string(
     "model_config",
-    None,
-    "JSON dict of ExchangeStyleTransfer arguments for --random_init (e.g. "
-    "'{\"upsample_filters\": [64, 32, 16]}'), or for a legacy TF checkpoint whose model_dir "
-    "holds no config.json. A training run's weights carry their own config.",
+    [],
+    "Constructor arguments of the model for --random_init, or for a legacy TF checkpoint "
+    "whose model_dir holds no config.json, as key=value (repeatable; values are read as "
+    "JSON where they parse), e.g. --model_config=upsample_filters=[64,32,16]. A training "
+    "run's weights carry their own config.",
 )
-
-
 flags.DEFINE_boolean(
     "verbose",
     False,
-    "Also show TensorFlow's own start-up lines (oneDNN, CUDA probing), hidden by default.",
+    "Also show TensorFlow's own start-up lines (oneDNN, CUDA probing) and absl's log "
+    "format (level, time, file:line), hidden by default.",
 )
 flags.mark_flags_as_required(["export_dir"])
 
@@ -69,9 +68,9 @@ flags.mark_flags_as_required(["export_dir"])
 def config_from_flags() -> export.ExportConfig:
     """Converts the parsed flags into an `ExportConfig` (raises `app.UsageError`)."""
     try:
-        model_config = json.loads(FLAGS.model_config) if FLAGS.model_config else {}
-    except json.JSONDecodeError as e:
-        raise app.UsageError(f"--model_config is not valid JSON: {e}") from e
+        model_config = console.parse_options(FLAGS.model_config)
+    except ValueError as e:
+        raise app.UsageError(f"--model_config: {e}") from e
     vgg_weights = FLAGS.vgg_weights
     if vgg_weights and vgg_weights.lower() == "none":
         vgg_weights = None
@@ -93,6 +92,7 @@ def config_from_flags() -> export.ExportConfig:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unknown arguments: {argv[1:]}")
+    console.plain_logging(FLAGS.verbose)
     config = config_from_flags()
     try:
         result = export.export_from_config(config)

@@ -228,11 +228,11 @@ flags.DEFINE_integer(
     "Styles under which the first evaluation content measures the style dependence and the "
     "colour follow (0: not measured).",
 )
-flags.DEFINE_integer(
+flags.DEFINE_boolean(
     "verbose",
-    0,
-    "fit's own progress output: 0 none, 1 bar, 2 line per epoch; any of them also shows "
-    "TensorFlow's own start-up lines, hidden by default.",
+    False,
+    "Also show TensorFlow's own start-up lines, absl's log format (level, time, file:line) "
+    "and fit's own line per epoch, hidden by default.",
 )
 
 flags.mark_flags_as_required(["content_source", "style_source", "model_dir"])
@@ -281,7 +281,7 @@ def config_from_flags() -> train_config.TrainConfig:
         upsample_filters=_ints(FLAGS.upsample_filters),
         initialization=FLAGS.initialization,
         fusion_rank=FLAGS.fusion_rank,
-        model_config=train_config.parse_model_options(FLAGS.model_config),
+        model_config=console.parse_options(FLAGS.model_config),
         adain_style_weight=FLAGS.adain_style_weight,
         vgg_weights=vgg_weights,
         lr=FLAGS.lr,
@@ -299,7 +299,7 @@ def config_from_flags() -> train_config.TrainConfig:
         max_seconds=FLAGS.max_seconds,
         mixed_precision=FLAGS.mixed_precision,
         jit_compile=FLAGS.jit_compile,
-        verbose=FLAGS.verbose,
+        verbose=2 if FLAGS.verbose else 0,
         eval_content_source=FLAGS.eval_content_dir,
         eval_style_source=FLAGS.eval_style_dir,
         eval_every=FLAGS.eval_every,
@@ -315,6 +315,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unknown arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
+    console.plain_logging(FLAGS.verbose)
     try:
         config = config_from_flags()
         sources.check_sources(config.data)

@@ -29,7 +29,7 @@ from exchange_st.data import image_io
 from exchange_st.evaluation import style_dependence
 from exchange_st.nn.model import ExchangeStyleTransfer
 from exchange_st.saving import checkpoints
-from exchange_st.training import train_config
+from exchange_st import console
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint", None, "Trained model (model_dir, .weights.h5 or release).")
@@ -49,7 +49,7 @@ def main(argv):
         title = FLAGS.checkpoint
     else:
         keras.utils.set_random_seed(FLAGS.seed)
-        options = train_config.parse_model_options(FLAGS.model_config)
+        options = console.parse_options(FLAGS.model_config)
         model = ExchangeStyleTransfer(vgg_weights=FLAGS.vgg_weights, **options)
         title = f"fresh model {options or '(defaults)'}"
     content = image_io.load_square(FLAGS.content, FLAGS.size)

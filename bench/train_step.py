@@ -45,6 +45,7 @@ import keras
 from absl import app, flags, logging
 
 from bench import common
+from exchange_st import console
 from exchange_st.data import pydata, sources
 from exchange_st.evaluation import train_flops
 from exchange_st.training import distribute, train_config, train_lib
@@ -756,7 +757,7 @@ def main(argv):
             profile_steps=FLAGS.profile_steps,
             output=FLAGS.output,
             seed=FLAGS.seed,
-            options=train_config.parse_model_options(FLAGS.option),
+            options=console.parse_options(FLAGS.option),
         )
     except ValueError as e:
         raise app.UsageError(str(e)) from e

@@ -1,4 +1,4 @@
-"""What the command-line entry points share: a start-up that shows the project's lines only.
+"""What the command-line entry points share: a quiet start-up, plain output lines, one flag syntax.
 
 TensorFlow's C++ runtime writes its own lines to the process's stderr while
 it loads and probes devices (oneDNN notices, CUDA drivers not found,
@@ -13,6 +13,8 @@ command line keeps them. Call it first in a script, before importing
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
 import sys
 
@@ -62,3 +64,52 @@ def quiet_startup(argv=None) -> None:
         import tensorflow as tf
 
         tf.config.list_physical_devices()
+
+
+class PlainFormatter(logging.Formatter):
+    """A log record as its message alone; warnings and errors say so first."""
+
+    def format(self, record):
+        message = record.getMessage()
+        if record.exc_info:
+            message = f"{message}\n{self.formatException(record.exc_info)}"
+        if record.levelno >= logging.ERROR:
+            return f"error: {message}"
+        if record.levelno >= logging.WARNING:
+            return f"warning: {message}"
+        return message
+
+
+def plain_logging(verbose: bool = False) -> None:
+    """Prints absl's log lines plainly (`message`, `warning: ...`, `error: ...`).
+
+    The commands' lines are for their user: errors, skipped files, results and
+    progress. absl's prefix (level, date, time, thread, file:line) would bury
+    them; `--verbose` keeps it, with TensorFlow's own start-up lines.
+    """
+    from absl import logging as absl_logging
+
+    if not verbose:
+        absl_logging.get_absl_handler().setFormatter(PlainFormatter())
+
+
+def parse_options(items, what="model option") -> dict:
+    """`["fusion_rank=4", "code_normalization=l2"]` -> `{"fusion_rank": 4, "code_normalization": "l2"}`.
+
+    The syntax of every command's repeatable `--model_config=key=value`: each
+    value is read as JSON where it parses (numbers, booleans, lists), else
+    kept as a string.
+
+    Raises:
+      ValueError: an item without `=`, naming it.
+    """
+    options = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{what} {item!r} must be key=value")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options

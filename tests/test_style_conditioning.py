@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from conftest import small_efanet
 
+from exchange_st import console
 from exchange_st.evaluation import style_dependence
 from exchange_st.nn import covariance, style_heads
 from exchange_st.nn.model import ExchangeStyleTransfer
-from exchange_st.training import train_config
 
 # Brighter random-VGG features, so that a fresh small model's stages carry
 # signal (as in test_model.py).
@@ -330,7 +330,7 @@ def test_report_of_heads_that_copy_the_style_code_equals_the_code():
 
 
 def test_parse_model_options_reads_json_values():
-    assert train_config.parse_model_options(
+    assert console.parse_options(
         ["code_normalization=l2", "fusion_rank=4", "style_statistics=true", "filters=[8, 8]"]
     ) == {
         "code_normalization": "l2",
@@ -339,7 +339,7 @@ def test_parse_model_options_reads_json_values():
         "filters": [8, 8],
     }
     with pytest.raises(ValueError, match="key=value"):
-        train_config.parse_model_options(["code_normalization"])
+        console.parse_options(["code_normalization"])
 
 
 def test_fusion_offset_adds_the_style_vector_to_every_pixel():

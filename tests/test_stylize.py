@@ -89,6 +89,8 @@ def test_command_on_directory_with_a_corrupt_file(setup, tmp_path):
     assert Image.open(tmp_path / "sub" / "c1_style.png").size == (44, 36)
     errors = [line for line in proc.stderr.splitlines() if "broken.png" in line]
     assert any("(content) is not an image file" in line for line in errors), proc.stderr[-3000:]
+    # The line starts with what it is, not with absl's prefix (level, time, thread, file:line).
+    assert any(line.startswith("error: ") for line in errors), errors
     assert any("1 input(s) failed" in line for line in errors)
     assert not os.path.exists(tmp_path / "broken_style.png")
 

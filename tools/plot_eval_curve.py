@@ -22,6 +22,7 @@ flags.DEFINE_list(
 )
 flags.DEFINE_string("output", None, "PNG to write.")
 flags.DEFINE_string("title", "", "Figure title.")
+flags.DEFINE_integer("max_step", None, "Plot the steps up to this one only.")
 flags.mark_flags_as_required(["runs", "output"])
 
 # (column, panel title, the release rule's threshold or None).
@@ -58,7 +59,17 @@ def main(argv):
     matplotlib.use("Agg")  # No display on a training machine.
     import matplotlib.pyplot as plt
 
-    runs = [(label, evaluation_curve.read_curve(path)) for label, path in parse_runs(FLAGS.runs)]
+    runs = [
+        (
+            label,
+            [
+                r
+                for r in evaluation_curve.read_curve(path)
+                if r["step"] <= (FLAGS.max_step or r["step"])
+            ],
+        )
+        for label, path in parse_runs(FLAGS.runs)
+    ]
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), dpi=100)
     for ax, (column, title, threshold) in zip(axes.flat, PANELS):
         for i, (label, rows) in enumerate(runs):

@@ -27,7 +27,6 @@ console script.
 
 from __future__ import annotations
 
-import json
 import sys
 
 from exchange_st import console
@@ -160,17 +159,19 @@ def _define_flags():
         "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 (unset: random).",
         module_name=owner,
     )
-    flags.DEFINE_string(
+    flags.DEFINE_multi_string(
         "model_config",
-        None,
-        "JSON dict of ExchangeStyleTransfer arguments for --random_init, or for a legacy "
-        "TF checkpoint whose model_dir holds no config.json (weights files carry their own).",
+        [],
+        "Constructor arguments of the model for --random_init, or for a legacy TF checkpoint "
+        "whose model_dir holds no config.json, as key=value (repeatable; values are read as "
+        "JSON where they parse). Weights files carry their own config.",
         module_name=owner,
     )
     flags.DEFINE_boolean(
         "verbose",
         False,
-        "Also show TensorFlow's own start-up lines (oneDNN, CUDA probing), hidden by default.",
+        "Also show TensorFlow's own start-up lines (oneDNN, CUDA probing) and absl's log "
+        "format (level, time, file:line), hidden by default.",
         module_name=owner,
     )
     flags.mark_flags_as_required(["style", "output_dir"])
@@ -184,9 +185,9 @@ def config_from_flags() -> StylizeConfig:
     except ValueError as e:
         raise app.UsageError(f"--alpha and --style_weights take floats: {e}") from e
     try:
-        model_config = json.loads(FLAGS.model_config) if FLAGS.model_config else {}
-    except json.JSONDecodeError as e:
-        raise app.UsageError(f"--model_config is not valid JSON: {e}") from e
+        model_config = console.parse_options(FLAGS.model_config)
+    except ValueError as e:
+        raise app.UsageError(f"--model_config: {e}") from e
     vgg_weights = FLAGS.vgg_weights
     if vgg_weights and vgg_weights.lower() == "none":
         vgg_weights = None
@@ -219,6 +220,7 @@ def config_from_flags() -> StylizeConfig:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unknown arguments: {argv[1:]}")
+    console.plain_logging(FLAGS.verbose)
     config = config_from_flags()
     try:
         report = stylize_all(config)

@@ -292,27 +292,6 @@ class ModelSpec:
     architecture: tuple[str, ...]
 
 
-def parse_model_options(items) -> dict:
-    """`["fusion_rank=4", "code_normalization=l2"]` -> `{"fusion_rank": 4, "code_normalization": "l2"}`.
-
-    Each value is read as JSON where it parses (numbers, booleans, lists),
-    else kept as a string.
-
-    Raises:
-      ValueError: an item without `=`.
-    """
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"model option {item!r} must be key=value")
-        try:
-            options[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.strip()] = value
-    return options
-
-
 def with_options(config: TrainConfig, options: dict) -> TrainConfig:
     """`config` with `options` applied: each key a `TrainConfig` field, a `LossConfig` field
     (`loss`) or else a model constructor argument (`model_config`), as a flag file would set it.
