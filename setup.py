@@ -25,6 +25,8 @@ setuptools.setup(
         "pillow",
         "absl-py",
         "h5py",
+        # The release's weight files (pretrained/efanet/*.safetensors).
+        "safetensors",
     ],
     extras_require={
         # JAX training (on CUDA: pip install "jax[cuda12]" first).

@@ -222,7 +222,7 @@ def test_adain_release_holds_its_decoder_in_float16(tmp_path):
     model.build()
     path = tmp_path / "adain"
     manifest = release.save(model, str(path), int8_min_params=10**12)
-    assert [s["file"] for s in manifest["shards"]] == ["adain-00001-of-00001.bin"]
+    assert [s["file"] for s in manifest["shards"]] == ["adain-00001-of-00001.safetensors"]
     assert {t["name"].split("/")[0] for t in manifest["tensors"]} == {"decoder"}
     kernels = [t for t in manifest["tensors"] if t["name"].endswith("kernel")]
     assert kernels and all(t["dtype"] == "float16" for t in kernels)
@@ -404,3 +404,80 @@ def test_release_check_measures_every_score_of_the_rule(trained_tiny_run, tmp_pa
     assert check["passes"] == (not check["failures"]) and check["failures"]
     assert ("PASSES" if check["passes"] else "FAILS: ") in proc.stdout
     assert image_io.load_image(tmp_path / "grid.png").shape[1] > 4 * 32
+
+
+def test_any_safetensors_reader_gets_the_stored_weights(tiny_release, tmp_path):
+    """The shards are plain safetensors: kernel q and `<name>.scale` give w = q * scale."""
+    import safetensors.numpy
+
+    model = tiny_release["model"]
+    manifest = release.save(model, str(tmp_path), max_shard_bytes=2_500_000)
+    stored = {}
+    for shard in manifest["shards"]:
+        assert shard["file"].endswith(".safetensors")
+        stored.update(safetensors.numpy.load_file(str(tmp_path / shard["file"])))
+    variables = quantization.inference_variables(model)
+    for t in manifest["tensors"]:
+        want = keras.ops.convert_to_numpy(variables[t["name"]])
+        got = stored[t["name"]]
+        assert str(got.dtype) == t["dtype"]
+        if t["dtype"] == "int8":
+            got = got.astype(np.float32) * stored[t["name"] + ".scale"]
+            step = np.abs(want).reshape(-1, want.shape[-1]).max(axis=0) / 127
+            assert np.all(np.abs(got - want) <= step / 2 + 1e-7)
+        else:
+            np.testing.assert_array_equal(got, want.astype(t["dtype"]))
+
+
+def _save_v1(model, directory):
+    """A release in the first layout (raw .bin shard, byte offsets in the manifest), as
+    releases written before the safetensors shards are."""
+    import hashlib
+
+    manifest = release.save(model, str(directory))  # the VGG file and the model config
+    for shard in manifest["shards"]:
+        os.remove(directory / shard["file"])
+    blob, tensors = bytearray(), []
+    variables = quantization.inference_variables(model)
+    for t in manifest["tensors"]:
+        w = keras.ops.convert_to_numpy(variables[t["name"]]).astype(np.float32)
+        entry = {"name": t["name"], "shape": t["shape"], "dtype": t["dtype"]}
+        if t["dtype"] == "int8":
+            q, scale = quantization.quantize(w)
+            parts = {"data": q, "scale": scale}
+        else:
+            parts = {"data": w.astype(t["dtype"])}
+        for key, array in parts.items():
+            data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
+            entry[key] = {"shard": 0, "offset": len(blob), "bytes": len(data)}
+            blob += data
+        tensors.append(entry)
+    name = "efanet-00001-of-00001.bin"
+    (directory / name).write_bytes(bytes(blob))
+    sha = hashlib.sha256(bytes(blob)).hexdigest()
+    manifest.update(
+        format_version=1,
+        tensors=tensors,
+        shards=[{"file": name, "bytes": len(blob), "sha256": sha}],
+    )
+    (directory / release.MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_a_release_of_the_first_layout_still_loads(tiny_release, tmp_path):
+    model = tiny_release["model"]
+    _save_v1(model, tmp_path)
+    assert release.read_manifest(tmp_path)["format_version"] == 1
+    loaded = release.load(str(tmp_path))
+    current = release.load(tiny_release["path"])
+    content, style = _pair()
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded.stylize(content, style)),
+        keras.ops.convert_to_numpy(current.stylize(content, style)),
+        atol=1e-6,
+    )
+    # A changed byte of the old layout is caught as in the new one.
+    data = bytearray((tmp_path / "efanet-00001-of-00001.bin").read_bytes())
+    data[100] ^= 1
+    (tmp_path / "efanet-00001-of-00001.bin").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="sha256"):
+        release.load(str(tmp_path))

@@ -14,7 +14,7 @@ export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_PERSISTENT_CACHE_MIN_ENT
 elapsed() { echo $(($(date +%s) - T0)); }
 stage() { echo "=== [$(elapsed) s] $*"; }
 
-# Installs the payload's wheels (keras, namex, optree) into $SITE and puts them
+# Installs the payload's wheels (keras, namex, optree, safetensors) into $SITE and puts them
 # and the repository on PYTHONPATH.
 install_wheels() {
     if [[ "${SKIP_WHEELS:-0}" != 1 ]]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds gpu_payload/ (git-ignored), everything tools/gpu_train.sh needs on a
 # CUDA machine with JAX that has no network, no TensorFlow and no keras:
-#   wheels/    keras, namex, optree (Python 3.12, manylinux x86_64): keras'
+#   wheels/    keras, namex, optree, safetensors (Python 3.12, manylinux x86_64): keras'
 #              other needs (absl-py, numpy, rich, h5py, ml-dtypes, packaging)
 #              are on that machine already
 #   data/      ../shared/data/train/{content,style} and SOURCES.md (training)
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared}
 PAYLOAD=gpu_payload
 # The versions the project is tested with (keras as in .venv).
-WHEELS=("keras==3.15.1" "namex==0.1.0" "optree==0.20.0")
+WHEELS=("keras==3.15.1" "namex==0.1.0" "optree==0.20.0" "safetensors==0.8.0")
 EVAL_CONTENT=(golden_gate.jpg chicago.jpg sailboat.jpg brad_pitt.jpg)
 EVAL_STYLE=(la_muse.jpg woman_with_hat_matisse.jpg brushstrokes.jpg sketch.png)
 LIMIT=$((64 * 1024 * 1024))

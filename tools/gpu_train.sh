@@ -5,7 +5,7 @@
 #
 #   OUT=/results bash tools/gpu_train.sh
 #
-# 1. installs the payload's wheels (keras, namex, optree) into $SITE (/tmp/site);
+# 1. installs the payload's wheels (keras, namex, optree, safetensors) into $SITE (/tmp/site);
 # 2. prints Python, JAX and keras versions and the devices, and stops at once
 #    unless JAX sees a GPU (ALLOW_CPU=1 for the CPU rehearsal);
 # 3. smoke: train.py with configs/gpu_jax.cfg for 2 steps (the same entry
@@ -23,7 +23,7 @@
 #    and the bare VGG at 256/512/1024 px next to the paper's Table 2 (float32,
 #    and bfloat16 with two minutes), into the log.
 # $OUT then holds at most 8 files, each < 16 MiB, at most 1 folder deep:
-#   efanet/manifest.json, efanet/efanet-0000K-of-0000N.bin (N = 3 at ~34M
+#   efanet/manifest.json, efanet/efanet-0000K-of-0000N.safetensors (N = 3 at ~34M
 #   parameters), train_log.csv, loss.png, samples.png, log.txt
 # The VGG file is not returned: the manifest names it and its sha256, and it
 # is the payload's copy of ../shared/weights/vgg19_to_relu4_1_float16.h5.

@@ -1,18 +1,25 @@
-"""The pretrained-model release: the inference weights of an EFANet, int8, in checksummed shards.
+"""The pretrained-model release: the inference weights of an EFANet, int8, in checksummed safetensors shards.
 
 A release directory holds
 
   manifest.json            the model's class and `get_config()`, the
-                           quantisation scheme, every tensor's shape and
-                           place, each file's size and sha256, provenance
-  efanet-0000K-of-0000N.bin  raw little-endian tensor bytes, <= 15 MB each
+                           quantisation scheme, every tensor's shape, storage
+                           dtype and file, each file's size and sha256,
+                           provenance (training history, release check)
+  efanet-0000K-of-0000N.safetensors  the tensors, <= 15 MB per file: each
+                           stored kernel under its name (int8 or float16),
+                           an int8 kernel's per-channel scales under
+                           `<name>.scale`, the other tensors float32
   vgg19_to_relu4_1_float16.h5  the fixed VGG-19 encoder it was trained with
+  README.md                its model card (`model_card`)
 
 and only what stylization needs: the `I_s->c` path (compressor, `fc_uni_c`,
 `fc_uni_s`, `fc_com`, the Feature Exchange blocks, the style heads and
 `decoder_c`, ~34M parameters). `decoder_s` and `fc_rec` serve training only
 (`I_c->s`, `I_s->s` and `L_com`) and are left out; the VGG ships as its own
 file because it is public, fixed, and shared with the perceptual metric.
+Any safetensors reader gets the stored tensors (`safetensors.numpy.load_file`);
+`w = q * scale` per output channel gives an int8 kernel's float values.
 
 Kernels (every rank >= 2 `kernel`) are stored as int8 with one float32
 scale per output channel (the last axis): symmetric, `w ~ q * scale`,
@@ -24,11 +31,13 @@ FC, while the small layers of the style path move every pixel at once;
 `tools/make_release.py` uses it when all-int8 misses the error target.
 Loading verifies every file's sha256, rebuilds the model with
 `from_config` on the current backend (TensorFlow or JAX) and sets the
-dequantised float32 weights.
+dequantised float32 weights. Releases of format version 1 (raw `.bin`
+shards with byte offsets in the manifest) still load.
 
 A loaded release is inference-only: `decoder_s` and `fc_rec` keep their
 fresh initialisation (so `call`'s `c2s` and `s2s` outputs mean nothing) and
-`compile` refuses, naming the release; train from a `train.py` model_dir.
+`compile` refuses, naming the release; train from a `train.py` model_dir,
+or continue it with `train.py --init_from=<release>`.
 
 The default release is `$EXCHANGE_ST_PRETRAINED` if set, else
 `pretrained/efanet/` of the source tree this package runs from (an
@@ -44,6 +53,7 @@ import shutil
 
 import keras
 import numpy as np
+import safetensors.numpy
 from absl import logging
 
 from exchange_st.nn import vgg as vgg_lib
@@ -53,7 +63,9 @@ MANIFEST = "manifest.json"
 # The on-disk format name every release carries (not a module path: releases
 # written before the package moved into subpackages say the same).
 FORMAT = "exchange_st.release"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1: raw .bin shards, tensors placed by byte offsets in the manifest.
+READABLE_VERSIONS = (1, 2)
 ENV_VAR = "EXCHANGE_ST_PRETRAINED"
 # The source tree's root: exchange_st/saving/release.py -> ../../..
 _SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -94,23 +106,23 @@ def _sha256(path):
 
 
 class _ShardWriter:
-    """Appends arrays to shard buffers of at most `max_bytes`; returns their places."""
+    """Groups named arrays into shards of at most `max_bytes`; returns each array's file index."""
 
     def __init__(self, max_bytes):
         self.max_bytes = max_bytes
-        self.shards = [bytearray()]
+        self.shards = [{}]
+        self._sizes = [0]
 
-    def add(self, array):
-        data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
-        if len(data) > self.max_bytes:
-            raise ValueError(
-                f"a tensor of {len(data)} bytes exceeds the shard size {self.max_bytes}"
-            )
-        if len(self.shards[-1]) + len(data) > self.max_bytes:
-            self.shards.append(bytearray())
-        offset = len(self.shards[-1])
-        self.shards[-1] += data
-        return {"shard": len(self.shards) - 1, "offset": offset, "bytes": len(data)}
+    def add(self, name, array):
+        array = np.ascontiguousarray(array)
+        if array.nbytes > self.max_bytes:
+            raise ValueError(f"{name}: {array.nbytes} bytes exceed the shard size {self.max_bytes}")
+        if self._sizes[-1] + array.nbytes > self.max_bytes:
+            self.shards.append({})
+            self._sizes.append(0)
+        self.shards[-1][name] = array
+        self._sizes[-1] += array.nbytes
+        return len(self.shards) - 1
 
 
 def save(
@@ -155,19 +167,27 @@ def save(
         entry = {"name": key, "shape": list(w.shape), "dtype": dtype}
         if dtype == "int8":
             q, scale = quantization.quantize(w)
-            entry.update(data=writer.add(q), scale=writer.add(scale))
+            entry["file"] = writer.add(key, q)
+            # A kernel and its scales share a file, so any reader finds both.
+            if writer.add(f"{key}.scale", scale) != entry["file"]:
+                raise ValueError(f"{key} and its scales landed in different shards")
         else:
-            entry.update(data=writer.add(w.astype(dtype)))
+            entry["file"] = writer.add(key, w.astype(dtype))
         tensors.append(entry)
+    for name in os.listdir(directory):  # An earlier release's shards, of either layout.
+        if name.startswith(f"{model.RELEASE_NAME}-") and name.endswith((".bin", ".safetensors")):
+            os.remove(os.path.join(directory, name))
     n = len(writer.shards)
     shards = []
-    for i, data in enumerate(writer.shards):
-        name = f"{model.RELEASE_NAME}-{i + 1:05d}-of-{n:05d}.bin"
-        with open(os.path.join(directory, name), "wb") as f:
-            f.write(data)
-        shards.append(
-            {"file": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    for i, arrays in enumerate(writer.shards):
+        name = f"{model.RELEASE_NAME}-{i + 1:05d}-of-{n:05d}.safetensors"
+        path = os.path.join(directory, name)
+        safetensors.numpy.save_file(
+            arrays, path, metadata={"format": FORMAT, "quantization": quantization.SCHEME}
         )
+        shards.append({"file": name, "bytes": os.path.getsize(path), "sha256": _sha256(path)})
+    for entry in tensors:
+        entry["file"] = shards[entry["file"]]["file"]
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -228,10 +248,11 @@ def read_manifest(path):
         raise NoPretrainedModel(f"No release at {path}: {manifest_path} does not exist.")
     with open(manifest_path, encoding="utf-8") as f:
         manifest = json.load(f)
-    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format") != FORMAT or manifest.get("format_version") not in READABLE_VERSIONS:
         raise ValueError(
-            f"{manifest_path} is not a version-{FORMAT_VERSION} {FORMAT} manifest "
-            f"(format {manifest.get('format')!r}, version {manifest.get('format_version')!r})."
+            f"{manifest_path} is not a {FORMAT} manifest of version "
+            f"{' or '.join(map(str, READABLE_VERSIONS))} (format {manifest.get('format')!r}, "
+            f"version {manifest.get('format_version')!r})."
         )
     return manifest
 
@@ -252,9 +273,40 @@ def _read_verified(directory, entry):
     return data
 
 
-def _array(shards, place, dtype, shape):
-    data = shards[place["shard"]][place["offset"] : place["offset"] + place["bytes"]]
-    return np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape)
+def read_tensors(path, manifest=None) -> dict[str, np.ndarray]:
+    """`{name: float32 array}` of a release's stored tensors, dequantised, every file verified."""
+    path = os.fspath(path)
+    manifest = manifest or read_manifest(path)
+    data = {entry["file"]: _read_verified(path, entry) for entry in manifest["shards"]}
+    if manifest["format_version"] == 1:
+        return _tensors_v1(manifest, list(data.values()))
+    stored = {}
+    for name, blob in data.items():
+        stored[name] = safetensors.numpy.load(blob)
+    tensors = {}
+    for t in manifest["tensors"]:
+        arrays = stored[t["file"]]
+        w = arrays[t["name"]]
+        if t["dtype"] == "int8":
+            w = quantization.dequantize(w, arrays[f"{t['name']}.scale"])
+        tensors[t["name"]] = np.asarray(w, np.float32).reshape(t["shape"])
+    return tensors
+
+
+def _tensors_v1(manifest, shards) -> dict[str, np.ndarray]:
+    """Version 1: each tensor at a byte offset of a raw little-endian shard."""
+
+    def array(place, dtype, shape):
+        data = shards[place["shard"]][place["offset"] : place["offset"] + place["bytes"]]
+        return np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape)
+
+    tensors = {}
+    for t in manifest["tensors"]:
+        w = array(t["data"], t["dtype"], t["shape"])
+        if t["dtype"] == "int8":
+            w = quantization.dequantize(w, array(t["scale"], "float32", [t["shape"][-1]]))
+        tensors[t["name"]] = np.asarray(w, np.float32)
+    return tensors
 
 
 def load(path=None, instead=None, dtype=None):
@@ -294,7 +346,7 @@ def load(path=None, instead=None, dtype=None):
             )
     path = os.fspath(path)
     manifest = read_manifest(path)
-    shards = [_read_verified(path, entry) for entry in manifest["shards"]]
+    tensors = read_tensors(path, manifest)
     vgg_path = os.path.join(path, manifest["vgg"]["file"])
     _read_verified(path, manifest["vgg"])
     overrides = {} if dtype is None else {"dtype": dtype}
@@ -303,23 +355,19 @@ def load(path=None, instead=None, dtype=None):
     )
     model.build()
     variables = quantization.inference_variables(model)
-    listed = {t["name"]: t for t in manifest["tensors"]}
-    if set(listed) != set(variables):
+    if set(tensors) != set(variables):
         raise ValueError(
             f"{os.path.join(path, MANIFEST)} does not fit its model: tensors missing "
-            f"{sorted(set(variables) - set(listed))[:5]}, unknown {sorted(set(listed) - set(variables))[:5]}."
+            f"{sorted(set(variables) - set(tensors))[:5]}, unknown {sorted(set(tensors) - set(variables))[:5]}."
         )
     for key, v in variables.items():
-        t = listed[key]
-        if tuple(t["shape"]) != tuple(v.shape):
+        w = tensors[key]
+        if tuple(w.shape) != tuple(v.shape):
             raise ValueError(
-                f"{os.path.join(path, MANIFEST)}: {key} has shape {t['shape']}, the model "
+                f"{os.path.join(path, MANIFEST)}: {key} has shape {list(w.shape)}, the model "
                 f"expects {list(v.shape)}."
             )
-        w = _array(shards, t["data"], t["dtype"], t["shape"])
-        if t["dtype"] == "int8":
-            w = quantization.dequantize(w, _array(shards, t["scale"], "float32", [t["shape"][-1]]))
-        v.assign(w.astype(np.float32))
+        v.assign(w)
     if model.RELEASE_LEFT_OUT:
         model.inference_only = (
             f"{path} is an inference-only release ({' and '.join(model.RELEASE_LEFT_OUT)}, "
