@@ -57,7 +57,7 @@ import safetensors.numpy
 from absl import logging
 
 from exchange_st.nn import vgg as vgg_lib
-from exchange_st.saving import quantization, serialization
+from exchange_st.saving import model_card, quantization, serialization
 
 MANIFEST = "manifest.json"
 # The on-disk format name every release carries (not a module path: releases
@@ -202,6 +202,7 @@ def save(
     }
     with open(os.path.join(directory, MANIFEST), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1)
+    model_card.write(directory, manifest, model.RELEASE_NAME)
     logging.info(
         "Wrote release %s (%d parameters, %d shards).", directory, manifest["parameters"], n
     )
