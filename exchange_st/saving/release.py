@@ -185,6 +185,7 @@ def save(
         safetensors.numpy.save_file(
             arrays, path, metadata={"format": FORMAT, "quantization": quantization.SCHEME}
         )
+        os.chmod(path, 0o644)  # The writer creates it private; a release is for everyone.
         shards.append({"file": name, "bytes": os.path.getsize(path), "sha256": _sha256(path)})
     for entry in tensors:
         entry["file"] = shards[entry["file"]]["file"]
