@@ -29,8 +29,11 @@ setuptools.setup(
         "safetensors",
     ],
     extras_require={
-        # JAX training (on CUDA: pip install "jax[cuda12]" first).
+        # JAX training on the CPU.
         "jax": ["jax"],
+        # Training on an NVIDIA GPU in one install line: JAX with CUDA 12 (train.py
+        # runs on it with KERAS_BACKEND=jax; TensorFlow stays for export and eval).
+        "cuda": ["jax[cuda12]"],
         # The tests also run the core and training on JAX (CPU); pytest-xdist
         # runs them on two workers (setup.cfg), which halves the suite's wait.
         # imageio-ffmpeg (its wheel bundles ffmpeg) so that the mp4 path is tested too.

@@ -26,7 +26,7 @@ from absl import app, flags, logging  # noqa: E402
 from exchange_st.data import sources  # noqa: E402
 from exchange_st.nn import decoder, losses  # noqa: E402
 from exchange_st.nn import model_options  # noqa: E402
-from exchange_st.training import optim, train_config, train_lib  # noqa: E402
+from exchange_st.training import optim, train_config, train_lib, warm_start  # noqa: E402
 
 _VGG_CHOICES = "'imagenet' (Keras download), a notop .h5 path, or 'none' (random, smoke only)"
 
@@ -319,6 +319,8 @@ def main(argv):
     try:
         config = config_from_flags()
         sources.check_sources(config.data)
+        if config.init_from:
+            warm_start.check(config.init_from)
     except (OSError, ValueError) as e:
         # Missing, empty or unreadable inputs and bad settings: one clear line.
         print(f"train.py: error: {e}", file=sys.stderr)

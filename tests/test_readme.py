@@ -36,9 +36,9 @@ def test_every_readme_command_has_a_rule():
             path, name = covered.split("::")
             with open(os.path.join(os.path.dirname(readme_walk.README), path)) as f:
                 assert f"def {name}(" in f.read(), covered
-    # The commands a newcomer runs first, and the examples using runs/cpu_demo, do run.
+    # The commands a newcomer runs first, and the examples using runs/cpu_preview, do run.
     ran = [c.text for c in commands if not readme_walk.match_rule(c).skip]
-    assert any("configs/smoke.cfg" in t for t in ran) and any("runs/cpu_demo" in t for t in ran)
+    assert any("configs/smoke.cfg" in t for t in ran) and any("runs/cpu_preview" in t for t in ran)
 
 
 def test_placeholders_become_the_scratch_folders_files():

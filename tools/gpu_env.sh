@@ -3,13 +3,41 @@
 # network, with gpu_payload/ (tools/gpu_payload.sh) beside the code.
 #
 # Needs: T0 (the script's start, `date +%s`), PYTHON, PAYLOAD, SITE.
-# Honours SKIP_WHEELS=1 (keras already installed) and ALLOW_CPU=1 (rehearsal).
+# Honours SKIP_WHEELS=1 (keras already installed), ALLOW_CPU=1 (rehearsal),
+# INIT_FROM (the release a run continues: pretrained/efanet by default) and
+# FRESH=1 (train from scratch instead).
 
 export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
 # Every train.py of a script compiles the same steps: the later ones read them
 # from this cache instead of compiling again.
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-/tmp/jax_cache}
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
+
+# The shipped release, which travels with the tree: EFANet runs continue it
+# (train.py --init_from: its weights and step, a fresh Adam, its history), so
+# that every GPU draw adds to the same model.
+INIT_FROM=${INIT_FROM-pretrained/efanet}
+VGG_NAME=vgg19_to_relu4_1_float16.h5
+# The payload leaves the VGG out when the release holds the same file.
+if [[ -f "$PAYLOAD/$VGG_NAME" || ! -f "$INIT_FROM/$VGG_NAME" ]]; then
+    VGG_FILE=$PAYLOAD/$VGG_NAME
+else
+    VGG_FILE=$INIT_FROM/$VGG_NAME
+fi
+VGG_FLAG="--vgg_weights=$VGG_FILE"
+
+# The train.py flags that continue the release, or none (FRESH=1, or no release).
+continue_flags() {
+    if [[ "${FRESH:-0}" != 1 && -f "$INIT_FROM/manifest.json" ]]; then
+        echo "--init_from=$INIT_FROM"
+    fi
+}
+
+# The training step a release was made at (0 if it does not say).
+release_step() {
+    "$PYTHON" -c "import json, sys; m = json.load(open(sys.argv[1] + '/manifest.json'));
+print(m['provenance'].get('checkpoint_step') or 0)" "$1"
+}
 
 elapsed() { echo $(($(date +%s) - T0)); }
 stage() { echo "=== [$(elapsed) s] $*"; }

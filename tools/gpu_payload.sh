@@ -9,8 +9,12 @@
 #              check and the sample grid only, never training; and
 #              styles256/, all 20 artworks as 256 px centre squares (JPEG),
 #              for the sweep's style-dependence report
-#   vgg19_to_relu4_1_float16.h5   the fixed encoder
+#   vgg19_to_relu4_1_float16.h5   the fixed encoder, unless the shipped release
+#              (pretrained/efanet/, which travels with the tree) holds it
 # and checks that the payload and the working tree fit the 64 MiB that travel.
+# With the release in the tree the training images no longer fit as they are:
+# they are re-encoded (JPEG, their 512 px short side kept) at the highest quality
+# of 85, 80, 75, ... that fits, and the quality is printed.
 #
 #   bash tools/gpu_payload.sh            # from the repository root, in the project's
 #                                        # venv (Pillow); needs pip + PyPI
@@ -43,13 +47,41 @@ for path in image_io.list_images(source):
     stem = os.path.splitext(os.path.basename(path))[0]
     image_io.save_image(os.path.join(target, stem + ".jpg"), image_io.load_square(path, 256))
 EOF
-cp "$SHARED/weights/vgg19_to_relu4_1_float16.h5" "$PAYLOAD/"
+RELEASE=pretrained/efanet
+if [[ -f "$RELEASE/manifest.json" && -f "$RELEASE/vgg19_to_relu4_1_float16.h5" ]]; then
+    echo "VGG: the release's copy ($RELEASE/vgg19_to_relu4_1_float16.h5)"
+else
+    cp "$SHARED/weights/vgg19_to_relu4_1_float16.h5" "$PAYLOAD/"
+fi
 # Read-only copies would stop the next run's rm -rf.
 chmod -R u+w "$PAYLOAD"
 
-payload=$(du -sb "$PAYLOAD" | cut -f1)
 # What else travels: tracked files and untracked ones git does not ignore.
 tree=$(git ls-files -co --exclude-standard -z | xargs -0 du -cb | tail -1 | cut -f1)
+payload=$(du -sb "$PAYLOAD" | cut -f1)
+if (( payload + tree >= LIMIT )); then
+    data=$(du -sb "$PAYLOAD/data" | cut -f1)
+    budget=$((LIMIT - tree - (payload - data) - 512 * 1024))
+    python3 - "$PAYLOAD/data" "$budget" <<'EOF' || exit 1
+import os, sys
+from PIL import Image
+root, budget = sys.argv[1], int(sys.argv[2])
+files = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.endswith(".jpg")]
+originals = {p: Image.open(p).convert("RGB") for p in files}
+for quality in range(85, 30, -5):
+    for path, image in originals.items():
+        image.save(path, "JPEG", quality=quality)
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs)
+    print(f"training images re-encoded at JPEG quality {quality}: {size // 1024} KiB "
+          f"(budget {budget // 1024} KiB)")
+    if size <= budget:
+        break
+else:
+    sys.exit("the training images do not fit even at quality 35")
+EOF
+fi
+
+payload=$(du -sb "$PAYLOAD" | cut -f1)
 ls -l "$PAYLOAD/wheels"
 echo "content $(ls "$PAYLOAD/data/content" | wc -l) files, style $(ls "$PAYLOAD/data/style" | wc -l) files"
 echo "payload $((payload / 1024)) KiB + working tree $((tree / 1024)) KiB = $(((payload + tree) / 1024)) KiB of $((LIMIT / 1024)) KiB"

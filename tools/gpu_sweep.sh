@@ -45,7 +45,8 @@
 # SMOKE_TIMEOUT_S (240), DATA_WORKERS (14: split over the variants),
 # KILL_AFTER ("name:seconds", rehearsal only: SIGKILLs that variant's training
 # that long after it starts), REHEARSAL=1 (CPU rehearsal only: the rule is off, so
-# that the release path runs on a few steps' weights), SKIP_WHEELS=1, ALLOW_CPU=1.
+# that the release path runs on a few steps' weights), SKIP_WHEELS=1, ALLOW_CPU=1,
+# INIT_FROM (pretrained/efanet: the release the efanet variant continues), FRESH=1.
 set -uo pipefail
 T0=$(date +%s)
 : "${OUT:?set OUT to the folder for the results}"
@@ -97,11 +98,24 @@ XLA_PYTHON_CLIENT_MEM_FRACTION=$(awk -v k="$K" 'BEGIN { printf "%.2f", 0.9 / k }
 WORKERS=$((DATA_WORKERS / K > 1 ? DATA_WORKERS / K : 1))
 stage "$K variants (${NAMES[*]}), each with $XLA_PYTHON_CLIENT_MEM_FRACTION of the GPU's memory and $WORKERS loader threads"
 
+# The efanet variant continues the shipped release (its weights, step and history;
+# FRESH=1: from scratch); the others train from scratch beside it.
+CONTINUE=$(continue_flags)
+START_STEP=0
+if [[ -n "$CONTINUE" ]]; then
+    START_STEP=$(release_step "$INIT_FROM")
+    stage "efanet continues $INIT_FROM from step $START_STEP"
+fi
+flags_of() {  # name: the variant's flags, with the continuation for efanet
+    if [[ "$1" == efanet ]]; then echo "${FLAGS_OF[$1]} $CONTINUE"; else echo "${FLAGS_OF[$1]}"; fi
+}
+start_of() { if [[ "$1" == efanet ]]; then echo "$START_STEP"; else echo 0; fi; }
+
 run_train() {  # limit_s name model_dir flags...: the variant's train.py under `timeout`
     local limit=$1 name=$2 dir=$3
     shift 3
-    # shellcheck disable=SC2086  # the variant's flags are words
-    timeout -k 20 "$limit" "$PYTHON" train.py ${FLAGS_OF[$name]} $EXTRA_FLAGS \
+    # shellcheck disable=SC2046,SC2086  # the variant's flags are words
+    timeout -k 20 "$limit" "$PYTHON" train.py $(flags_of "$name") $VGG_FLAG $EXTRA_FLAGS \
         --data_workers="$WORKERS" --model_dir="$dir" "$@"
 }
 
@@ -110,8 +124,9 @@ declare -A PID
 for name in "${NAMES[@]}"; do
     # A resumed sweep's evaluations of the last call describe older weights.
     rm -rf "$RUN_ROOT/$name.smoke" "$RUN_ROOT/$name.eval.json" "$RUN_ROOT/$name.grid.jpg"
-    run_train "$SMOKE_TIMEOUT_S" "$name" "$RUN_ROOT/$name.smoke" --steps=2 --log_every=1 \
-        --image_every=2 >"$RUN_ROOT/$name.smoke.log" 2>&1 &
+    run_train "$SMOKE_TIMEOUT_S" "$name" "$RUN_ROOT/$name.smoke" \
+        --steps=$(($(start_of "$name") + 2)) --log_every=1 --image_every=2 \
+        >"$RUN_ROOT/$name.smoke.log" 2>&1 &
     PID[$name]=$!
 done
 LIVE=()
@@ -194,7 +209,7 @@ if [[ -n "$CHOICE_EFANET" ]]; then
     timeout -k 5 $((HARD_LIMIT_S - $(elapsed) - 40)) "$PYTHON" -m tools.make_release \
         --checkpoint_dir="$RUN_ROOT/$CHOICE_EFANET" --content="$PAYLOAD/eval/content" \
         --style="$PAYLOAD/eval/style" --pairs=4 --size=512 \
-        --vgg_file="$PAYLOAD/vgg19_to_relu4_1_float16.h5" --nocopy_vgg \
+        --vgg_file="$VGG_FILE" --nocopy_vgg \
         --provenance="$RUN_ROOT/machine.json" --output_dir="$OUT/efanet" $RELEASE_FLAGS
     release_status=$?
 else
@@ -206,7 +221,7 @@ if [[ -n "$CHOICE_ADAIN" ]] && ((HARD_LIMIT_S - $(elapsed) > 40)); then
     timeout -k 5 $((HARD_LIMIT_S - $(elapsed) - 20)) "$PYTHON" -m tools.make_release \
         --checkpoint_dir="$RUN_ROOT/$CHOICE_ADAIN" --content="$PAYLOAD/eval/content" \
         --style="$PAYLOAD/eval/style" --pairs=1 --size=256 --int8_min_params=1000000000 \
-        --vgg_file="$PAYLOAD/vgg19_to_relu4_1_float16.h5" --nocopy_vgg \
+        --vgg_file="$VGG_FILE" --nocopy_vgg \
         --output_dir="$RUN_ROOT/adain_release" &&
         tar -cf "$OUT/adain.tar" -C "$RUN_ROOT" adain_release
 fi

@@ -8,6 +8,9 @@
 # 1. installs the payload's wheels (keras, namex, optree, safetensors) into $SITE (/tmp/site);
 # 2. prints Python, JAX and keras versions and the devices, and stops at once
 #    unless JAX sees a GPU (ALLOW_CPU=1 for the CPU rehearsal);
+# 0. continues the shipped release pretrained/efanet (train.py --init_from: its
+#    weights, step and history, Adam fresh with its warm-up), which travels with
+#    the tree; FRESH=1 trains from scratch;
 # 3. smoke: train.py with configs/gpu_jax.cfg for 2 steps (the same entry
 #    point, network, data, VGG file, image grid and saving); stops at once if
 #    it fails. Its compiled functions go to JAX's persistent cache, so the run
@@ -26,7 +29,7 @@
 #   efanet/manifest.json, efanet/efanet-0000K-of-0000N.safetensors (N = 3 at ~34M
 #   parameters), train_log.csv, loss.png, samples.png, log.txt
 # The VGG file is not returned: the manifest names it and its sha256, and it
-# is the payload's copy of ../shared/weights/vgg19_to_relu4_1_float16.h5.
+# is ../shared/weights/vgg19_to_relu4_1_float16.h5 (the payload's or the release's copy).
 # While training, train_log.csv and the newest training grid are copied to
 # $OUT every 30 s, so a run killed from outside still returns its curve.
 #
@@ -37,7 +40,8 @@
 # RELEASE_FLAGS, TIMING_FLAGS (appended to tools.make_release's and
 # bench.inference's, e.g. --size=128, --sizes=64),
 # SITE (/tmp/site), SMOKE_TIMEOUT_S (240), JAX_COMPILATION_CACHE_DIR
-# (/tmp/jax_cache), SKIP_WHEELS=1 (keras already installed), ALLOW_CPU=1.
+# (/tmp/jax_cache), SKIP_WHEELS=1 (keras already installed), ALLOW_CPU=1,
+# INIT_FROM (pretrained/efanet), FRESH=1 (do not continue it).
 set -uo pipefail
 T0=$(date +%s)
 : "${OUT:?set OUT to the folder for the results}"
@@ -63,10 +67,21 @@ install_wheels || exit 1
 stage "versions and devices"
 check_devices || exit 1
 
+CONTINUE=$(continue_flags)
+START_STEP=0
+if [[ -n "$CONTINUE" ]]; then
+    START_STEP=$(release_step "$INIT_FROM")
+    stage "continuing $INIT_FROM from step $START_STEP (FRESH=1 would start from scratch)"
+else
+    stage "training from scratch"
+fi
+
 stage "smoke: train.py, the same configuration, 2 steps"
 rm -rf "$RUN_DIR.smoke"
-timeout -k 10 "$SMOKE_TIMEOUT_S" "$PYTHON" train.py --flagfile=configs/gpu_jax.cfg $EXTRA_FLAGS \
-    --model_dir="$RUN_DIR.smoke" --steps=2 --log_every=1 --image_every=2 \
+# shellcheck disable=SC2086  # flag words
+timeout -k 10 "$SMOKE_TIMEOUT_S" "$PYTHON" train.py --flagfile=configs/gpu_jax.cfg $VGG_FLAG \
+    $CONTINUE $EXTRA_FLAGS --model_dir="$RUN_DIR.smoke" --steps=$((START_STEP + 2)) --log_every=1 \
+    --image_every=2 --eval_every=1000000000 \
     || { stage "smoke FAILED: stopping"; exit 1; }
 rm -rf "$RUN_DIR.smoke"
 
@@ -83,8 +98,9 @@ trap 'kill "$WATCHER" 2>/dev/null' EXIT
 
 MAX_S=$((BUDGET_S - $(elapsed) - POST_S))
 stage "training for at most $MAX_S s (train.py's --max_seconds; then $POST_S s are left)"
-timeout -k 20 $((MAX_S + 30)) "$PYTHON" train.py --flagfile=configs/gpu_jax.cfg \
-    --model_dir="$RUN_DIR" --max_seconds="$MAX_S" $EXTRA_FLAGS
+# shellcheck disable=SC2086  # flag words
+timeout -k 20 $((MAX_S + 30)) "$PYTHON" train.py --flagfile=configs/gpu_jax.cfg $VGG_FLAG \
+    $CONTINUE --model_dir="$RUN_DIR" --max_seconds="$MAX_S" $EXTRA_FLAGS
 status=$?
 kill "$WATCHER" 2>/dev/null
 stage "train.py exited with $status"
@@ -100,7 +116,7 @@ write_machine_facts "$RUN_DIR/machine.json" "$(elapsed)" tools/gpu_train.sh
 rm -rf "$OUT/efanet"
 timeout -k 10 $((POST_S - 15)) "$PYTHON" -m tools.make_release --checkpoint_dir="$RUN_DIR" \
     --content="$PAYLOAD/eval/content" --style="$PAYLOAD/eval/style" --pairs=4 --size=512 \
-    --vgg_file="$PAYLOAD/vgg19_to_relu4_1_float16.h5" --nocopy_vgg \
+    --vgg_file="$VGG_FILE" --nocopy_vgg \
     --provenance="$RUN_DIR/machine.json" --output_dir="$OUT/efanet" --grid="$OUT/samples.png" \
     $RELEASE_FLAGS
 release_status=$?
@@ -111,7 +127,7 @@ if [[ ! -f "$OUT/efanet/manifest.json" ]]; then
     rm -rf "$OUT/efanet"
     timeout -k 5 "$left" "$PYTHON" -m tools.make_release --checkpoint_dir="$RUN_DIR" \
         --content="$PAYLOAD/eval/content" --style="$PAYLOAD/eval/style" --pairs=1 --size=256 \
-        --int8_min_params=1000000 --vgg_file="$PAYLOAD/vgg19_to_relu4_1_float16.h5" \
+        --int8_min_params=1000000 --vgg_file="$VGG_FILE" \
         --nocopy_vgg --provenance="$RUN_DIR/machine.json" --output_dir="$OUT/efanet"
     release_status=$?
 fi

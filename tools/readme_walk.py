@@ -7,7 +7,7 @@ Each shell command of README's ```bash blocks and each ```python block runs
 in a scratch folder that looks like a checkout beside `../shared`: the
 project's scripts, configs and `bench/`, and a `../shared` of generated
 images with a random-weight VGG-19 file under the real file names. What a
-command writes (`runs/cpu_demo`, `exports/efanet`, ...) is there for the
+command writes (`runs/cpu_preview`, `exports/efanet`, ...) is there for the
 commands after it, as it is for a reader. Tiny settings keep the walk to
 minutes on two CPU cores: train.py gets 2 steps at 32 px, eval.py 32 px
 pairs and one timing size, benchmarks their smallest sizes, and the
@@ -43,6 +43,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(REPO, "README.md")
 # What the scratch checkout links from the repository.
 LINKED = ("train.py", "eval.py", "export_savedmodel.py", "configs", "bench", "tools", "exchange_st")
+# Linked too when the repository has it: the shipped release (`--init_from=pretrained/efanet`).
+LINKED_IF_PRESENT = ("pretrained",)
 # The scratch `../shared` (generated images and a random VGG), beside the folder
 # the commands run in, as the real one is beside a checkout.
 SHARED = "shared"
@@ -50,7 +52,7 @@ VGG_FILES = ("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "vgg19_to_relu
 
 TRAIN_TINY = (
     "--steps=2 --resize_short_side=32 --crop_size=32 --batch_size=2 --log_every=1 "
-    "--summary_every=1 --image_every=2 --checkpoint_every=2"
+    "--summary_every=1 --image_every=2 --checkpoint_every=2 --eval_size=32 --eval_styles=3"
 )
 # The paper's and AdaIN's configs name data and weights a newcomer downloads first.
 TRAIN_LOCAL_DATA = (
@@ -80,7 +82,7 @@ PLACEHOLDERS = (
     ("/data/places", "../shared/data/train/content"),
     ("/data/wikiart", "../shared/data/train/style"),
     ("/data/vgg19_weights", "../shared/weights/vgg19_weights"),
-    ("runs/X", "runs/cpu_demo"),
+    ("runs/X", "runs/cpu_preview"),
 )
 
 
@@ -119,6 +121,7 @@ RULES = (
         skip="for the CUDA machine (rehearsed on CPU: docs/gpu.md)",
     ),
     Rule(r"train\.py .*configs/(paper|adain)\.cfg", extra=f"{TRAIN_LOCAL_DATA} {TRAIN_TINY}"),
+    Rule(r"train\.py .*--init_from=pretrained/", extra=TRAIN_TINY, pretrained=True),
     Rule(
         r"^KERAS_BACKEND=jax python train\.py --flagfile=configs/smoke\.cfg$",
         covered="tests/test_train_jax.py::test_smoke_config_trains_on_jax_without_tensorflow",
@@ -240,7 +243,9 @@ def make_scratch(root: str) -> str:
 
     work = os.path.join(root, "repo")
     os.makedirs(work)
-    for name in LINKED:
+    for name in LINKED + tuple(
+        n for n in LINKED_IF_PRESENT if os.path.exists(os.path.join(REPO, n))
+    ):
         os.symlink(os.path.join(REPO, name), os.path.join(work, name))
     shared = os.path.join(root, SHARED)
     rng = np.random.default_rng(0)

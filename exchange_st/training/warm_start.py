@@ -33,6 +33,16 @@ def _architecture_diff(saved, model) -> str:
     return ", ".join(f"{k}: saved {a.get(k)!r} vs this run's {b.get(k)!r}" for k in keys)
 
 
+def check(path) -> None:
+    """Raises `FileNotFoundError`, in one sentence, unless `path` holds a model to start from."""
+    path = os.fspath(path)
+    if not release.is_release(path) and serialization.find_weights(path) is None:
+        raise FileNotFoundError(
+            f"init_from={path}: neither a release (manifest.json), a training model_dir "
+            "(latest.weights.h5) nor a .weights.h5 file"
+        )
+
+
 def load_into(model, path, training_parts="copy") -> dict:
     """Sets `model`'s weights from the trained model at `path`; returns where it stands.
 
@@ -60,12 +70,8 @@ def load_into(model, path, training_parts="copy") -> dict:
         step = int(provenance.get("checkpoint_step") or 0)
         phases = list(provenance.get("history") or [])
     else:
+        check(path)
         weights = serialization.find_weights(path)
-        if weights is None:
-            raise FileNotFoundError(
-                f"init_from={path}: neither a release (manifest.json), a training model_dir "
-                "(latest.weights.h5) nor a .weights.h5 file"
-            )
         step = int(serialization.saved_step(weights) or 0)
         phases = history_lib.read(os.path.dirname(weights))
     saved = checkpoints.load_model(path, what=f"init_from={path}", expect=type(model))

@@ -1,0 +1,84 @@
+"""tools.figures: the paper's figures rendered from a tiny random model, and what each shows."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+from conftest import small_efanet
+
+from exchange_st.data import image_io
+from exchange_st.saving import serialization
+from tools import figures
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+S = 32
+CELL = S + 4  # make_grid's padding of 4
+
+
+def _images(n, seed):
+    return list(np.random.default_rng(seed).uniform(size=(n, S, S, 3)).astype(np.float32))
+
+
+def test_the_figures_have_their_layouts_and_show_what_they_claim():
+    model = small_efanet(spread=True)
+    contents, styles = _images(2, 1), _images(3, 2)
+    grid = figures.matrix(model, contents, styles)
+    assert grid.shape == (4 + 3 * CELL, 4 + 4 * CELL, 3)
+    # The top-left cell is blank, the rest of the first row the styles themselves.
+    np.testing.assert_allclose(grid[4 : 4 + S, 4 : 4 + S], 1.0)
+    np.testing.assert_allclose(grid[4 : 4 + S, 4 + CELL : 4 + CELL + S], styles[0], atol=1 / 255)
+    # Eq. 8 at alpha 0 is the content's reconstruction, whatever the style.
+    strips = [figures.alpha_strip(model, contents[0], s) for s in styles[:2]]
+    assert strips[0].shape == (4 + CELL, 4 + 7 * CELL, 3)
+    first_output = (slice(4, 4 + S), slice(4 + CELL, 4 + CELL + S))
+    np.testing.assert_allclose(strips[0][first_output], strips[1][first_output], atol=1e-5)
+    last = (slice(4, 4 + S), slice(4 + 5 * CELL, 4 + 5 * CELL + S))
+    assert np.abs(strips[0][last] - strips[1][last]).mean() > 1e-3
+    # Two styles by mask: the bright half follows the first style's stylization.
+    mask = np.zeros((S, S, 1), np.float32)
+    mask[:, : S // 2] = 1.0
+    picture = figures.mask_figure(model, contents[0], mask, styles[0], styles[1])
+    out = picture[4 : 4 + S, 4 + 4 * CELL : 4 + 4 * CELL + S]
+    one, two = (np.asarray(model.stylize(contents[0][None], s[None]))[0] for s in styles[:2])
+    left = slice(0, S // 2 - 4)  # away from the seam the decoder's receptive field blurs
+    assert np.abs(out[:, left] - one[:, left]).mean() < np.abs(out[:, left] - two[:, left]).mean()
+    # The four outputs of a training model, one row per pair.
+    assert figures.four_outputs(model, contents, styles[:2]).shape == (
+        4 + 2 * CELL,
+        4 + 6 * CELL,
+        3,
+    )
+
+
+def test_the_command_writes_every_figure(tmp_path, tiny_release):
+    for i, image in enumerate(_images(2, 3)):
+        image_io.save_image(tmp_path / "content" / f"c{i}.png", image)
+    for name, image in zip(("a", "b", "c"), _images(3, 4)):
+        image_io.save_image(tmp_path / "style" / f"{name}.png", image)
+    mask = np.zeros((S, S, 3), np.float32)
+    mask[: S // 2] = 1.0
+    image_io.save_image(tmp_path / "mask.png", mask)
+    run = tmp_path / "run"
+    serialization.save_weights(small_efanet(), str(run / "latest.weights.h5"), step=3)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.figures", f"--model={tiny_release['path']}", f"--run={run}"]
+        + [f"--content_dir={tmp_path / 'content'}", f"--style_dir={tmp_path / 'style'}"]
+        + [f"--mask={tmp_path / 'mask.png'}", "--styles=a,b,c", f"--size={S}", "--rows=2"]
+        + [f"--output_dir={tmp_path / 'out'}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(os.listdir(tmp_path / "out")) == [
+        "alpha.png",
+        "mask.png",
+        "matrix.png",
+        "outputs.png",
+    ]
+    assert image_io.load_image(tmp_path / "out" / "matrix.png").shape[:2] == (
+        4 + 3 * CELL,
+        4 + 4 * CELL,
+    )
