@@ -52,6 +52,7 @@ for case in ("odd", "large"):
     c, s = tf.constant(x[case + "_content"]), tf.constant(x[case + "_style"])
     out[case + "_sig"] = sig(content=c, style=s, alpha=tf.constant(1.0))["stylized"].numpy()
     out[case + "_fn"] = loaded.stylize(c, s).numpy()  # alpha defaults to 1
+    out[case + "_call"] = loaded(c, s).numpy()  # the module itself, as TF-Hub's are called
 info["traces_after"] = len(loaded.stylize.concrete_functions)
 
 c, s = tf.constant(x["odd_content"]), tf.constant(x["odd_style"])
@@ -156,7 +157,7 @@ def exported(tmp_path_factory):
 def test_saved_model_matches_eager_at_any_size(exported, case):
     ref = exported["ref"][case]
     (h, w), _ = CASES[case]
-    for key in ("_sig", "_fn"):
+    for key in ("_sig", "_fn", "_call"):
         got = exported["got"][case + key]
         assert got.shape == (1, h, w, 3)
         assert got.min() >= 0.0 and got.max() <= 1.0

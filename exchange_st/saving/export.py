@@ -79,6 +79,8 @@ class StylizeModule(tf.Module):
     need not be multiples of 8, the model reflect-pads and crops back).
 
     Functions (all images float32 RGB in [0, 1] unless noted):
+      __call__(content [B, H, W, 3], style [B or 1, H2, W2, 3]) -> `I_s->c`:
+        the module itself is called like TF-Hub's style-transfer modules.
       stylize(content [B, H, W, 3], style [B or 1, H2, W2, 3], alpha=1.0)
         -> `I_s->c` `[B, H, W, 3]` in [0, 1] with the Eq. 8 trade-off.
       stylize_masked(content, style, alpha, content_mask [B, H, W],
@@ -142,6 +144,12 @@ class StylizeModule(tf.Module):
             tf_checks.check_mask(content_mask, content, "content_mask"),
             tf_checks.check_mask(style_mask, style, "style_mask"),
         )
+
+    @tf.function(input_signature=[_spec(_FLOAT_IMAGE, "content"), _spec(_FLOAT_IMAGE, "style")])
+    def __call__(self, content, style):
+        """`tf.saved_model.load(path)(content, style)`: the stylized batch, as the
+        TF-Hub arbitrary-image-stylization modules are called (alpha 1)."""
+        return self._stylize(content, style, 1.0)
 
     @tf.function(
         input_signature=[_spec(_FLOAT_IMAGE, "content"), _spec(_FLOAT_IMAGE, "style"), _ALPHA]
