@@ -27,6 +27,38 @@ SMALL_EFANET = dict(
 )
 
 
+def tiny_train_config(model_dir, steps=4, **overrides):
+    """A `TrainConfig` of the small exchange model on built-in 32 px pairs, batch 2, random VGG.
+
+    `overrides` set any TrainConfig field (e.g. `eval_every=2`, `init_from=...`).
+    """
+    from exchange_st.data import sources
+    from exchange_st.training import train_config
+
+    kwargs = dict(
+        model_dir=str(model_dir),
+        vgg_weights=None,
+        steps=steps,
+        seed=0,
+        warmup_steps=1,
+        log_every=1,
+        image_every=1000,
+        checkpoint_every=1000,
+        keep_checkpoints=1,
+        num_exchange_blocks=1,
+        num_pre_fusion_blocks=0,
+        num_post_fusion_blocks=0,
+        code_dim=16,
+        compressor_filters=(8, 8),
+        upsample_filters=(16, 8, 8),
+    )
+    kwargs.update(overrides)
+    data = sources.DataConfig(
+        "builtin", "builtin", resize_short_side=32, crop_size=32, batch_size=2, builtin_size=32
+    )
+    return train_config.TrainConfig(data=data, **kwargs)
+
+
 def small_efanet(seed=0, spread=False, **overrides):
     """A built `ExchangeStyleTransfer` with random VGG: `SMALL_EFANET` updated by `overrides`.
 

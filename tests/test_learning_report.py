@@ -6,9 +6,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import small_efanet
+from conftest import small_efanet, tiny_train_config
 
-from exchange_st.data import image_io, sources
+from exchange_st.data import image_io
 from exchange_st.evaluation import learning_report
 from exchange_st.nn import vgg
 from exchange_st.training import evaluation_curve, train_config, train_lib
@@ -116,30 +116,9 @@ def test_curve_row_tells_a_model_that_paints_the_palette_from_one_that_ignores_i
 
 def _train_config(model_dir, eval_dirs, steps):
     content_dir, style_dir = eval_dirs
-    return train_config.TrainConfig(
-        data=sources.DataConfig(
-            "builtin",
-            "builtin",
-            resize_short_side=SIZE,
-            crop_size=SIZE,
-            batch_size=2,
-            builtin_size=SIZE,
-        ),
-        model_dir=str(model_dir),
-        vgg_weights=None,
-        steps=steps,
-        seed=0,
-        warmup_steps=1,
-        log_every=1,
-        image_every=1000,
-        checkpoint_every=1000,
-        keep_checkpoints=1,
-        num_exchange_blocks=1,
-        num_pre_fusion_blocks=0,
-        num_post_fusion_blocks=0,
-        code_dim=16,
-        compressor_filters=(8, 8),
-        upsample_filters=(16, 8, 8),
+    return tiny_train_config(
+        model_dir,
+        steps,
         eval_content_source=str(content_dir),
         eval_style_source=str(style_dir),
         eval_every=2,

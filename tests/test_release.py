@@ -272,30 +272,14 @@ def test_choose_policy_takes_the_first_within_the_target_else_the_last_tried(mon
 @pytest.fixture(scope="module")
 def trained_tiny_run(tmp_path_factory):
     """A tiny EFANet trained 40 steps on Eq. 5 (its decoder reconstructs: trained-like weights)."""
-    from exchange_st.data import image_io, sources
-    from exchange_st.training import train_config, train_lib
+    from conftest import tiny_train_config
+
+    from exchange_st.data import image_io
+    from exchange_st.training import train_lib
 
     root = tmp_path_factory.mktemp("trained")
-    config = train_config.TrainConfig(
-        data=sources.DataConfig(
-            "builtin", "builtin", resize_short_side=32, crop_size=32, batch_size=2, builtin_size=32
-        ),
-        model_dir=str(root / "run"),
-        vgg_weights=None,
-        steps=40,
-        rec_only_steps=40,
-        seed=0,
-        lr=1e-3,
-        warmup_steps=5,
-        log_every=10,
-        image_every=1000,
-        checkpoint_every=1000,
-        num_exchange_blocks=1,
-        num_pre_fusion_blocks=0,
-        num_post_fusion_blocks=0,
-        code_dim=16,
-        compressor_filters=(8, 8),
-        upsample_filters=(16, 8, 8),
+    config = tiny_train_config(
+        root / "run", steps=40, rec_only_steps=40, lr=1e-3, warmup_steps=5, log_every=10
     )
     train_lib.train(config)
     rng = np.random.default_rng(1)

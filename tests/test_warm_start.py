@@ -5,45 +5,16 @@ import json
 import keras
 import numpy as np
 import pytest
+from conftest import tiny_train_config
 
-from exchange_st.data import sources
 from exchange_st.saving import release
-from exchange_st.training import history, train_config, train_lib, warm_start
+from exchange_st.training import history, train_lib, warm_start
 
 CROP = 32
-TINY = dict(
-    num_exchange_blocks=1,
-    num_pre_fusion_blocks=0,
-    num_post_fusion_blocks=0,
-    code_dim=16,
-    compressor_filters=(8, 8),
-    upsample_filters=(16, 8, 8),
-)
 
 
 def _config(model_dir, steps, **overrides):
-    kwargs = dict(
-        model_dir=str(model_dir),
-        vgg_weights=None,
-        steps=steps,
-        seed=0,
-        warmup_steps=2,
-        log_every=1,
-        image_every=1000,
-        checkpoint_every=1000,
-        keep_checkpoints=1,
-        **TINY,
-    )
-    kwargs.update(overrides)
-    data = sources.DataConfig(
-        "builtin",
-        "builtin",
-        resize_short_side=CROP,
-        crop_size=CROP,
-        batch_size=2,
-        builtin_size=CROP,
-    )
-    return train_config.TrainConfig(data=data, **kwargs)
+    return tiny_train_config(model_dir, steps, **{"warmup_steps": 2, **overrides})
 
 
 def _numpy(variables):
