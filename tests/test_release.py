@@ -520,3 +520,17 @@ def test_each_release_has_a_model_card_from_its_manifest(tmp_path):
     bare = release.save(small_efanet(), str(tmp_path / "bare"))
     assert "No release check is recorded" in model_card.render(bare)
     assert "none: the paper's configuration as printed" in model_card.render(bare)
+
+
+def test_release_check_scores_are_recorded_in_the_manifest_and_card(tiny_release, tmp_path):
+    shutil.copytree(tiny_release["path"], tmp_path / "efanet")
+    path = tmp_path / "efanet"
+    before = release.read_manifest(path)
+    after = release.add_provenance(path, {"scores": _passing_scores(), "passes": True, "rule": "r"})
+    assert after["provenance"]["scores"]["table1_total"] == 12.0
+    assert after["shards"] == before["shards"] and after["tensors"] == before["tensors"]
+    assert release.read_manifest(path) == after
+    card = (path / "README.md").read_text()
+    assert "| chroma follow over 20 styles (slope, r) | 0.50, 0.90 |" in card
+    assert card.startswith("---\n") and "# efanet:" in card
+    release.load(str(path))  # still loads: every checksum holds

@@ -56,6 +56,12 @@ flags.DEFINE_integer("dependence_size", 256, "Side of the v_r_s spread.")
 flags.DEFINE_string("style_a", "la_muse", "First style of the style move (file name stem).")
 flags.DEFINE_string("style_b", "sketch", "Second style of the style move (file name stem).")
 flags.DEFINE_string("shipped", None, "A shipped release to compare with (its manifest's scores).")
+flags.DEFINE_boolean(
+    "record",
+    False,
+    "When --checkpoint is a release: record the scores, the verdict and the rule in its "
+    "manifest's provenance and its model card.",
+)
 
 
 def _load(directory, size):
@@ -144,6 +150,10 @@ def main(argv):
         flush=True,
     )
     print("PASSES the release rule" if passes else "FAILS: " + "; ".join(failures), flush=True)
+    if FLAGS.record and release.is_release(FLAGS.checkpoint):
+        facts = {k: result[k] for k in ("rule", "passes", "failures", "scores")}
+        release.add_provenance(FLAGS.checkpoint, facts)
+        print(f"recorded in {FLAGS.checkpoint}/manifest.json and its model card", flush=True)
     if "replaces_shipped" in result:
         print(f"replaces the shipped release: {result['replaces_shipped']}", flush=True)
     return 0

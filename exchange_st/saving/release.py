@@ -210,6 +210,23 @@ def save(
     return manifest
 
 
+def add_provenance(directory, facts: dict) -> dict:
+    """Records `facts` (e.g. `tools/release_check.py`'s scores) in a release's manifest and card.
+
+    Only the provenance changes: the tensors, their files and checksums stay.
+    Returns the updated manifest.
+    """
+    manifest = read_manifest(directory)
+    manifest["provenance"].update(facts)
+    path = os.path.join(os.fspath(directory), MANIFEST)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1)
+    os.replace(tmp, path)
+    model_card.write(directory, manifest, manifest["shards"][0]["file"].split("-")[0])
+    return manifest
+
+
 def _save_vgg(encoder, directory, vgg_file, copy_vgg):
     if vgg_file is None:
         weights = [keras.ops.convert_to_numpy(w) for w in encoder.weights]
