@@ -113,3 +113,15 @@ def test_a_run_with_a_checkpoint_resumes_it_and_ignores_init_from(first_run, tmp
     assert train_lib.Trainer(cfg).restore() == 3
     saved = json.loads((first_run["run"] / history.HISTORY_FILE).read_text())
     assert saved[0]["end_step"] == 3
+
+
+def test_a_history_is_cut_at_the_step_a_release_was_saved():
+    phases = [
+        {"start_step": 0, "end_step": 500, "hours": 1.0},
+        {"start_step": 500, "end_step": 1000, "hours": 2.0},
+        {"start_step": 1000, "end_step": 1200, "hours": 0.5},
+    ]
+    cut = history.until(phases, 750)
+    assert [(p["start_step"], p["end_step"]) for p in cut] == [(0, 500), (500, 750)]
+    assert cut[1]["hours"] == pytest.approx(1.0) and phases[1]["end_step"] == 1000
+    assert history.until(phases, 1200) == phases

@@ -155,7 +155,12 @@ def _save(model, pairs, measured, chosen):
         provenance.setdefault("checkpoint_step", serialization.saved_step(weights))
         provenance.setdefault("training", _training_facts(os.path.dirname(weights)))
         # Each phase's steps, crop size, precision, machine and hours (training.history).
-        provenance.setdefault("history", history.read(os.path.dirname(weights)))
+        provenance.setdefault(
+            "history",
+            history.until(
+                history.read(os.path.dirname(weights)), provenance["checkpoint_step"] or 0
+            ),
+        )
     provenance["quantization_error"] = {
         "pairs": len(pairs),
         "size": FLAGS.size,

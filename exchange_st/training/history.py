@@ -89,6 +89,25 @@ def new_phase(config, start_step: int, init_from: str | None = None) -> dict:
     return phase
 
 
+def until(phases, step) -> list[dict]:
+    """The phases up to training step `step` (a save may be older than the history's last line).
+
+    A phase that runs past `step` ends there, its hours scaled by the share it kept.
+    """
+    kept = []
+    for phase in phases:
+        if phase.get("start_step", 0) >= step and kept:
+            break
+        phase = dict(phase)
+        end, start = phase.get("end_step", step), phase.get("start_step", 0)
+        if end > step:
+            if phase.get("hours") is not None and end > start:
+                phase["hours"] *= (step - start) / (end - start)
+            phase["end_step"] = step
+        kept.append(phase)
+    return kept
+
+
 def summarize(phases) -> list[dict]:
     """Consecutive phases with the same `SETTINGS` merged: steps, hours, settings."""
     merged = []
