@@ -357,11 +357,11 @@ def load(path=None, instead=None, dtype=None):
     elif path is None:
         path = DEFAULT_DIR
         if not is_release(path):
-            # Reword once a release ships: then only an installed copy without
-            # the source tree gets here.
+            # The source tree ships one: an installed copy without that tree gets here.
             raise NoPretrainedModel(
-                f"No pretrained EFANet is shipped with exchange_st yet (no {MANIFEST} in "
-                f"{path}): pass {instead} instead, or set {ENV_VAR} to a release directory."
+                f"No pretrained EFANet at {path} (no {MANIFEST}): this installation has no "
+                f"source tree with pretrained/efanet; set {ENV_VAR} to a release directory "
+                f"or pass {instead} instead."
             )
     path = os.fspath(path)
     manifest = read_manifest(path)
