@@ -136,7 +136,10 @@ def test_a_release_written_before_the_package_moved_still_loads(tiny_release, tm
 def test_a_missing_release_says_where_it_looked_and_what_to_pass(tmp_path, monkeypatch):
     monkeypatch.delenv(release.ENV_VAR, raising=False)
     monkeypatch.setattr(release, "DEFAULT_DIR", str(tmp_path / "pretrained" / "efanet"))
-    with pytest.raises(release.NoPretrainedModel, match="No pretrained EFANet at .*pretrained.efanet .no manifest.json."):
+    with pytest.raises(
+        release.NoPretrainedModel,
+        match="No pretrained EFANet at .*pretrained.efanet .no manifest.json.",
+    ):
         exchange_st.from_pretrained()
     with pytest.raises(release.NoPretrainedModel, match="or pass --checkpoint_dir instead"):
         release.load(instead="--checkpoint_dir")
