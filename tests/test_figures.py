@@ -1,4 +1,4 @@
-"""tools.figures: the paper's figures rendered from a tiny random model, and what each shows."""
+"""evaluation.figures and tools.figures: the paper's figures from a tiny random model, and what each shows."""
 
 import os
 import subprocess
@@ -8,8 +8,8 @@ import numpy as np
 from conftest import small_efanet
 
 from exchange_st.data import image_io
+from exchange_st.evaluation import figures
 from exchange_st.saving import serialization
-from tools import figures
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 S = 32

@@ -17,9 +17,10 @@ LAYERS = {
     "data": 1,
     "baselines": 2,
     "saving": 3,
-    "training": 4,
     "inference": 4,
     "evaluation": 4,
+    # The evaluation curve reports learning_report's scores while training.
+    "training": 5,
 }
 
 

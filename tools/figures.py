@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import os
 
-import keras
-import numpy as np
 from absl import app, flags
 
 from exchange_st.data import image_io
+from exchange_st.evaluation import figures
 from exchange_st.saving import checkpoints
 
 FLAGS = flags.FLAGS
@@ -45,8 +44,6 @@ flags.DEFINE_integer("size", 256, "Side of each cell.")
 flags.DEFINE_integer("rows", 4, "Pairs shown in outputs.png.")
 flags.DEFINE_string("output_dir", None, "Where the PNGs go.", required=True)
 
-ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
-
 
 def _by_stem(directory, stems, size):
     paths = {os.path.splitext(os.path.basename(p))[0]: p for p in image_io.list_images(directory)}
@@ -54,44 +51,6 @@ def _by_stem(directory, stems, size):
     if missing:
         raise app.UsageError(f"{directory} has no image named {missing} (--styles)")
     return [image_io.load_square(paths[s], size) for s in stems]
-
-
-def _numpy(x):
-    return np.asarray(keras.ops.convert_to_numpy(x), np.float32)
-
-
-def matrix(model, contents, styles) -> np.ndarray:
-    """Fig. 15: the styles on top, then each content and its stylizations."""
-    rows = [[np.ones_like(styles[0])] + list(styles)]
-    for c in contents:
-        rows.append([c] + [_numpy(model.stylize(c[None], s[None]))[0] for s in styles])
-    return image_io.make_grid(rows, pad=4)
-
-
-def alpha_strip(model, content, style) -> np.ndarray:
-    """Fig. 9: the content, then Eq. 8's trade-off from alpha 0 to 1, then the style."""
-    cells = [content] + [_numpy(model.stylize(content[None], style[None], a))[0] for a in ALPHAS]
-    return image_io.make_grid([cells + [style]], pad=4)
-
-
-def mask_figure(model, content, mask, first, second) -> np.ndarray:
-    """Fig. 10: the first style where the mask is bright, the second elsewhere."""
-    region = (mask[..., 0] > 0.5).astype(np.float32)
-    out = model.stylize_regions(
-        content[None], [first[None], second[None]], [region[None], 1.0 - region[None]]
-    )
-    shown = np.repeat(mask, 3, axis=-1)
-    return image_io.make_grid([[content, shown, first, second, _numpy(out)[0]]], pad=4)
-
-
-def four_outputs(model, contents, styles) -> np.ndarray:
-    """Fig. 17: I_c, I_s, and the model's four images I_s->c, I_c->s, I_c->c, I_s->s."""
-    rows = []
-    for c, s in zip(contents, styles):
-        out = model(c[None], s[None])
-        images = [np.clip(_numpy(out[k])[0], 0.0, 1.0) for k in ("s2c", "c2s", "c2c", "s2s")]
-        rows.append([c, s] + images)
-    return image_io.make_grid(rows, pad=4)
 
 
 def main(argv):
@@ -109,16 +68,16 @@ def main(argv):
         written.append(path)
 
     model = checkpoints.load_model(FLAGS.model or FLAGS.run)
-    save("matrix.png", matrix(model, contents, styles))
-    save("alpha.png", alpha_strip(model, contents[0], styles[0]))
+    save("matrix.png", figures.matrix(model, contents, styles))
+    save("alpha.png", figures.alpha_strip(model, contents[0], styles[0]))
     if FLAGS.mask:
         mask = image_io.load_square(FLAGS.mask, size)[..., :1]
-        save("mask.png", mask_figure(model, contents[0], mask, styles[0], styles[1]))
+        save("mask.png", figures.mask_figure(model, contents[0], mask, styles[0], styles[1]))
     if FLAGS.run:
         run_model = checkpoints.load_model(FLAGS.run)
         n = min(FLAGS.rows, len(contents))
         all_styles = [image_io.load_square(p, size) for p in image_io.list_images(FLAGS.style_dir)]
-        save("outputs.png", four_outputs(run_model, contents[:n], all_styles[:n]))
+        save("outputs.png", figures.four_outputs(run_model, contents[:n], all_styles[:n]))
     print("\n".join(f"Wrote {p}" for p in written))
 
 
