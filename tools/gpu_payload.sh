@@ -13,8 +13,8 @@
 #              (pretrained/efanet/, which travels with the tree) holds it
 # and checks that the payload and the working tree fit the 64 MiB that travel.
 # With the release in the tree the training images no longer fit as they are:
-# they are re-encoded (JPEG, their 512 px short side kept) at the highest quality
-# of 85, 80, 75, ... that fits, and the quality is printed.
+# they are re-encoded (JPEG, their 512 px short side kept) at quality 85, 80 or 75,
+# the highest that fits, else an even subset of each folder at 75 (printed).
 #
 #   bash tools/gpu_payload.sh            # from the repository root, in the project's
 #                                        # venv (Pillow); needs pip + PyPI
@@ -66,18 +66,44 @@ if (( payload + tree >= LIMIT )); then
 import os, sys
 from PIL import Image
 root, budget = sys.argv[1], int(sys.argv[2])
-files = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.endswith(".jpg")]
-originals = {p: Image.open(p).convert("RGB") for p in files}
-for quality in range(85, 30, -5):
+folders = [os.path.join(root, d) for d in ("content", "style")]
+originals = {
+    os.path.join(d, f): Image.open(os.path.join(d, f)).convert("RGB")
+    for d in folders for f in sorted(os.listdir(d))
+}
+
+def total():
+    return sum(os.path.getsize(os.path.join(d, f)) for d in folders for f in os.listdir(d))
+
+def encode(quality, keep):
     for path, image in originals.items():
-        image.save(path, "JPEG", quality=quality)
-    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs)
-    print(f"training images re-encoded at JPEG quality {quality}: {size // 1024} KiB "
-          f"(budget {budget // 1024} KiB)")
+        if path in keep:
+            image.save(path, "JPEG", quality=quality)
+        elif os.path.exists(path):
+            os.remove(path)
+    return total()
+
+keep = set(originals)
+for quality in (85, 80, 75):
+    size = encode(quality, keep)
+    print(f"training images at JPEG quality {quality}: {size // 1024} KiB (budget {budget // 1024} KiB)")
     if size <= budget:
         break
 else:
-    sys.exit("the training images do not fit even at quality 35")
+    # Still too large: an even subset of each folder, at quality 75, as large as fits.
+    for share in [k / 20 for k in range(19, 0, -1)]:
+        keep = set()
+        for d in folders:
+            files = [p for p in originals if os.path.dirname(p) == d]
+            step = 1 / share
+            keep.update(files[int(i * step)] for i in range(int(len(files) * share)))
+        size = encode(75, keep)
+        if size <= budget:
+            print(f"an even {share:.0%} of each folder at quality 75: {len(keep)} images, "
+                  f"{size // 1024} KiB (budget {budget // 1024} KiB)")
+            break
+    else:
+        sys.exit("the training images do not fit")
 EOF
 fi
 
