@@ -212,6 +212,7 @@ if [[ -n "$CHOICE_EFANET" ]]; then
         --vgg_file="$VGG_FILE" --nocopy_vgg \
         --provenance="$RUN_ROOT/machine.json" --output_dir="$OUT/efanet" $RELEASE_FLAGS
     release_status=$?
+    rm -f "$OUT/efanet/README.md"  # 8 files come back; the card is rewritten here
 else
     stage "no EFANet variant passes the rule: nothing to release"
 fi
