@@ -25,6 +25,8 @@ setuptools.setup(
         "pillow",
         "absl-py",
         "h5py",
+        # Available memory on any OS, for automatic tiling (TFDS installs it too).
+        "psutil",
         # The release's weight files (pretrained/efanet/*.safetensors).
         "safetensors",
     ],
@@ -37,10 +39,14 @@ setuptools.setup(
         # The tests also run the core and training on JAX (CPU); pytest-xdist
         # runs them on two workers (setup.cfg), which halves the suite's wait.
         # imageio-ffmpeg (its wheel bundles ffmpeg) so that the mp4 path is tested too.
-        "test": ["pytest", "pytest-xdist", "jax", "imageio", "imageio-ffmpeg"],
+        # ai-edge-litert: the LiteRT runtime the TFLite export is checked in.
+        "test": ["pytest", "pytest-xdist", "jax", "imageio", "imageio-ffmpeg", "ai-edge-litert"],
         # mp4 reading/writing for `exchange-st-stylize --video`; without it
         # videos are read/written as PNG frame sequences.
         "video": ["imageio", "imageio-ffmpeg"],
+        # LiteRT (formerly TFLite's runtime): `export_savedmodel.py --tflite` checks the
+        # converted file in it before writing it, and users run the file with it.
+        "litert": ["ai-edge-litert"],
     },
     entry_points={
         "console_scripts": [

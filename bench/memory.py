@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 from absl import app, flags, logging
 
 from bench import common
@@ -45,7 +46,7 @@ class MemoryBenchConfig:
       style_size: square style side.
       tile: tile side of the tiled method (pixels).
       overlap: blend width of the tiled method (pixels).
-      budget_gib: most memory a child may use; 0 = MemAvailable minus
+      budget_gib: most memory a child may use; 0 = the available memory minus
         `reserve_gib` at start.
       reserve_gib: memory left to the rest of the machine when `budget_gib` is 0.
       vgg_weights: VGG weights (None = random; memory does not depend on them).
@@ -68,12 +69,8 @@ class MemoryBenchConfig:
 
 
 def mem_available_gib() -> float:
-    """`MemAvailable` of /proc/meminfo in GiB."""
-    with open("/proc/meminfo", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024 / _GIB
-    raise RuntimeError("MemAvailable not in /proc/meminfo")
+    """Memory available without swapping (`psutil`), in GiB."""
+    return psutil.virtual_memory().available / _GIB
 
 
 def _proc_status_bytes(field: str) -> int:
@@ -244,7 +241,7 @@ flags.DEFINE_list("methods", list(METHODS), "plain and/or tiled.")
 flags.DEFINE_integer("style_size", 512, "Square style side.")
 flags.DEFINE_integer("tile", 1024, "Tile side of the tiled method (pixels).")
 flags.DEFINE_integer("overlap", 64, "Blend width of the tiled method (pixels).")
-flags.DEFINE_float("budget_gib", 0.0, "Memory cap per run; 0 = MemAvailable - reserve_gib.")
+flags.DEFINE_float("budget_gib", 0.0, "Memory cap per run; 0 = available memory - reserve_gib.")
 flags.DEFINE_float("reserve_gib", 6.0, "Memory left to the machine when budget_gib is 0.")
 flags.DEFINE_string("vgg_weights", None, "VGG-19 notop h5 path; default random.")
 flags.DEFINE_float("timeout_s", 1800.0, "Seconds after which a run is killed.")

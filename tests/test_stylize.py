@@ -107,6 +107,30 @@ def test_single_image_matches_the_saved_model(setup, tmp_path):
     np.testing.assert_allclose(got, want, atol=0.5 / 255 + 1e-6)
 
 
+def test_style_size_bounds_the_style_alone(setup, tmp_path):
+    """--style_size resizes the style and leaves the content at --max_size; unset, the
+    style follows --max_size as before the option."""
+    content = image_io.load_image(setup["files"]["c0"])  # 40 x 52
+    style = image_io.load_image(setup["files"]["style"])  # 48 x 40
+    for style_size, max_size, want_style in [(24, 64, (24, 20)), (None, 32, (32, 27))]:
+        config = _config(setup, tmp_path / str(style_size), max_size=max_size)
+        config.style_size = style_size
+        job = stylize_job._Job(config, setup["stylizer"])
+        assert job.styles[setup["files"]["style"]].shape[:2] == want_style
+        report = stylize_job.stylize_all(config, setup["stylizer"])
+        small = image_io.resize_array(style, want_style)
+        want = (
+            setup["model"]
+            .stylize(
+                image_io.load_image(setup["files"]["c0"], max_size=max_size)[None], small[None]
+            )[0]
+            .numpy()
+        )
+        got = image_io.load_image(report.outputs[0])
+        assert got.shape[:2] == (content.shape[:2] if max_size >= 52 else (25, 32))
+        np.testing.assert_allclose(got, want, atol=2 / 255)
+
+
 def test_alpha_list_writes_one_image_per_alpha_and_a_strip(setup, tmp_path, monkeypatch):
     alphas = [0.0, 0.5, 1.0]
     config = _config(setup, tmp_path, alphas=alphas, max_size=32)
@@ -130,9 +154,10 @@ def test_alpha_list_writes_one_image_per_alpha_and_a_strip(setup, tmp_path, monk
         "c0_style_alphas.png",
     ]
     images = {a: image_io.load_image(tmp_path / f"c0_style_alpha{a:.2f}.png") for a in alphas}
-    # --max_size bounds the longer side (52 -> 32).
+    # --max_size bounds the content's longer side (52 -> 32); the style keeps its 48 px,
+    # under --style_size's 768.
     content = image_io.load_image(setup["files"]["c0"], max_size=32)
-    style = image_io.load_image(setup["files"]["style"], max_size=32)
+    style = image_io.load_image(setup["files"]["style"])
     assert content.shape == images[0.0].shape == (25, 32, 3)
     for alpha, image in images.items():
         want = setup["stylizer"].stylize(content, style, alpha)
@@ -234,6 +259,7 @@ def test_noskip_unreadable_stylizes_nothing_when_an_input_cannot_be_read(setup, 
         (dict(alphas=[1.5]), r"alpha must lie in \[0, 1\]"),
         (dict(masks=["a.png", "b.png"]), "one mask per style"),
         (dict(content=None), "Nothing to stylize"),
+        (dict(style_size=8), "style_size must be >= 16"),
     ],
 )
 def test_config_validation(kwargs, message):
@@ -373,6 +399,16 @@ def test_style_weights_interpolate_the_styles(setup, tmp_path):
         assert np.abs(want - setup["stylizer"].stylize(content, style)).max() > 2 / 255
     with pytest.raises(ValueError, match="one style weight per style"):
         _config(setup, tmp_path, styles=[files["style"]], style_weights=[0.5, 0.5])
+
+
+def test_default_memory_budget_is_half_the_available_memory(setup):
+    """psutil's figure, so the budget exists on every OS (not only where /proc/meminfo does)."""
+    import psutil
+
+    available = stylizer_lib.available_memory()
+    assert 0 < available <= psutil.virtual_memory().total
+    budget = stylizer_lib.Stylizer.from_saved_model(setup["saved"]).memory_budget
+    assert budget == pytest.approx(0.5 * available, rel=0.1)
 
 
 def test_full_resolution_runs_tiled_above_the_memory_budget(setup, tmp_path, caplog):

@@ -109,6 +109,13 @@ def _define_flags():
         "content then runs tiled, see --tile_size).",
         module_name=owner,
     )
+    flags.DEFINE_integer(
+        "style_size",
+        768,
+        "Bound of the longer side of each style image, in pixels (0: the content's "
+        "--max_size); 768 is the scale the paper trains styles at (see docs/design.md).",
+        module_name=owner,
+    )
     flags.DEFINE_string("output_dir", None, "Output directory.", module_name=owner)
     flags.DEFINE_string(
         "video",
@@ -201,6 +208,7 @@ def config_from_flags() -> StylizeConfig:
             style_weights=weights,
             preserve_color=FLAGS.preserve_color,
             max_size=FLAGS.max_size if FLAGS.max_size and FLAGS.max_size > 0 else None,
+            style_size=FLAGS.style_size if FLAGS.style_size and FLAGS.style_size > 0 else None,
             tile_size=FLAGS.tile_size,
             precision=FLAGS.precision,
             video=FLAGS.video,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import psutil
 import tensorflow as tf
 from absl import logging
 
@@ -32,15 +33,8 @@ DEFAULT_TILE = 1024
 
 
 def available_memory():
-    """`MemAvailable` of /proc/meminfo in bytes, or None where there is none (not Linux)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    """Bytes of memory available to a new allocation without swapping (`psutil`), any OS."""
+    return psutil.virtual_memory().available
 
 
 def plain_memory(content_shape, style_shape):
@@ -83,8 +77,7 @@ class Stylizer:
         self.model = model
         self.tile_size = tile_size
         if memory_budget is None:
-            available = available_memory()
-            memory_budget = None if available is None else _BUDGET_SHARE * available
+            memory_budget = _BUDGET_SHARE * available_memory()
         self.memory_budget = memory_budget
 
     @classmethod
@@ -118,7 +111,7 @@ class Stylizer:
             tile, reason = self.tile_size, "--tile_size"
         else:
             need = plain_memory(content.shape, style.shape)
-            if self.memory_budget is None or need <= self.memory_budget:
+            if need <= self.memory_budget:
                 return None, None
             tile = DEFAULT_TILE
             reason = (

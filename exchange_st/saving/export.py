@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import types
 
 import tensorflow as tf
 from absl import logging
@@ -103,13 +104,28 @@ class StylizeModule(tf.Module):
     whose size differs from their image fail the assertions of `tf_checks`
     (the graph form of the model's own input checks).
 
+    Only the inference path is tracked, so only it is saved: the VGG encoder
+    and `model.release_layers()` (the `I_s->c` path). The training-only second
+    decoder and Eq. 6's reconstruction layer stay out of the SavedModel; a
+    function that read one of them would fail `tf.saved_model.save` with an
+    untracked-resource error rather than save it silently.
+
     Args:
       model: a built `ExchangeStyleTransfer` (weights restored or random).
     """
 
     def __init__(self, model, name="exchange_st"):
         super().__init__(name=name)
-        self.model = model
+        # A plain namespace is not trackable, so tf.Module does not save the
+        # whole model through it; the layers the functions read are tracked below.
+        self._held = types.SimpleNamespace(model=model)
+        self.encoder = model.encoder
+        self.inference_layers = dict(model.release_layers())
+
+    @property
+    def model(self):
+        """The wrapped `ExchangeStyleTransfer` (not itself saved: see the class docstring)."""
+        return self._held.model
 
     # The graphs are built by plain methods that both the tf.function
     # attributes and the signatures call: a signature wrapping another

@@ -1,4 +1,11 @@
-"""TFLite conversion of an exported SavedModel: the ladder of variants and its check."""
+"""TFLite (LiteRT) conversion of an exported SavedModel: the variants, and their check in LiteRT.
+
+TensorFlow converts; the LiteRT runtime (`ai_edge_litert`, the `litert`
+extra) runs the converted file against the SavedModel before it is written,
+because that runtime, not TensorFlow's deprecated `tf.lite.Interpreter`, is
+what users run it with. Without LiteRT nothing is written, and the result says
+what to install.
+"""
 
 from __future__ import annotations
 
@@ -45,21 +52,18 @@ def _tflite_attempts(export_dir, size):
 
     An any-size model is preferred. The TF 2.21 converter loses the channel
     count of the convolutions after `UpSampling2D` when height and width are
-    unknown, so builtin ops fail there; TF Select ops convert but need the
-    Flex delegate at run time. With fixed shapes everything is a builtin op.
+    unknown, so builtin ops fail there. TF Select ops would convert, but need
+    the Flex delegate, which LiteRT's wheel lacks, so such a file could be
+    neither checked nor run: no Select-ops variant is tried. With fixed shapes
+    everything is a builtin op.
     """
 
-    def dynamic(select_tf_ops):
-        def make():
-            converter = tf.lite.TFLiteConverter.from_saved_model(
-                export_dir, signature_keys=["serving_default"]
-            )
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS] + (
-                [tf.lite.OpsSet.SELECT_TF_OPS] if select_tf_ops else []
-            )
-            return converter
-
-        return make
+    def dynamic():
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            export_dir, signature_keys=["serving_default"]
+        )
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        return converter
 
     keep_alive = []
 
@@ -88,8 +92,7 @@ def _tflite_attempts(export_dir, size):
         return converter
 
     return [
-        ("any size, builtin ops", None, dynamic(False)),
-        ("any size, builtin + TF Select ops", None, dynamic(True)),
+        ("any size, builtin ops", None, dynamic),
         (f"fixed {size}x{size}, builtin ops", (size, size), fixed),
     ]
 
@@ -106,6 +109,13 @@ def convert(export_dir, size=DEFAULT_TFLITE_SIZE):
       `TFLiteResult`.
     """
     result = TFLiteResult()
+    if litert_interpreter() is None:
+        result.errors.append(
+            "LiteRT is not installed (pip install 'exchange_st[litert]'), so a converted model "
+            "could not be checked: none was written."
+        )
+        logging.warning("TFLite conversion skipped: %s", result.errors[-1])
+        return result
     for variant, input_size, make_converter in _tflite_attempts(export_dir, size):
         try:
             converter = make_converter()
@@ -138,13 +148,22 @@ def _one_paragraph(error, limit=1200):
     return text if len(text) <= limit else text[:limit] + " ..."
 
 
+def litert_interpreter():
+    """LiteRT's `Interpreter` class (`ai_edge_litert`), or None where it is not installed."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        return None
+    return Interpreter
+
+
 def check_tflite_model(flatbuffer, export_dir, size):
-    """Runs a converted model once on a `size` x `size` pair and compares it to the SavedModel.
+    """Runs a converted model once in LiteRT on a `size` x `size` pair against the SavedModel.
 
     Raises:
       ValueError: the output differs from the SavedModel's.
     """
-    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    interpreter = litert_interpreter()(model_content=flatbuffer)
     # The signature runner resizes inputs of unknown height and width.
     runner = interpreter.get_signature_runner("serving_default")
     rng = np.random.default_rng(0)
