@@ -37,7 +37,7 @@ from absl import app, flags
 from exchange_st.data import image_io
 from exchange_st.evaluation import style_dependence
 from exchange_st.nn.model import ExchangeStyleTransfer
-from exchange_st.saving import checkpoints
+from exchange_st.saving import loader
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint", None, "Trained efanet (model_dir or .weights.h5).", required=True)
@@ -59,7 +59,7 @@ def draw_images(directory, count, size, seed):
 
 def main(argv):
     del argv
-    model = checkpoints.load_model(FLAGS.checkpoint, expect=ExchangeStyleTransfer)
+    model = loader.load(FLAGS.checkpoint, expect=ExchangeStyleTransfer)
     content = draw_images(FLAGS.content_dir, FLAGS.num_images, FLAGS.size, FLAGS.seed)
     style = draw_images(FLAGS.style_dir, FLAGS.num_images, FLAGS.size, FLAGS.seed + 1)
     n = min(len(content), len(style))

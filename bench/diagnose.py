@@ -34,7 +34,7 @@ from exchange_st.evaluation import diagnostics, learning_report, style_dependenc
 from exchange_st.nn import losses
 from exchange_st.nn.model import ExchangeStyleTransfer
 from exchange_st.nn.model_options import INITIALIZATIONS
-from exchange_st.saving import checkpoints
+from exchange_st.saving import loader
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("content_dir", None, "Content images.", required=True)
@@ -61,7 +61,7 @@ def main(argv):
     del argv
     keras.utils.set_random_seed(FLAGS.seed)
     if FLAGS.checkpoint:
-        model = checkpoints.load_model(FLAGS.checkpoint, expect=ExchangeStyleTransfer)
+        model = loader.load(FLAGS.checkpoint, expect=ExchangeStyleTransfer)
     else:
         model = ExchangeStyleTransfer(
             vgg_weights=FLAGS.vgg_weights,

@@ -28,7 +28,7 @@ from absl import app, flags
 from exchange_st.data import image_io
 from exchange_st.evaluation import style_dependence
 from exchange_st.nn.model import ExchangeStyleTransfer
-from exchange_st.saving import checkpoints
+from exchange_st.saving import loader
 from exchange_st import console
 
 FLAGS = flags.FLAGS
@@ -45,7 +45,7 @@ flags.DEFINE_string("json", None, "Also write the report to this JSON file.")
 def main(argv):
     del argv
     if FLAGS.checkpoint:
-        model = checkpoints.load_model(FLAGS.checkpoint, expect=ExchangeStyleTransfer)
+        model = loader.load(FLAGS.checkpoint, expect=ExchangeStyleTransfer)
         title = FLAGS.checkpoint
     else:
         keras.utils.set_random_seed(FLAGS.seed)

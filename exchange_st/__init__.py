@@ -22,7 +22,7 @@ _EXPORTS = {
     "AdaINNet": "exchange_st.baselines.adain",
     "Stylizer": "exchange_st.inference.stylizer",
     "load_stylizer": "exchange_st.inference.stylizer",
-    "load_model": "exchange_st.saving.checkpoints",
+    "load_model": "exchange_st.saving.loader:load",
 }
 __all__ = sorted([*_EXPORTS, "from_pretrained"])
 
@@ -31,8 +31,9 @@ def from_pretrained(path=None, dtype=None):
     """The pretrained release (`exchange_st.saving.release`), on the current backend.
 
     Args:
-      path: a release directory; None: `$EXCHANGE_ST_PRETRAINED`, else the
-        source tree's `pretrained/efanet/`.
+      path: a release directory, or any other source `load_model` takes;
+        None: `$EXCHANGE_ST_PRETRAINED`, else the source tree's
+        `pretrained/efanet/`.
       dtype: Keras dtype policy of the rebuilt model; None: the global one.
 
     Returns:
@@ -43,12 +44,13 @@ def from_pretrained(path=None, dtype=None):
     Raises:
       release.NoPretrainedModel: no release there (none ships yet).
     """
-    from exchange_st.saving import release  # Deferred like every export (module docstring).
+    from exchange_st.saving import loader  # Deferred like every export (module docstring).
 
-    return release.load(path, dtype=dtype)
+    return loader.load(path, dtype=dtype)
 
 
 def __getattr__(name):
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        module, _, attr = _EXPORTS[name].partition(":")
+        return getattr(importlib.import_module(module), attr or name)
     raise AttributeError(f"module 'exchange_st' has no attribute {name!r}")

@@ -15,7 +15,7 @@ from exchange_st.saving import serialization
 from exchange_st.nn import vgg
 from exchange_st.nn.ops import track_layer_list
 from exchange_st.nn.model import ExchangeStyleTransfer
-from exchange_st.saving import checkpoints
+from exchange_st.saving import checkpoints, loader
 
 TINY_EFANET = dict(
     SMALL_EFANET,
@@ -204,7 +204,7 @@ def test_save_weights_and_load_model_round_trip(tmp_path):
     style = tf.random.stateless_uniform([1, 32, 32, 3], seed=[3, 4])
     keras.utils.set_random_seed(7)  # The loader's fresh weights all get replaced.
     for source in (tmp_path / "run", path):
-        loaded = checkpoints.load_model(source, expect=ExchangeStyleTransfer)
+        loaded = loader.load(source, expect=ExchangeStyleTransfer)
         assert loaded.get_config() == model.get_config()
         assert loaded.loss_config.style_weight == 3.0
         _assert_same_variables(model, loaded)
@@ -213,14 +213,14 @@ def test_save_weights_and_load_model_round_trip(tmp_path):
             model.stylize(content, style, 0.5).numpy(),
             atol=1e-6,
         )
-    loaded = checkpoints.load_model(adain_path)
+    loaded = loader.load(adain_path)
     assert isinstance(loaded, AdaINNet) and loaded.adain_style_weight == 4.0
     _assert_same_variables(adain, loaded)
     with pytest.raises(ValueError, match="holds a AdaINNet, not the ExchangeStyleTransfer"):
-        checkpoints.load_model(adain_path, expect=ExchangeStyleTransfer)
+        loader.load(adain_path, expect=ExchangeStyleTransfer)
     os.remove(serialization.config_path(adain_path))
     with pytest.raises(FileNotFoundError, match="step-3.config.json is missing"):
-        checkpoints.load_model(adain_path)
+        loader.load(adain_path)
 
 
 def test_load_model_builds_in_the_current_policy(tmp_path):
@@ -233,7 +233,7 @@ def test_load_model_builds_in_the_current_policy(tmp_path):
         path = serialization.save_weights(model, tmp_path / serialization.WEIGHTS_FILE)
     finally:
         keras.config.set_dtype_policy(previous)
-    loaded = checkpoints.load_model(path)
+    loaded = loader.load(path)
     assert loaded.dtype_policy.name == "float32"
     _assert_same_variables(model, loaded)
 
@@ -254,7 +254,7 @@ def test_a_failed_save_leaves_the_previous_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         serialization.save_weights(model, path)
     monkeypatch.undo()
-    loaded = checkpoints.load_model(tmp_path)
+    loaded = loader.load(tmp_path)
     for want, v in zip(before, loaded.variables):
         np.testing.assert_array_equal(want, v.numpy())
     # No half-written file is left behind.

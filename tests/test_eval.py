@@ -17,7 +17,7 @@ from exchange_st.evaluation import eval_config, eval_lib, eval_methods, metrics
 from exchange_st.nn import losses
 from exchange_st.nn.model import ExchangeStyleTransfer
 from exchange_st.nn.vgg import FEATURE_NAMES, VGGEncoder
-from exchange_st.saving import checkpoints, release
+from exchange_st.saving import loader, release
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A deliberately small exchange model, so a checkpoint is quick to write.
@@ -153,7 +153,7 @@ def _perturb(model):
         v.assign(v + tf.random.normal(v.shape, stddev=0.01, seed=len(v.path)))
 
 
-def test_load_adain_model_restores_a_training_checkpoint(tmp_path):
+def test_loader_restores_an_adain_training_checkpoint(tmp_path):
     keras.utils.set_random_seed(5)
     model = adain_lib.AdaINNet(vgg_weights=None, upsample_filters=(16, 8, 8))
     model.build()
@@ -163,7 +163,7 @@ def test_load_adain_model_restores_a_training_checkpoint(tmp_path):
     _save_training_checkpoint(model, model_dir, config)
     # Another seed: the random VGG the loader builds must be overwritten too.
     keras.utils.set_random_seed(6)
-    restored = checkpoints.load_adain_model(model_dir)
+    restored = loader.load(model_dir, what="adain", expect=adain_lib.AdaINNet)
     for a, b in zip(model.weights, restored.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     content, style = _images(1, 32, 40, 1), _images(1, 32, 32, 2)
@@ -173,13 +173,13 @@ def test_load_adain_model_restores_a_training_checkpoint(tmp_path):
     with open(os.path.join(model_dir, "config.json"), "w") as f:
         json.dump(dict(config, upsample_filters=[32, 8, 8]), f)
     with pytest.raises((ValueError, AssertionError)):
-        checkpoints.load_adain_model(model_dir)
+        loader.load(model_dir, what="adain", expect=adain_lib.AdaINNet)
     with open(os.path.join(model_dir, "config.json"), "w") as f:
         json.dump({"model": "efanet"}, f)
     with pytest.raises(ValueError, match="not adain"):
-        checkpoints.load_adain_model(model_dir)
-    with pytest.raises(FileNotFoundError, match="adain checkpoint not found"):
-        checkpoints.load_adain_model(os.path.join(tmp_path, "missing"))
+        loader.load(model_dir, what="adain", expect=adain_lib.AdaINNet)
+    with pytest.raises(FileNotFoundError, match="missing does not exist"):
+        loader.load(os.path.join(tmp_path, "missing"), what="adain", expect=adain_lib.AdaINNet)
 
 
 # ----------------------------------------------------------------------------
@@ -398,7 +398,7 @@ def test_saved_model_method_uses_the_serving_signature(tmp_path, encoder):
         "c", "s", "o", methods=("efanet",), efanet_saved_model=os.path.join(tmp_path, "nothing")
     )
     (method,) = eval_methods.build_methods(cfg, encoder)
-    assert method.status == "failed" and "SavedModel directory not found" in method.error
+    assert method.status == "failed" and "nothing does not exist" in method.error
 
 
 def test_cli_exits_nonzero_when_every_method_failed_and_says_what_wct_needs(tmp_path):

@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 from conftest import SMALL_EFANET, small_efanet
 
-from exchange_st.saving import checkpoints, export, release
+from exchange_st.nn.model import ExchangeStyleTransfer
+from exchange_st.saving import checkpoints, export, loader, release
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small decoder and codes; the VGG encoder keeps its real size.
@@ -291,36 +292,36 @@ def _train_config(**overrides):
     return config
 
 
-def test_load_model_from_checkpoint(exported, tmp_path):
+def test_loader_reads_a_tf_checkpoint(exported, tmp_path):
     model = exported["model"]
     prefix = _write_checkpoint(model, str(tmp_path), _train_config())
     c, s = exported["x"]["odd_content"], exported["x"]["odd_style"]
     want = model.stylize(c, s, 0.5).numpy()
     for source in (str(tmp_path), prefix):
-        restored = export.load_model_from_checkpoint(source)
+        restored = loader.load(source, expect=ExchangeStyleTransfer)
         # Every variable, the VGG encoder's included, comes from the file.
         for a, b in zip(model.variables, restored.variables):
             np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
         np.testing.assert_allclose(restored.stylize(c, s, 0.5).numpy(), want, atol=1e-5)
 
 
-def test_load_model_from_checkpoint_config_handling(exported, tmp_path):
+def test_loader_tf_checkpoint_config_handling(exported, tmp_path):
     model = exported["model"]
     c, s = exported["x"]["odd_content"], exported["x"]["odd_style"]
     # No config.json: the caller's fallback config is used.
     bare = str(tmp_path / "bare")
     _write_checkpoint(model, bare)
-    restored = export.load_model_from_checkpoint(bare, dict(SMALL))
+    restored = loader.load(bare, dict(SMALL), expect=ExchangeStyleTransfer)
     np.testing.assert_allclose(
         restored.stylize(c, s).numpy(), model.stylize(c, s).numpy(), atol=1e-5
     )
     # A config that does not describe the checkpoint is refused.
     with pytest.raises((AssertionError, ValueError)):
-        export.load_model_from_checkpoint(bare, dict(SMALL, num_exchange_blocks=2))
-    with pytest.raises(FileNotFoundError, match="No model checkpoint"):
-        export.load_model_from_checkpoint(str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="neither a directory"):
-        export.load_model_from_checkpoint(os.path.join(bare, "ckpt-99"))
+        loader.load(bare, dict(SMALL, num_exchange_blocks=2), expect=ExchangeStyleTransfer)
+    with pytest.raises(FileNotFoundError, match="holds no model: the directory has 1 entries"):
+        loader.load(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"ckpt-99 does not exist \(nor .*ckpt-99.index\)"):
+        loader.load(os.path.join(bare, "ckpt-99"))
 
 
 def test_run_model_kwargs_keeps_model_arguments_only(tmp_path):

@@ -22,7 +22,7 @@ import tensorflow as tf
 from PIL import Image
 
 from exchange_st.baselines import adain as adain_lib
-from exchange_st.saving import checkpoints, serialization
+from exchange_st.saving import loader, serialization
 from exchange_st.data import pipeline, sources
 from exchange_st.training import callbacks, run_control, train_config, train_lib
 
@@ -606,12 +606,12 @@ def test_mixed_precision_and_xla_train_resume_and_load_in_float32(tmp_path, prec
     result = train_lib.train(dataclasses.replace(cfg, steps=3))
     assert (result.start_step, result.step) == (2, 3)
     assert np.isfinite(result.losses["loss"])
-    model = checkpoints.load_model(str(tmp_path))  # the global policy is float32 here
+    model = loader.load(str(tmp_path))  # the global policy is float32 here
     assert model.compute_dtype == "float32"
     assert all(v.dtype == "float32" for v in model.weights)
     keras.config.set_dtype_policy("float32" if precision == "none" else precision)
     try:
-        mixed = checkpoints.load_model(str(tmp_path))
+        mixed = loader.load(str(tmp_path))
     finally:
         keras.config.set_dtype_policy("float32")
     # Mixed precision keeps float32 variables: the same numbers in both models.

@@ -19,7 +19,7 @@ import pytest
 
 from exchange_st.nn import losses
 from exchange_st.nn.model import ExchangeStyleTransfer
-from exchange_st.saving import checkpoints, export
+from exchange_st.saving import export, loader
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # configs/smoke.cfg with a tiny network, 32 px crops and 3 (then 5) steps.
@@ -44,12 +44,12 @@ _LOAD_SCRIPT = textwrap.dedent(
     import json, sys
     import numpy as np
     import keras
-    from exchange_st.saving import checkpoints
+    from exchange_st.saving import loader
     from exchange_st.nn import losses
     from exchange_st.training import train_config, train_lib
 
     model_dir, out_dir = sys.argv[1:]
-    model = checkpoints.load_model(model_dir)
+    model = loader.load(model_dir)
     inputs = np.load(out_dir + "/inputs.npz")
     content, style = inputs["content"], inputs["style"]
     outputs = model(content, style)
@@ -195,7 +195,7 @@ def test_resume_on_jax_restores_the_step_and_optimizer(jax_run):
         moments += int(saved.ndim > 0 and np.any(saved))
     assert moments > 10  # the moments hold values, so equal means restored, not zero
     # ... and its weights are those TensorFlow's loader reads from the same file.
-    tf_model = checkpoints.load_model(jax_run["model_dir"])
+    tf_model = loader.load(jax_run["model_dir"])
     assert info["num_weights"] == len(tf_model.weights)
     for i, v in enumerate(tf_model.weights):
         np.testing.assert_array_equal(restored[f"w{i}"], keras.ops.convert_to_numpy(v))
@@ -204,7 +204,7 @@ def test_resume_on_jax_restores_the_step_and_optimizer(jax_run):
 def test_jax_weights_load_into_the_tensorflow_model_and_export(jax_run, tmp_path):
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the loading side runs on the TensorFlow backend")
-    model = checkpoints.load_model(jax_run["model_dir"])
+    model = loader.load(jax_run["model_dir"])
     assert isinstance(model, ExchangeStyleTransfer)
     content, style = jax_run["content"], jax_run["style"]
     outputs = model(content, style)

@@ -104,7 +104,7 @@ def test_another_architecture_is_refused_by_name(first_run, tmp_path):
     cfg = _config(tmp_path / "c", steps=5, init_from=str(first_run["release"]), code_dim=8)
     with pytest.raises(ValueError, match="code_dim: saved 16 vs this run's 8"):
         train_lib.Trainer(cfg).restore()
-    with pytest.raises(FileNotFoundError, match="neither a release"):
+    with pytest.raises(FileNotFoundError, match="holds no model"):
         warm_start.load_into(train_lib.Trainer(_config(tmp_path / "d", 1)).model, tmp_path)
 
 

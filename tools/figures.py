@@ -27,7 +27,7 @@ from absl import app, flags
 
 from exchange_st.data import image_io
 from exchange_st.evaluation import figures
-from exchange_st.saving import checkpoints
+from exchange_st.saving import loader
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Release directory, training model_dir or .weights.h5 file.")
@@ -67,14 +67,14 @@ def main(argv):
         image_io.save_image(path, picture)
         written.append(path)
 
-    model = checkpoints.load_model(FLAGS.model or FLAGS.run)
+    model = loader.load(FLAGS.model or FLAGS.run)
     save("matrix.png", figures.matrix(model, contents, styles))
     save("alpha.png", figures.alpha_strip(model, contents[0], styles[0]))
     if FLAGS.mask:
         mask = image_io.load_square(FLAGS.mask, size)[..., :1]
         save("mask.png", figures.mask_figure(model, contents[0], mask, styles[0], styles[1]))
     if FLAGS.run:
-        run_model = checkpoints.load_model(FLAGS.run)
+        run_model = loader.load(FLAGS.run)
         n = min(FLAGS.rows, len(contents))
         all_styles = [image_io.load_square(p, size) for p in image_io.list_images(FLAGS.style_dir)]
         save("outputs.png", figures.four_outputs(run_model, contents[:n], all_styles[:n]))

@@ -27,7 +27,7 @@ from absl import app, flags, logging  # noqa: E402
 
 from exchange_st.data import image_io  # noqa: E402
 from exchange_st.saving import (  # noqa: E402
-    checkpoints,
+    loader,
     quantization,
     release,
     serialization,
@@ -119,7 +119,7 @@ def main(argv):
         policies = [int(p) for p in FLAGS.int8_min_params]
     except ValueError as e:
         raise app.UsageError(f"--int8_min_params must be integers: {e}") from e
-    model = checkpoints.load_model(FLAGS.checkpoint_dir)
+    model = loader.load(FLAGS.checkpoint_dir)
     pairs = _pairs()
     start = time.monotonic()
     reference = quantization.stylize_pairs(model, pairs)

@@ -35,7 +35,7 @@ from exchange_st.evaluation import (  # noqa: E402
     style_dependence,
     style_matrix,
 )
-from exchange_st.saving import checkpoints, release, serialization  # noqa: E402
+from exchange_st.saving import loader, release, serialization  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -122,7 +122,7 @@ def measure(model) -> dict:
 
 def main(argv):
     del argv
-    model = checkpoints.load_model(FLAGS.checkpoint)
+    model = loader.load(FLAGS.checkpoint)
     weights = serialization.find_weights(FLAGS.checkpoint)
     scores = measure(model)
     passes, failures = release_rule.verdict(scores)

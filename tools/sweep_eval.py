@@ -45,7 +45,7 @@ from exchange_st.data import image_io
 from exchange_st.saving import serialization
 from exchange_st.evaluation import style_dependence, style_matrix, train_flops
 from exchange_st.nn.model import ExchangeStyleTransfer
-from exchange_st.saving import checkpoints
+from exchange_st.saving import loader
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "The variant's train.py model_dir.", required=True)
@@ -103,7 +103,7 @@ def main(argv):
         with open(FLAGS.output, "w", encoding="utf-8") as f:
             json.dump({"step_flops": step_flops(model, FLAGS.run_dir)}, f)
         return
-    model = checkpoints.load_model(FLAGS.run_dir)
+    model = loader.load(FLAGS.run_dir)
     content_paths, contents = _load(FLAGS.content, FLAGS.size)
     style_paths, styles = _load(FLAGS.style, FLAGS.size)
     names = [_stem(p) for p in style_paths]

@@ -14,7 +14,8 @@ from exchange_st.baselines import gatys as gatys_lib
 from exchange_st.baselines import wct as wct_lib
 from exchange_st.evaluation.eval_config import EvalConfig, split_spec
 from exchange_st.nn.model import ExchangeStyleTransfer
-from exchange_st.saving import checkpoints, release
+from exchange_st.baselines.adain import AdaINNet
+from exchange_st.saving import checkpoints, loader, release
 
 
 @dataclasses.dataclass
@@ -69,7 +70,7 @@ class _Models:
         if self._adain is None:
             cfg = self.cfg
             if cfg.adain_checkpoint:
-                model = checkpoints.load_adain_model(cfg.adain_checkpoint)
+                model = loader.load(cfg.adain_checkpoint, what="adain", expect=AdaINNet)
                 self._adain = (model, cfg.adain_checkpoint)
             elif cfg.random_init:
                 model = checkpoints.untrained_model("adain", cfg.vgg_weights)
@@ -86,15 +87,13 @@ class _Models:
         if cfg.efanet_saved_model:
             return _saved_model_stylize(cfg.efanet_saved_model), cfg.efanet_saved_model
         if cfg.efanet_checkpoint:
-            model = checkpoints.load_model(
-                cfg.efanet_checkpoint, what="efanet", expect=ExchangeStyleTransfer
-            )
+            model = loader.load(cfg.efanet_checkpoint, what="efanet", expect=ExchangeStyleTransfer)
             return _feed_forward(model.stylize), cfg.efanet_checkpoint
         if cfg.random_init:
             model = checkpoints.untrained_model("efanet", cfg.vgg_weights)
             return _feed_forward(model.stylize), "random init"
         # Neither: the pretrained release.
-        model = release.load(
+        model = loader.load(
             instead="--efanet_checkpoint (a train.py model_dir) or --efanet_saved_model, or "
             "--random_init for an untrained demo"
         )
@@ -102,9 +101,11 @@ class _Models:
 
 
 def _saved_model_stylize(path):
-    if not tf.io.gfile.isdir(path):
-        raise FileNotFoundError(f"SavedModel directory not found: {path}")
-    loaded = tf.saved_model.load(path)
+    loaded = loader.load(path, what="efanet_saved_model", saved_model_ok=True)
+    if not hasattr(loaded, "signatures"):
+        raise ValueError(
+            f"--efanet_saved_model={path} is a {type(loaded).__name__}, not a SavedModel."
+        )
     serve = loaded.signatures["serving_default"]
 
     def stylize(content, style):
@@ -122,7 +123,7 @@ def build_methods(cfg: EvalConfig, encoder) -> list[Method]:
         method = Method(name)
         try:
             if path is not None:
-                model = checkpoints.load_model(path, what=name, expect=ExchangeStyleTransfer)
+                model = loader.load(path, what=name, expect=ExchangeStyleTransfer)
                 method.stylize, method.source = _feed_forward(model.stylize), path
             elif name == "content":
                 method.stylize, method.source = (lambda content, style: content), "the content"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import psutil
 import tensorflow as tf
@@ -12,7 +13,7 @@ from exchange_st.inference import tiling
 from exchange_st.nn import ops
 from exchange_st.nn.blending import blend_styles
 from exchange_st.nn.model import ExchangeStyleTransfer
-from exchange_st.saving import checkpoints, export, release
+from exchange_st.saving import checkpoints, export, loader
 
 # Mask pixels above this gray level belong to the region (Fig. 10).
 MASK_THRESHOLD = 0.5
@@ -82,7 +83,8 @@ class Stylizer:
 
     @classmethod
     def from_saved_model(cls, path, **kwargs):
-        return cls(tf.saved_model.load(path), **kwargs)
+        """The stylizer of the SavedModel at `path` (`loader.load`)."""
+        return cls(loader.load(path, what="SavedModel", saved_model_ok=True), **kwargs)
 
     @classmethod
     def from_model(cls, model, **kwargs):
@@ -224,13 +226,14 @@ def load_stylizer(
     precision="float32",
     tile_size=0,
 ):
-    """The `Stylizer` of one model source: a SavedModel, a training run, random weights or,
-    with none of them, the pretrained release (`release.load`).
+    """The `Stylizer` of one model source (`loader.load`), random weights or, with none of
+    them, the pretrained release.
 
     Args:
       saved_model: directory of a SavedModel from `export_savedmodel.py`.
-      checkpoint_dir: a model_dir, `.weights.h5` file or legacy checkpoint
-        prefix of any model `train.py` trains (`checkpoints.load_model`).
+      checkpoint_dir: any source `loader.load` recognises: a release, a
+        model_dir or `.weights.h5` file of any model `train.py` trains, a
+        SavedModel, or a legacy checkpoint.
       random_init: an untrained exchange model (demos and tests only).
       vgg_weights: VGG weights of the `random_init` model.
       model_config: constructor kwargs for `random_init`, or for a legacy
@@ -244,24 +247,30 @@ def load_stylizer(
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
-    if saved_model:
+    if saved_model and loader.identify(saved_model).kind != loader.SAVED_MODEL:
+        raise ValueError(
+            f"--saved_model={saved_model} is a {loader.identify(saved_model).kind}, not a "
+            "SavedModel: pass it as --checkpoint_dir."
+        )
+    policy = _POLICIES[precision]
+    if random_init:
+        config = dict(model_config or {}, dtype=policy)
+        model = checkpoints.untrained_model("efanet", vgg_weights, config)
+    else:
+        model = loader.load(
+            saved_model or checkpoint_dir,
+            model_config,
+            dtype=policy,
+            instead="--checkpoint_dir or --saved_model (exchange-st-stylize)",
+            saved_model_ok=True,
+        )
+    if not isinstance(model, keras.Model):
         if precision != "float32":
             raise ValueError(
                 f"A SavedModel runs in the precision it was exported in; --precision={precision} "
-                "needs --checkpoint_dir or --random_init."
+                "needs a Keras model (a release, a run or a weights file) or --random_init."
             )
-        logging.info("Loading SavedModel %s.", saved_model)
-        return Stylizer.from_saved_model(saved_model, tile_size=tile_size)
-    policy = _POLICIES[precision]
-    if checkpoint_dir:
-        model = checkpoints.load_model(checkpoint_dir, model_config, dtype=policy)
-    elif not random_init:
-        model = release.load(
-            instead="--checkpoint_dir or --saved_model (exchange-st-stylize)", dtype=policy
-        )
-    else:
-        config = dict(model_config or {}, dtype=policy)
-        model = checkpoints.untrained_model("efanet", vgg_weights, config)
+        return Stylizer(model, tile_size=tile_size)
     if precision != "float32":
         logging.info("Computing in %s (%s policy).", precision, policy)
     return Stylizer.from_model(model, tile_size=tile_size)

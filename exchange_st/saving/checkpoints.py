@@ -1,9 +1,8 @@
-"""Finding and loading trained models: one loader for every tool.
+"""Checkpoints of the former TensorFlow training loop, untrained models, and the warnings about them.
 
-`load_model` reads any model source: a training `model_dir` or weights file
-(`serialization`), a pretrained release (`release`), or a run of the former
-TensorFlow-only training loop (`tf.train.Checkpoint` files `ckpt-N.*` next to
-the run's `config.json`, on TensorFlow; TensorFlow is imported only for those).
+Every model source is loaded through `loader.load`; this module reads the
+`tf.train.Checkpoint` files `ckpt-N.*` (next to the run's `config.json`;
+TensorFlow is imported only for those) and builds untrained models.
 """
 
 from __future__ import annotations
@@ -14,74 +13,29 @@ import keras
 import numpy as np
 from absl import logging
 
-from exchange_st.baselines.adain import AdaINNet
 from exchange_st.nn import vgg as vgg_lib
-from exchange_st.saving import release
 from exchange_st.saving.serialization import (
     CONFIG_FILE,
     FAMILIES,
     WEIGHTS_FILE,
     assert_checkpointable,
     constructor_keys,
-    find_weights,
-    model_from_serialized,
-    read_model_config,
     read_run_config,
 )
 
 
-def load_model(path, fallback_config=None, what="model", expect=None, dtype=None):
-    """Rebuilds a trained model (`from_config`) and loads its weights.
+def load_tf_checkpoint(path, fallback_config=None, what="model", expect=None, dtype=None):
+    """A model from a `tf.train.Checkpoint` of the former TensorFlow training loop.
 
     Args:
-      path: a training `model_dir`, a `<name>.weights.h5` file (with its
-        `<name>.config.json`), a pretrained release directory (its
-        `manifest.json`, see `exchange_st.saving.release`; inference only), or, for
-        runs of the old TensorFlow loop, a checkpoint prefix such as
-        `model_dir/ckpt-1000` (TensorFlow only).
-      fallback_config: constructor kwargs for a legacy checkpoint whose
-        model_dir lacks `config.json`; None means the paper defaults.
-      what: what the file is of, for error messages (e.g. `"adain"`).
-      expect: a model class (e.g. `ExchangeStyleTransfer`); another class
-        in the file raises `ValueError`. None accepts either.
-      dtype: Keras dtype policy of the rebuilt model (e.g.
-        `"mixed_bfloat16"` for inference); None: the current global policy.
-
-    Returns:
-      The built model with every variable (the VGG encoder's included) from
-      the file, in the current dtype policy (a mixed-precision run's
-      float32 variables load into a float32 model).
-
-    Raises:
-      FileNotFoundError: nothing loadable at `path`.
-      ValueError: another model family than `expect`, or variable shapes
-        that differ from the file's.
+      path: a checkpoint prefix (`model_dir/ckpt-1000`) or its folder (the
+        latest checkpoint there), next to the run's `config.json`.
+      fallback_config: constructor kwargs when the folder lacks `config.json`;
+        None: the paper's defaults.
+      what: what the checkpoint is of, for error messages.
+      expect: the model class wanted; the folder's config names the family.
+      dtype: Keras dtype policy of the rebuilt model.
     """
-    weights = find_weights(path)
-    if weights is None and release.is_release(path):
-        model = release.load(path, dtype=dtype)
-        _check_family(model, expect, path, what)
-        return model
-    if weights is None:
-        return _load_legacy(path, fallback_config, what, expect, dtype)
-    overrides = {} if dtype is None else {"dtype": dtype}
-    model = model_from_serialized(read_model_config(weights), **overrides)
-    _check_family(model, expect, weights, what)
-    model.build()
-    model.load_weights(weights)
-    logging.info("Loaded %s (%s).", weights, type(model).__name__)
-    return model
-
-
-def _check_family(model, expect, path, what):
-    if expect is not None and not isinstance(model, expect):
-        raise ValueError(
-            f"{path} holds a {type(model).__name__}, not the {expect.__name__} expected for {what}."
-        )
-
-
-def _load_legacy(path, fallback_config, what, expect, dtype=None):
-    """A model from a `tf.train.Checkpoint` of the former TensorFlow training loop."""
     prefix, model_dir = resolve_checkpoint(path, what)
     config = read_run_config(model_dir)
     if isinstance(config.get("model"), dict):
@@ -177,15 +131,6 @@ def untrained_model(family="efanet", vgg_weights=None, model_config=None, seed=N
     model = FAMILIES[family](vgg_weights=vgg_weights, **(model_config or {}))
     model.build()
     return model
-
-
-def load_adain_model(path):
-    """An `AdaINNet` from a `train.py --model=adain` run (`load_model`).
-
-    Args:
-      path: model_dir, `.weights.h5` file or legacy checkpoint prefix.
-    """
-    return load_model(path, what="adain", expect=AdaINNet)
 
 
 def resolve_checkpoint(path_or_dir, what="model"):

@@ -12,7 +12,7 @@ from absl import logging
 
 from exchange_st.nn.model import ExchangeStyleTransfer
 from exchange_st.saving import serialization
-from exchange_st.saving import checkpoints, release, tf_checks
+from exchange_st.saving import checkpoints, loader, tf_checks
 from exchange_st.saving import tflite as tflite_lib
 
 # Written by `export_saved_model` into the SavedModel directory, for provenance
@@ -330,7 +330,7 @@ class ExportConfig:
     Attributes:
       export_dir: SavedModel output directory.
       checkpoint_dir: training model_dir, `.weights.h5` file, release
-        directory or legacy checkpoint prefix (see `checkpoints.load_model`);
+        directory or legacy checkpoint prefix (see `loader.load`);
         exclusive with `random_init`. Neither: the pretrained release.
       random_init: export an untrained model (demos and tests).
       vgg_weights: VGG weights of the `random_init` model (`"imagenet"`, an
@@ -368,35 +368,16 @@ def export_from_config(config: ExportConfig) -> ExportResult:
         model = checkpoints.untrained_model(
             "efanet", config.vgg_weights, config.model_config, config.seed
         )
-    elif config.checkpoint_dir:
-        model = load_model_from_checkpoint(config.checkpoint_dir, config.model_config)
-        checkpoints.warn_if_random_vgg(model, config.checkpoint_dir)
     else:
-        model = release.load(instead="--checkpoint_dir (export_savedmodel.py)")
+        model = loader.load(
+            config.checkpoint_dir,
+            config.model_config,
+            what="export",
+            expect=ExchangeStyleTransfer,
+            instead="--checkpoint_dir (export_savedmodel.py)",
+        )
+        if config.checkpoint_dir:
+            checkpoints.warn_if_random_vgg(model, config.checkpoint_dir)
     return export_saved_model(
         model, config.export_dir, tflite=config.tflite, tflite_size=config.tflite_size
-    )
-
-
-def load_model_from_checkpoint(checkpoint_path_or_dir, model_config=None, what="model"):
-    """An `ExchangeStyleTransfer` from a training run: `checkpoints.load_model`.
-
-    Args:
-      checkpoint_path_or_dir: a training model_dir, a `.weights.h5` file
-        (its `.config.json` next to it), or a legacy TF checkpoint prefix
-        such as `model_dir/ckpt-1000`.
-      model_config: constructor kwargs used only for a legacy checkpoint
-        whose model_dir has no `config.json`; None means the paper defaults.
-      what: what the checkpoint is of, for error messages (e.g. an
-        ablation's name).
-
-    Raises:
-      FileNotFoundError: nothing loadable found.
-      ValueError: the run trained another model family, or a layer width
-        differs from the file's.
-      AssertionError: a legacy checkpoint does not cover the model's
-        variables (usually a config that does not match the trained model).
-    """
-    return checkpoints.load_model(
-        checkpoint_path_or_dir, model_config, what=what, expect=ExchangeStyleTransfer
     )

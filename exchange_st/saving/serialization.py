@@ -33,7 +33,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "latest.weights.h5"
 
 
-_WEIGHTS_SUFFIX = ".weights.h5"
+WEIGHTS_SUFFIX = ".weights.h5"
 
 
 # Next to `<name>.weights.h5`: the model that reads it.
@@ -49,9 +49,9 @@ _STEP_ATTRIBUTE = "exchange_st_step"
 def config_path(weights_path):
     """`<name>.config.json` next to `<name>.weights.h5`."""
     weights_path = os.fspath(weights_path)
-    if not weights_path.endswith(_WEIGHTS_SUFFIX):
-        raise ValueError(f"A weights file must end in {_WEIGHTS_SUFFIX}: {weights_path}")
-    return weights_path[: -len(_WEIGHTS_SUFFIX)] + _CONFIG_SUFFIX
+    if not weights_path.endswith(WEIGHTS_SUFFIX):
+        raise ValueError(f"A weights file must end in {WEIGHTS_SUFFIX}: {weights_path}")
+    return weights_path[: -len(WEIGHTS_SUFFIX)] + _CONFIG_SUFFIX
 
 
 def _atomic_write_text(path, text):
@@ -168,7 +168,7 @@ def saved_step(path):
 def find_weights(path):
     """The weights file `path` names (a `.weights.h5` file or a model_dir), or None."""
     path = os.fspath(path)
-    if path.endswith(_WEIGHTS_SUFFIX):
+    if path.endswith(WEIGHTS_SUFFIX):
         return path if os.path.isfile(path) else None
     candidate = os.path.join(path, WEIGHTS_FILE)
     return candidate if os.path.isfile(candidate) else None

@@ -18,7 +18,7 @@ import os
 import keras
 from absl import logging
 
-from exchange_st.saving import checkpoints, release, serialization
+from exchange_st.saving import loader, release, serialization
 from exchange_st.training import history as history_lib
 
 TRAINING_PARTS = ("copy", "fresh")
@@ -33,14 +33,24 @@ def _architecture_diff(saved, model) -> str:
     return ", ".join(f"{k}: saved {a.get(k)!r} vs this run's {b.get(k)!r}" for k in keys)
 
 
-def check(path) -> None:
-    """Raises `FileNotFoundError`, in one sentence, unless `path` holds a model to start from."""
-    path = os.fspath(path)
-    if not release.is_release(path) and serialization.find_weights(path) is None:
-        raise FileNotFoundError(
-            f"init_from={path}: neither a release (manifest.json), a training model_dir "
-            "(latest.weights.h5) nor a .weights.h5 file"
+# The sources a run can start from: they hold Keras weights and say their step.
+_STARTS = (loader.RELEASE, loader.RUN, loader.WEIGHTS)
+
+
+def check(path) -> loader.Source:
+    """What `path` is (`loader.identify`); raises, in one sentence, unless a run can start from it.
+
+    Raises:
+      loader.NotAModel: nothing loadable there.
+      ValueError: a SavedModel or TF checkpoint, which hold no Keras weights to continue.
+    """
+    source = loader.identify(path)
+    if source.kind not in _STARTS:
+        raise ValueError(
+            f"init_from={path} is a {source.kind}; a run starts from a release, a training "
+            "model_dir or a .weights.h5 file."
         )
+    return source
 
 
 def load_into(model, path, training_parts="copy") -> dict:
@@ -63,18 +73,18 @@ def load_into(model, path, training_parts="copy") -> dict:
     if training_parts not in TRAINING_PARTS:
         raise ValueError(f"training_parts must be one of {TRAINING_PARTS}, got {training_parts!r}")
     path = os.fspath(path)
-    is_release = release.is_release(path)
+    source = check(path)
+    is_release = source.kind == loader.RELEASE
     if is_release:
         manifest = release.read_manifest(path)
         provenance = manifest.get("provenance", {})
         step = int(provenance.get("checkpoint_step") or 0)
         phases = list(provenance.get("history") or [])
     else:
-        check(path)
-        weights = serialization.find_weights(path)
+        weights = source.file
         step = int(serialization.saved_step(weights) or 0)
         phases = history_lib.read(os.path.dirname(weights))
-    saved = checkpoints.load_model(path, what=f"init_from={path}", expect=type(model))
+    saved = loader.load(path, what=f"init_from={path}", expect=type(model))
     # Variable paths repeat across sub-layers (the decoders' convs are named
     # alike); the creation order of one class and config does not.
     pairs = list(zip(saved.weights, model.weights))
