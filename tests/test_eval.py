@@ -313,8 +313,29 @@ def test_efanet_without_a_model_source_is_the_pretrained_release(
     )
 
 
-def _run_cli(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+def test_adain_without_a_checkpoint_uses_the_adain_release(tmp_path, monkeypatch):
+    keras.utils.set_random_seed(2)
+    model = adain_lib.AdaINNet(vgg_weights=None, upsample_filters=(16, 8, 8))
+    model.build()
+    path = str(tmp_path / "adain")
+    release.save(model, path, int8_min_params=10**12)
+    cfg = eval_config.EvalConfig("c", "s", str(tmp_path), methods=("adain",), vgg_weights=None)
+    monkeypatch.setenv(release.ENV_VARS["adain"], str(tmp_path / "missing"))
+    with pytest.raises(release.NoPretrainedModel, match="--adain_checkpoint"):
+        eval_methods._Models(cfg).adain()
+    monkeypatch.setenv(release.ENV_VARS["adain"], path)
+    loaded, source = eval_methods._Models(cfg).adain()
+    assert source == f"pretrained release {path}"
+    content = _images(1, 32, 40, seed=4)
+    np.testing.assert_allclose(
+        loaded.stylize(content, content[:, ::-1]).numpy(),
+        model.stylize(content, content[:, ::-1]).numpy(),
+        atol=2e-3,
+    )
+
+
+def _run_cli(*args, **env_vars):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **env_vars)
     return subprocess.run(
         [sys.executable, os.path.join(REPO, "eval.py"), *args],
         capture_output=True,
@@ -412,11 +433,14 @@ def test_cli_exits_nonzero_when_every_method_failed_and_says_what_wct_needs(tmp_
         "--size=32",
         "--timing_sizes=",
     )
-    result = _run_cli(*common, "--methods=wct")
+    # No AdaIN release where the variable points (the source tree ships one).
+    missing = {release.ENV_VARS["adain"]: str(tmp_path / "no_adain")}
+    result = _run_cli(*common, "--methods=wct", **missing)
     assert result.returncode == 1, result.stderr
-    assert "wct uses AdaIN's decoder: adain needs --adain_checkpoint" in result.stderr
+    assert "wct uses AdaIN's decoder: No release at" in result.stderr
+    assert "or pass --adain_checkpoint" in result.stderr
     assert "every requested method failed" in result.stderr
     # One method that runs: exit 0, the failed one still listed.
-    result = _run_cli(*common, "--methods=wct,gatys", "--gatys_iterations=1")
+    result = _run_cli(*common, "--methods=wct,gatys", "--gatys_iterations=1", **missing)
     assert result.returncode == 0, result.stderr
     assert "wct failed:" in result.stderr and "every requested" not in result.stderr

@@ -11,6 +11,7 @@ import tensorflow as tf
 from conftest import SMALL_EFANET, small_efanet
 from PIL import Image
 
+from exchange_st.baselines.adain import AdaINNet
 from exchange_st.data import image_io
 from exchange_st.saving import serialization
 from exchange_st.inference import stylize_job, video
@@ -292,6 +293,28 @@ def test_command_without_a_model_flag_uses_the_pretrained_release(setup, tiny_re
     assert want.std() > 0.05
     # The PNG holds 8-bit levels.
     np.testing.assert_allclose(got, want, atol=0.51 / 255 + TOL)
+
+
+def test_model_adain_without_a_source_uses_the_adain_release(setup, tmp_path, monkeypatch):
+    """`--model=adain` alone: pretrained/adain (here a tiny one through its variable)."""
+    keras.utils.set_random_seed(3)
+    adain = AdaINNet(vgg_weights=None, upsample_filters=(16, 8, 8))
+    adain.build()
+    path = str(tmp_path / "adain")
+    release.save(adain, path, int8_min_params=10**12)
+    monkeypatch.setenv(release.ENV_VARS["adain"], path)
+    config = _config(setup, tmp_path / "out", saved_model=None, model="adain")
+    stylizer = stylize_job.load_stylizer(config)
+    assert isinstance(stylizer.model, AdaINNet)
+    report = stylize_job.stylize_all(config, stylizer)
+    content = image_io.load_image(setup["files"]["c0"])[None]
+    style = image_io.load_image(setup["files"]["style"])[None]
+    want = np.clip(adain.stylize(content, style)[0].numpy(), 0, 1)
+    np.testing.assert_allclose(image_io.load_image(report.outputs[0]), want, atol=2e-3 + 0.5 / 255)
+    # The EFANet release is still the default, and the AdaIN one is not found without it.
+    monkeypatch.setenv(release.ENV_VARS["adain"], str(tmp_path / "none"))
+    with pytest.raises(release.NoPretrainedModel, match="EXCHANGE_ST_PRETRAINED_ADAIN"):
+        stylize_job.load_stylizer(config)
 
 
 def test_no_release_says_what_to_pass(tmp_path, monkeypatch):

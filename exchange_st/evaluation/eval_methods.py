@@ -76,10 +76,14 @@ class _Models:
                 model = checkpoints.untrained_model("adain", cfg.vgg_weights)
                 self._adain = (model, "random init")
             else:
-                raise FileNotFoundError(
-                    "adain needs --adain_checkpoint (a train.py --model=adain model_dir), "
-                    "or --random_init for an untrained demo"
+                # Neither: the pretrained AdaIN release, trained like the EFANet one.
+                model = loader.load(
+                    what="adain",
+                    expect=AdaINNet,
+                    instead="--adain_checkpoint (a train.py --model=adain model_dir), or "
+                    "--random_init for an untrained demo",
                 )
+                self._adain = (model, f"pretrained release {release.default_path('adain')}")
         return self._adain
 
     def efanet(self):

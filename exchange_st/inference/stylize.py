@@ -152,6 +152,14 @@ def _define_flags():
     flags.DEFINE_boolean(
         "random_init", False, "Use an untrained model (demos and tests only).", module_name=owner
     )
+    flags.DEFINE_enum(
+        "model",
+        "efanet",
+        ["efanet", "adain"],
+        "Which pretrained model to use when no --checkpoint_dir or --saved_model is given "
+        "(pretrained/efanet or pretrained/adain), and the family of a --random_init model.",
+        module_name=owner,
+    )
     flags.DEFINE_boolean(
         "skip_unreadable",
         True,
@@ -217,6 +225,7 @@ def config_from_flags() -> StylizeConfig:
             saved_model=FLAGS.saved_model,
             checkpoint_dir=FLAGS.checkpoint_dir,
             random_init=FLAGS.random_init,
+            model=FLAGS.model,
             vgg_weights=vgg_weights,
             model_config=model_config,
             skip_unreadable=FLAGS.skip_unreadable,

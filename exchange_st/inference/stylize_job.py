@@ -62,6 +62,8 @@ class StylizeConfig:
       saved_model: directory of a SavedModel from `export_savedmodel.py`.
       checkpoint_dir: a model_dir, `.weights.h5` file or legacy checkpoint
         prefix of any model train.py trains (efanet, its ablations, adain).
+      model: `"efanet"` or `"adain"`: the pretrained release used when no
+        model source is given, and the family of a `random_init` model.
       random_init: use an untrained model (demos and tests only). With none
         of the three the pretrained release is used (`release.load`).
       vgg_weights: VGG weights of the `random_init` model: `"imagenet"` or an
@@ -90,6 +92,7 @@ class StylizeConfig:
     saved_model: str | None = None
     checkpoint_dir: str | None = None
     random_init: bool = False
+    model: str = "efanet"
     vgg_weights: str | None = None
     model_config: dict = dataclasses.field(default_factory=dict)
     skip_unreadable: bool = True
@@ -138,6 +141,8 @@ class StylizeConfig:
             )
         if self.tile_size and self.tile_size < ops.MIN_IMAGE_SIZE:
             raise ValueError(f"tile_size must be 0 (auto) or >= {ops.MIN_IMAGE_SIZE}.")
+        if self.model not in ("efanet", "adain"):
+            raise ValueError(f"model must be 'efanet' or 'adain', got {self.model!r}.")
         if self.precision not in stylizer_lib.PRECISIONS:
             raise ValueError(
                 f"precision must be one of {stylizer_lib.PRECISIONS}, got {self.precision!r}."
@@ -361,6 +366,7 @@ def load_stylizer(config: StylizeConfig) -> Stylizer:
         config.vgg_weights,
         config.model_config,
         precision=config.precision,
+        family=config.model,
         tile_size=config.tile_size,
     )
 

@@ -225,6 +225,7 @@ def load_stylizer(
     model_config=None,
     precision="float32",
     tile_size=0,
+    family="efanet",
 ):
     """The `Stylizer` of one model source (`loader.load`), random weights or, with none of
     them, the pretrained release.
@@ -241,6 +242,8 @@ def load_stylizer(
       precision: `"float32"` or `"bfloat16"` (computation; the weights stay
         float32). A SavedModel runs in the precision it was exported in.
       tile_size: see `Stylizer`.
+      family: `"efanet"` or `"adain"`: the pretrained release used with no
+        other source, and the family of a `random_init` model.
 
     Raises:
       ValueError: an unknown precision, or bfloat16 with a SavedModel.
@@ -255,7 +258,7 @@ def load_stylizer(
     policy = _POLICIES[precision]
     if random_init:
         config = dict(model_config or {}, dtype=policy)
-        model = checkpoints.untrained_model("efanet", vgg_weights, config)
+        model = checkpoints.untrained_model(family, vgg_weights, config)
     else:
         model = loader.load(
             saved_model or checkpoint_dir,
@@ -263,6 +266,7 @@ def load_stylizer(
             dtype=policy,
             instead="--checkpoint_dir or --saved_model (exchange-st-stylize)",
             saved_model_ok=True,
+            family=family,
         )
     if not isinstance(model, keras.Model):
         if precision != "float32":

@@ -107,6 +107,7 @@ def load(
     dtype=None,
     instead=None,
     saved_model_ok=False,
+    family=None,
 ):
     """The model at `path`, whatever its kind (`identify`); None: the pretrained release.
 
@@ -125,6 +126,8 @@ def load(
       saved_model_ok: accept a SavedModel (returned as the loaded `tf.Module`,
         called like `export.StylizeModule`); False refuses it, for callers
         that need the Keras model.
+      family: the pretrained model `path=None` means (`"efanet"`, `"adain"`);
+        None: AdaIN's when `expect` is `AdaINNet`, else EFANet's.
 
     Returns:
       The built Keras model with every weight from the source (a mixed
@@ -138,8 +141,10 @@ def load(
         class than `expect`, or variable shapes unlike the file's.
     """
     if path is None:
-        model = release.load(None, instead=instead, dtype=dtype)
-        _check_class(model, expect, release.default_path(), what)
+        if family is None:
+            family = next((f for f, c in serialization.FAMILIES.items() if c is expect), "efanet")
+        model = release.load(None, instead=instead, dtype=dtype, family=family)
+        _check_class(model, expect, release.default_path(family), what)
         return model
     source = identify(path)
     if source.kind == SAVED_MODEL:

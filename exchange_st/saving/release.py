@@ -83,9 +83,19 @@ class NoPretrainedModel(FileNotFoundError):
     """No release where one was looked for."""
 
 
-def default_path():
-    """`$EXCHANGE_ST_PRETRAINED`, else the source tree's `pretrained/efanet/`."""
-    return os.environ.get(ENV_VAR) or DEFAULT_DIR
+# Each model family ships in its own folder beside pretrained/efanet, found through its own
+# variable; AdaIN is the baseline trained like the EFANet preview (for Table 1).
+ENV_VARS = {"efanet": ENV_VAR, "adain": ENV_VAR + "_ADAIN"}
+_NAMES = {"efanet": "EFANet", "adain": "AdaIN"}
+
+
+def _source_dir(family):
+    return DEFAULT_DIR if family == "efanet" else os.path.join(os.path.dirname(DEFAULT_DIR), family)
+
+
+def default_path(family="efanet"):
+    """`$EXCHANGE_ST_PRETRAINED` (`_ADAIN` for AdaIN), else the source tree's `pretrained/<family>/`."""
+    return os.environ.get(ENV_VARS[family]) or _source_dir(family)
 
 
 def is_release(path):
@@ -328,15 +338,16 @@ def _tensors_v1(manifest, shards) -> dict[str, np.ndarray]:
     return tensors
 
 
-def load(path=None, instead=None, dtype=None):
-    """The `ExchangeStyleTransfer` of a release, on the current Keras backend.
+def load(path=None, instead=None, dtype=None, family="efanet"):
+    """The model of a release (`ExchangeStyleTransfer` or `AdaINNet`), on the current Keras backend.
 
     Args:
-      path: a release directory; None: `default_path()`.
+      path: a release directory; None: `default_path(family)`.
       instead: what the caller's user may pass when no release is found
         (e.g. `"--checkpoint_dir or --saved_model"`), for the error.
       dtype: a Keras dtype policy for the model (e.g. `"bfloat16"`); None:
         float32.
+      family: which pretrained model `path=None` means: `"efanet"` or `"adain"`.
 
     Returns:
       A built, inference-only model (see the module doc).
@@ -347,21 +358,22 @@ def load(path=None, instead=None, dtype=None):
         do not fit the model the manifest describes.
     """
     instead = instead or "a trained model (a train.py model_dir)"
-    if path is None and os.environ.get(ENV_VAR):
-        path = os.environ[ENV_VAR]
+    variable = ENV_VARS[family]
+    if path is None and os.environ.get(variable):
+        path = os.environ[variable]
         if not is_release(path):
             raise NoPretrainedModel(
-                f"No release at {path} (set by {ENV_VAR}): {MANIFEST} is missing there; "
-                f"point {ENV_VAR} at a release directory or pass {instead}."
+                f"No release at {path} (set by {variable}): {MANIFEST} is missing there; "
+                f"point {variable} at a release directory or pass {instead}."
             )
     elif path is None:
-        path = DEFAULT_DIR
+        path = _source_dir(family)
         if not is_release(path):
             # The source tree ships one: an installed copy without that tree gets here.
             raise NoPretrainedModel(
-                f"No pretrained EFANet at {path} (no {MANIFEST}): this installation has no "
-                f"source tree with pretrained/efanet; set {ENV_VAR} to a release directory "
-                f"or pass {instead} instead."
+                f"No pretrained {_NAMES[family]} at {path} (no {MANIFEST}): this installation "
+                f"has no source tree with pretrained/{family}; set {variable} to a release "
+                f"directory or pass {instead} instead."
             )
     path = os.fspath(path)
     manifest = read_manifest(path)
