@@ -85,6 +85,12 @@ flags.DEFINE_float(
     "gatys_lr", None, f"Gatys learning rate / first L-BFGS step (default {gatys.DEFAULT_ADAM_LR})."
 )
 flags.DEFINE_list(
+    "tables",
+    ["1", "2"],
+    "Which of the paper's tables to produce: 1 (perceptual loss over the pairs), 2 (running "
+    "time at --timing_sizes), or both.",
+)
+flags.DEFINE_list(
     "timing_sizes",
     ["256", "512", "1024"],
     "Square image sizes of the running-time table; empty to skip timing.",
@@ -139,6 +145,7 @@ def config_from_flags() -> eval_config.EvalConfig:
         gatys_optimizer=FLAGS.gatys_optimizer,
         gatys_style_weight=FLAGS.gatys_style_weight,
         gatys_lr=FLAGS.gatys_lr,
+        tables=tuple(int(t) for t in FLAGS.tables),
         timing_sizes=tuple(int(s) for s in FLAGS.timing_sizes),
         timing_runs=FLAGS.timing_runs,
         gatys_timing_iterations=FLAGS.gatys_timing_iterations,

@@ -334,6 +334,34 @@ def test_adain_without_a_checkpoint_uses_the_adain_release(tmp_path, monkeypatch
     )
 
 
+def test_tables_select_table_1_or_table_2(tmp_path):
+    content_dir = _write_images(os.path.join(tmp_path, "content"), 2, (40, 32), seed=1)
+    style_dir = _write_images(os.path.join(tmp_path, "style"), 2, (36, 48), seed=2)
+    base = dict(
+        content_dir=content_dir,
+        style_dir=style_dir,
+        methods=("content", "efanet"),
+        vgg_weights=None,
+        size=32,
+        timing_sizes=(32,),
+        timing_runs=1,
+        random_init=True,
+    )
+    only1 = eval_lib.run(
+        eval_config.EvalConfig(output_dir=str(tmp_path / "1"), tables=(1,), **base)
+    )
+    assert only1["num_pairs"] == 4 and only1["timings"] == {}
+    assert "Table 1." in only1["table"] and "Table 2." not in only1["table"]
+    only2 = eval_lib.run(
+        eval_config.EvalConfig(output_dir=str(tmp_path / "2"), tables=(2,), **base)
+    )
+    assert only2["num_pairs"] == 0 and only2["pairs"] == []
+    assert set(only2["timings"]["efanet"]) == {"32"}
+    assert only2["table"].startswith("Table 2.")
+    with pytest.raises(ValueError, match="tables must be 1, 2 or both"):
+        eval_config.EvalConfig(output_dir="o", tables=(3,), **base)
+
+
 def _run_cli(*args, **env_vars):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **env_vars)
     return subprocess.run(

@@ -232,6 +232,10 @@ def test_adain_release_holds_its_decoder_in_float16(tmp_path):
     assert kernels and all(t["dtype"] == "float16" for t in kernels)
     loaded = loader.load(str(path), expect=AdaINNet)
     assert isinstance(loaded, AdaINNet) and not getattr(loaded, "inference_only", None)
+    # Its model card describes AdaIN, not the exchange model.
+    card = (path / "README.md").read_text()
+    assert "exchange-st-stylize --model=adain" in card and "every kernel float16" in card
+    assert "Feature Exchange blocks" not in card and "model_class: AdaINNet" in card
     image = np.random.default_rng(0).uniform(size=(1, 32, 32, 3)).astype("float32")
     expected = keras.ops.convert_to_numpy(model.stylize(image, image[:, ::-1]))
     got = keras.ops.convert_to_numpy(loaded.stylize(image, image[:, ::-1]))

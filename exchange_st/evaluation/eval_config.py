@@ -57,6 +57,8 @@ class EvalConfig:
       gatys_optimizer: `"adam"` or `"lbfgs"`.
       gatys_style_weight: style weight of [6]'s objective.
       gatys_lr: learning rate (None: `gatys.DEFAULT_ADAM_LR`).
+      tables: which of the paper's tables to produce: 1 (perceptual loss over
+        the pairs) and/or 2 (running time at `timing_sizes`).
       timing_sizes: square sizes of Table 2; empty skips timing.
       timing_runs: timed runs per size after one warm-up run; the median is
         reported.
@@ -85,6 +87,7 @@ class EvalConfig:
     gatys_optimizer: str = "adam"
     gatys_style_weight: float = gatys_lib.DEFAULT_STYLE_WEIGHT
     gatys_lr: float | None = None
+    tables: tuple[int, ...] = (1, 2)
     timing_sizes: tuple[int, ...] = (256, 512, 1024)
     timing_runs: int = 5
     gatys_timing_iterations: int = 20
@@ -95,6 +98,11 @@ class EvalConfig:
     def __post_init__(self):
         self.methods = tuple(self.methods)
         self.timing_sizes = tuple(int(s) for s in self.timing_sizes)
+        self.tables = tuple(sorted({int(t) for t in self.tables}))
+        if not self.tables or not set(self.tables) <= {1, 2}:
+            raise ValueError(f"tables must be 1, 2 or both, got {self.tables}")
+        if 2 not in self.tables:
+            self.timing_sizes = ()
         if not self.methods:
             raise ValueError("methods must name at least one method")
         names = [method_name(spec) for spec in self.methods]

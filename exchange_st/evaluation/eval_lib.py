@@ -170,8 +170,9 @@ def run(cfg: EvalConfig) -> dict:
     seconds = {m.name: [] for m in methods}
     per_pair = []
     grid = []
-    progress = keras.utils.Progbar(len(pairs), unit_name="pair")
-    for k, (i, j) in enumerate(pairs):
+    scored = pairs if 1 in cfg.tables else []
+    progress = keras.utils.Progbar(len(scored), unit_name="pair")
+    for k, (i, j) in enumerate(scored):
         content = tf.constant(contents[i][None])
         style = tf.constant(styles[j][None])
         content_feats = metrics.encode(encoder, content)
@@ -209,7 +210,7 @@ def run(cfg: EvalConfig) -> dict:
         "config": dataclasses.asdict(cfg),
         "device": device,
         "tensorflow_version": tf.__version__,
-        "num_pairs": len(pairs),
+        "num_pairs": len(scored),
         "skipped": skipped,
         "methods": {
             m.name: {
@@ -248,14 +249,16 @@ def _missing_cell(size):
 def format_tables(results: dict) -> str:
     """Markdown tables shaped like Table 1 (perceptual loss) and Table 2 (time)."""
     cfg = results["config"]
-    lines = [
-        f"Table 1. Perceptual loss at {cfg['size']}x{cfg['size']} over "
-        f"{results['num_pairs']} pairs (mean ± std; lower is better).",
-        "",
-        "| Method | " + " | ".join(title for _, title in _TABLE1_COLUMNS) + " |",
-        "|---" * (len(_TABLE1_COLUMNS) + 1) + "|",
-    ]
-    for name, info in results["methods"].items():
+    lines = []
+    if 1 in cfg.get("tables", (1, 2)):
+        lines += [
+            f"Table 1. Perceptual loss at {cfg['size']}x{cfg['size']} over "
+            f"{results['num_pairs']} pairs (mean ± std; lower is better).",
+            "",
+            "| Method | " + " | ".join(title for _, title in _TABLE1_COLUMNS) + " |",
+            "|---" * (len(_TABLE1_COLUMNS) + 1) + "|",
+        ]
+    for name, info in (results["methods"] if lines else {}).items():
         if info["status"] != "ok":
             cells = [f"FAILED: {info['error']}"] + [""] * (len(_TABLE1_COLUMNS) - 1)
         else:
@@ -267,7 +270,7 @@ def format_tables(results: dict) -> str:
     sizes = [str(s) for s in cfg["timing_sizes"]]
     if sizes:
         lines += [
-            "",
+            *([""] if lines else []),
             f"Table 2. Running time in seconds (median of {cfg['timing_runs']} runs after "
             f"warm-up; Gatys: 1 run of {cfg['gatys_timing_iterations']} iterations, "
             f"~ = extrapolated to {cfg['gatys_iterations']}). Device: {results['device']}.",

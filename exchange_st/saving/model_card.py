@@ -88,14 +88,87 @@ def _score_rows(scores) -> list[str]:
     return ["| measure | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in items]
 
 
+def _kernels(manifest) -> str:
+    """How the release stores its kernels, in words."""
+    quantization = manifest["quantization"]
+    if quantization.get("int8_min_params", 0) >= manifest["parameters"]:
+        return "every kernel float16, other tensors float32"
+    return quantization["scheme"]
+
+
+def _about(manifest) -> list[str]:
+    """What the model is, how to call it, and what it departs from: per model class."""
+    params, vgg = manifest["parameters"], manifest["vgg"]["file"]
+    config = manifest["model"]["config"]
+    if manifest["model"]["class_name"] == "AdaINNet":
+        return (
+            [
+                "The AdaIN baseline (Huang & Belongie; [11] in *Pair-wise Exchangeable Feature "
+                "Extraction for Arbitrary Style Transfer*) as trained by exchange_st, to compare "
+                "with its EFANet at equal training: VGG-19 to relu4_1, adaptive instance "
+                f"normalisation, and a decoder of {params:,} parameters ({_kernels(manifest)}); "
+                f"the fixed VGG-19 encoder is `{vgg}`.",
+                "",
+                "## Use",
+                "",
+                "```bash",
+                "exchange-st-stylize --model=adain --content=photo.jpg --style=art.jpg --output_dir=out",
+                "```",
+            ],
+            [
+                f"Architecture: AdaIN at relu4_1 and [11]'s decoder (widths "
+                f"{config.get('upsample_filters')}); objective content + "
+                f"{config.get('adain_style_weight')} x mean/std style loss, as in [11].",
+            ],
+            [
+                "- A baseline: trained with the EFANet preview's data, crop size, precision, batch "
+                "and step count, so that Table 1 compares the two at equal training pairs.",
+            ],
+        )
+    found = departures(manifest)
+    departures_lines = [
+        "Departures from the paper (each with its evidence in the project's docs):",
+        "",
+    ]
+    departures_lines += [f"- {d}" for d in found] or [
+        "- none: the paper's configuration as printed"
+    ]
+    return (
+        [
+            "A trained model of *Pair-wise Exchangeable Feature Extraction for Arbitrary Style "
+            "Transfer* (Wu, Song, Zhou, Gong, Huang) as reimplemented by exchange_st in Keras 3: "
+            "it renders a content photo in the style of any artwork, in one forward pass. "
+            f"{params:,} parameters of the stylization path, {_kernels(manifest)}; the fixed "
+            f"VGG-19 encoder is `{vgg}`.",
+            "",
+            "## Use",
+            "",
+            "```bash",
+            "exchange-st-stylize --content=photo.jpg --style=art.jpg --output_dir=out",
+            "```",
+        ],
+        departures_lines
+        + [
+            "",
+            f"Architecture: {config.get('num_exchange_blocks')} Feature Exchange blocks, "
+            f"{config.get('code_dim')}-D codes, decoders with {config.get('num_pre_fusion_blocks')} "
+            f"+ {config.get('num_post_fusion_blocks')} residual blocks, as in the paper.",
+        ],
+        [
+            "- The departures above are not in the paper; `configs/paper.cfg` trains the paper as "
+            "printed, which on this data learns the content and ignores the style.",
+        ],
+    )
+
+
 def render(manifest, name="efanet") -> str:
     """The card's text for `manifest`."""
     provenance = manifest.get("provenance", {})
     history = provenance.get("history") or []
     step = provenance.get("checkpoint_step")
     hours = sum(p.get("hours") or 0.0 for p in history)
-    config = manifest["model"]["config"]
     model_class = manifest["model"]["class_name"]
+    about, architecture, limitations = _about(manifest)
     lines = [
         "---",
         "license: other",
@@ -110,22 +183,11 @@ def render(manifest, name="efanet") -> str:
         "",
         f"# {name}: {model_class} of exchange_st",
         "",
-        "A trained model of *Pair-wise Exchangeable Feature Extraction for Arbitrary Style "
-        "Transfer* (Wu, Song, Zhou, Gong, Huang) as reimplemented by exchange_st in Keras 3: "
-        "it renders a content photo in the style of any artwork, in one forward pass. "
-        f"{manifest['parameters']:,} parameters of the stylization path, "
-        f"{manifest['quantization']['scheme']}; the fixed VGG-19 encoder is "
-        f"`{manifest['vgg']['file']}`.",
-        "",
-        "## Use",
-        "",
-        "```bash",
-        "exchange-st-stylize --content=photo.jpg --style=art.jpg --output_dir=out",
-        "```",
+        *about,
         "",
         "```python",
-        "from exchange_st.saving import release",
-        'model = release.load("path/to/this/folder")  # TensorFlow or JAX backend',
+        "from exchange_st.saving import loader",
+        'model = loader.load("path/to/this/folder")  # TensorFlow or JAX backend',
         "stylized = model.stylize(content, style, alpha=1.0)  # [B, H, W, 3] in [0, 1]",
         "```",
         "",
@@ -143,14 +205,8 @@ def render(manifest, name="efanet") -> str:
     ]
     if history:
         lines += _history_rows(history) + [""]
-    found = departures(manifest)
-    lines += ["Departures from the paper (each with its evidence in the project's docs):", ""]
-    lines += [f"- {d}" for d in found] or ["- none: the paper's configuration as printed"]
+    lines += architecture
     lines += [
-        "",
-        f"Architecture: {config.get('num_exchange_blocks')} Feature Exchange blocks, "
-        f"{config.get('code_dim')}-D codes, decoders with {config.get('num_pre_fusion_blocks')} "
-        f"+ {config.get('num_post_fusion_blocks')} residual blocks, as in the paper.",
         "",
         "## Evaluation",
         "",
@@ -181,8 +237,7 @@ def render(manifest, name="efanet") -> str:
         "- A preview unless its history says otherwise: trained far shorter than the paper's "
         "350k steps, on a few hundred images, so its textures are coarser than the paper's "
         "figures and it follows a style's palette better than its brushwork.",
-        "- The departures above are not in the paper; `configs/paper.cfg` trains the paper as "
-        "printed, which on this data learns the content and ignores the style.",
+        *limitations,
         "",
         "## Licenses",
         "",
