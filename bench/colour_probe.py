@@ -17,7 +17,7 @@ the mean colour without its grey level) and brightness (grey) apart:
 
 A model whose `v_r` carries hue (R^2 high) but whose `c2c` does not follow
 it (slope ~0) has a decoder that has not learned to read hue from `v_r`
-(issue 23; docs/experiments/style_conditioning.md, "What keeps hue out").
+(docs/experiments/style_conditioning.md, "What keeps hue out").
 An `s2c` whose colour carries its style's (R^2 high) at a small slope paints
 the hue it receives, weakly ("The hue under Eq. 7").
 

@@ -17,7 +17,7 @@ examined instead, and `--liveness_dir` adds whether its covariance
 compressor still tells images apart: the fraction of live ReLU channels and
 the RMS of each conv, and the codes' spread across the images of that
 directory (0 when every image gets the same code). `--dependence_style_dir`
-adds the style-dependence report of issue 16 (`exchange_st.evaluation.style_dependence`:
+adds the style-dependence report (`exchange_st.evaluation.style_dependence`:
 each stage's spread across those styles for the first content of the batch);
 `python -m bench.style_dependence` prints it alone, on any backend.
 """

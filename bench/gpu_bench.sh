@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 14's measurement on a CUDA machine with JAX (no TensorFlow), as one prepared command of
+# The GPU measurement on a CUDA machine with JAX (no TensorFlow), as one prepared command of
 # at most ~9 minutes: training steps/s, pairs/s and MFU of efanet at 256x256 (float32 vs
 # mixed_bfloat16, fixed batch vs the input pipeline with its wait, train.py's per-step callbacks
 # vs none, then batch 16 and jit off), 3 profiled steps, and Table 2 (efanet and AdaIN at

@@ -1,4 +1,4 @@
-r"""Style-dependence report of an efanet checkpoint, release or fresh model (issue 16).
+r"""Style-dependence report of an efanet checkpoint, release or fresh model (docs/experiments/style_conditioning.md).
 
 For one content image and every style of a directory, prints per stage of
 the `I_s->c` path (`f_s`, `f_com`, `f_uni_s`, `v_w_s`, `v_c_s`, `v_r_s`,

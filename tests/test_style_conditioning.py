@@ -1,4 +1,4 @@
-"""Issue 16's options for a style path that training cannot silence, and the report that measures it."""
+"""The options for a style path that training cannot silence, and the report that measures it."""
 
 import keras
 import numpy as np
@@ -95,7 +95,7 @@ def test_equalized_heads_start_as_functions_of_the_codes_at_the_paper_scales():
 
 
 def test_scaled_heads_start_style_blind_and_equalized_heads_do_not():
-    """The measurement behind issue 16: v_r_s of a fresh model across styles."""
+    """The measurement behind the style-conditioning options: v_r_s of a fresh model across styles."""
     content, styles = _images(1, 48, 3), _images(6, 48, 4)
     ratios = {}
     for init in ("scaled", "equalized"):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command on a CUDA machine with JAX: K <= 4 variants (train.py flag sets,
 # configs/sweep.txt) trained side by side on one GPU for the same wall time, evaluated alike, and
-# the best EFANet that stylizes released (issue 17). From the repository root
+# the best EFANet that stylizes released (docs/gpu.md). From the repository root
 # with gpu_payload/ (tools/gpu_payload.sh) carried:
 #
 #   OUT=/results bash tools/gpu_sweep.sh

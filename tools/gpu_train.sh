@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 11's one training run on a CUDA machine with JAX (no TensorFlow, no
+# One training run on a CUDA machine with JAX (no TensorFlow, no
 # keras, no network), time-boxed to BUDGET_S seconds in all, from the
 # repository root with gpu_payload/ (tools/gpu_payload.sh) beside the code:
 #

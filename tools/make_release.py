@@ -9,7 +9,7 @@ For each storage policy of `--int8_min_params` in order (0: every kernel
 int8; N: kernels under N parameters float16), it stylizes the pairs with the
 float32 weights and with the weights as the release would store them, and
 prints the mean and max absolute difference in [0, 1] and in 1/255 steps.
-The first policy within the target (mean < 1/255, max < 8/255; issue 11) is
+The first policy within the target (mean < 1/255, max < 8/255; docs/design.md, "What int8 costs") is
 written to `--output_dir` (the last one if none is), the numbers go into
 the manifest's provenance. Without `--output_dir` it only measures. Runs on
 TensorFlow or JAX (no TensorFlow needed). An AdaIN run gets the same format

@@ -43,7 +43,7 @@ def define_flags():
     )
 
 
-# The rule that picks the release, fixed before any run (issue 17). An EFANet
+# The rule that picks the release, fixed before any run (docs/gpu.md). An EFANet
 # variant qualifies when the style reaches its decoder (v_r_s's spread across
 # 20 styles >= 5% of its RMS), two very different styles give visibly
 # different pictures at 512 px (mean |out(la_muse) - out(sketch)| >= 0.06)

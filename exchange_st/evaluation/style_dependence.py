@@ -1,4 +1,4 @@
-"""How much each stage of the `I_s->c` path depends on the style: the collapse of issue 16, measured.
+"""How much each stage of the `I_s->c` path depends on the style: the collapse of the first GPU model, measured.
 
 A model that ignores its style input renders every style alike. Where it
 stops listening shows in the stage whose output no longer changes with the
@@ -35,7 +35,7 @@ def spread(values) -> dict[str, float]:
       `rms`: root mean square over everything; `spread`: the standard
       deviation across the first axis, averaged over the other elements;
       `ratio`: spread / rms (0 when every row is the same); `move`: the
-      mean absolute deviation from the mean row (issue 16's "output move
+      mean absolute deviation from the mean row (docs/experiments/style_conditioning.md's "output move
       across styles").
     """
     x = np.asarray(values, np.float64)
@@ -63,7 +63,7 @@ def colour_follow(outputs, styles, chroma=False) -> dict[str, float]:
     stylization); `slope` is the least-squares fraction of the style's
     colour change that the output takes on (the size: ~0 for a shift too
     small to see, whatever its `r`). AdaIN, which copies the style's channel
-    statistics, has both near 1 once trained. What issue 23 asks the strip
+    statistics, has both near 1 once trained. What the CPU proxy asks the strip
     to show, as numbers.
 
     With `chroma=True` each mean colour first loses its grey level (the mean
@@ -118,7 +118,7 @@ def hue_headroom(encoder, outputs, styles, batch_size=8) -> dict[str, float]:
     their styles' mean colours, or when the loss does not care about them;
     1 when the mean colour is all that separates them from their styles.
     A palette that ignores the style while the headroom is large is lost in
-    the model's conditioning, not in its objective (issue 23's proxy: 0.19
+    the model's conditioning, not in its objective (the CPU proxy: 0.19
     at step 600, docs/experiments/style_conditioning.md).
 
     Args:

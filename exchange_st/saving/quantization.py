@@ -4,7 +4,7 @@ Kernels (every rank >= 2 `kernel`) are int8 with one float32 scale per
 output channel (`quantize`), or float16 below `int8_min_params`; other
 tensors float32. `quantization_error` measures the release's stylizations
 against the float32 model's, `within_target` checks them against the
-error budget (issue 11). The file format is `exchange_st.saving.release`.
+error budget (docs/design.md, "Pretrained release"). The file format is `exchange_st.saving.release`.
 """
 
 import contextlib
@@ -16,7 +16,7 @@ SCHEME = (
     "kernels: int8 per output channel (last axis), symmetric, float32 scales (float16 "
     "below int8_min_params parameters); other tensors: float32"
 )
-# The cost the release format may add to a stylization in [0, 1] (issue 11).
+# The cost the release format may add to a stylization in [0, 1] (docs/design.md, "What int8 costs").
 MAX_MEAN_ERROR = 1.0 / 255.0
 MAX_MAX_ERROR = 8.0 / 255.0
 
