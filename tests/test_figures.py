@@ -9,7 +9,9 @@ from conftest import small_efanet
 
 from exchange_st.data import image_io
 from exchange_st.evaluation import figures
-from exchange_st.saving import serialization
+from exchange_st.baselines.adain import AdaINNet
+from exchange_st.nn import vgg
+from exchange_st.saving import release, serialization
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 S = 32
@@ -44,6 +46,17 @@ def test_the_figures_have_their_layouts_and_show_what_they_claim():
     one, two = (np.asarray(model.stylize(contents[0][None], s[None]))[0] for s in styles[:2])
     left = slice(0, S // 2 - 4)  # away from the seam the decoder's receptive field blurs
     assert np.abs(out[:, left] - one[:, left]).mean() < np.abs(out[:, left] - two[:, left]).mean()
+    # Fig. 5: content, style, then each method's picture, one row per pair.
+    other = small_efanet(seed=5, spread=True)
+    grid = figures.comparison([model.stylize, other.stylize], contents, styles[:2])
+    assert grid.shape == (4 + 2 * CELL, 4 + 4 * CELL, 3)
+    for row in range(2):
+        top = 4 + row * CELL
+        want = np.clip(np.asarray(other.stylize(contents[row][None], styles[row][None]))[0], 0, 1)
+        np.testing.assert_allclose(
+            grid[top : top + S, 4 + 3 * CELL : 4 + 3 * CELL + S], want, atol=1 / 255 + 1e-6
+        )
+        assert np.abs(grid[top : top + S, 4 + 2 * CELL : 4 + 2 * CELL + S] - want).max() > 0.01
     # The four outputs of a training model, one row per pair.
     assert figures.four_outputs(model, contents, styles[:2]).shape == (
         4 + 2 * CELL,
@@ -62,11 +75,17 @@ def test_the_command_writes_every_figure(tmp_path, tiny_release):
     image_io.save_image(tmp_path / "mask.png", mask)
     run = tmp_path / "run"
     serialization.save_weights(small_efanet(), str(run / "latest.weights.h5"), step=3)
+    adain = AdaINNet(vgg_weights=None, upsample_filters=(8, 8, 8))
+    adain.build()
+    release.save(adain, str(tmp_path / "adain"), int8_min_params=10**12)
+    vgg_file = str(tmp_path / "vgg.h5")
+    vgg.write_truncated_weights(adain.encoder, vgg_file)
     proc = subprocess.run(
         [sys.executable, "-m", "tools.figures", f"--model={tiny_release['path']}", f"--run={run}"]
         + [f"--content_dir={tmp_path / 'content'}", f"--style_dir={tmp_path / 'style'}"]
         + [f"--mask={tmp_path / 'mask.png'}", "--styles=a,b,c", f"--size={S}", "--rows=2"]
-        + [f"--output_dir={tmp_path / 'out'}"],
+        + [f"--adain={tmp_path / 'adain'}", "--comparison_pairs=2", "--gatys_iterations=2"]
+        + [f"--vgg_weights={vgg_file}", f"--output_dir={tmp_path / 'out'}"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -75,10 +94,16 @@ def test_the_command_writes_every_figure(tmp_path, tiny_release):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(os.listdir(tmp_path / "out")) == [
         "alpha.png",
+        "comparison.png",
         "mask.png",
         "matrix.png",
         "outputs.png",
     ]
+    # Two pairs: content, style, EFANet, AdaIN, WCT, Gatys.
+    assert image_io.load_image(tmp_path / "out" / "comparison.png").shape[:2] == (
+        4 + 2 * CELL,
+        4 + 6 * CELL,
+    )
     assert image_io.load_image(tmp_path / "out" / "matrix.png").shape[:2] == (
         4 + 3 * CELL,
         4 + 4 * CELL,

@@ -1,5 +1,6 @@
-"""The paper's figures from a model, as pictures: the stylization matrix (Fig. 15), Eq. 8's
-alpha strip (Fig. 9), two styles by mask (Fig. 10) and the four outputs (Fig. 17).
+"""The paper's figures from a model, as pictures: the stylization matrix (Fig. 15), the
+methods side by side (Fig. 5), Eq. 8's alpha strip (Fig. 9), two styles by mask (Fig. 10)
+and the four outputs (Fig. 17).
 
 Each returns one `[H, W, 3]` picture in [0, 1] (`image_io.make_grid`); `tools/figures.py`
 writes them from a release or a run. Backend-neutral.
@@ -24,6 +25,21 @@ def matrix(model, contents, styles) -> np.ndarray:
     rows = [[np.ones_like(styles[0])] + list(styles)]
     for c in contents:
         rows.append([c] + [_numpy(model.stylize(c[None], s[None]))[0] for s in styles])
+    return image_io.make_grid(rows, pad=4)
+
+
+def comparison(stylizers, contents, styles) -> np.ndarray:
+    """Fig. 5: per pair, the content, the style, then each method's stylization in order.
+
+    Args:
+      stylizers: callables `(content [1, H, W, 3], style [1, H2, W2, 3]) -> [1, H, W, 3]`,
+        one per column (e.g. the models' `stylize`).
+      contents, styles: the pairs, `[H, W, 3]` each, content i with style i.
+    """
+    rows = []
+    for c, s in zip(contents, styles):
+        outputs = [np.clip(_numpy(fn(c[None], s[None]))[0], 0.0, 1.0) for fn in stylizers]
+        rows.append([c, s] + outputs)
     return image_io.make_grid(rows, pad=4)
 
 
