@@ -362,6 +362,42 @@ def test_tables_select_table_1_or_table_2(tmp_path):
         eval_config.EvalConfig(output_dir="o", tables=(3,), **base)
 
 
+def test_table_2_times_the_methods_in_interleaved_rounds(tmp_path):
+    """Each round runs every method once, so a drifting load hits them alike."""
+    image = _write_images(os.path.join(tmp_path, "img"), 1, (32, 32), seed=3)
+    path = image_io.list_images(image)[0]
+    calls = []
+
+    def feed_forward(name):
+        def stylize(content, style):
+            calls.append(name)
+            return content
+
+        return stylize
+
+    def optimise(content, style, iterations=None):
+        calls.append(f"opt{iterations or 4}")
+        return iterations or 4
+
+    methods = [
+        eval_methods.Method("a", stylize=feed_forward("a")),
+        eval_methods.Method("b", stylize=feed_forward("b")),
+        eval_methods.Method("g", stylize=feed_forward("g"), time_fn=optimise),
+    ]
+    cfg = eval_config.EvalConfig(
+        "c", "s", "o", methods=("content",), timing_sizes=(32,), timing_runs=3, gatys_iterations=20
+    )
+    timings = eval_lib.run_timings(cfg, methods, path, path)
+    assert calls == ["a", "b", "opt1"] + ["a", "b", "opt4"] * 3
+    for name in ("a", "b"):
+        cell = timings[name]["32"]
+        assert len(cell["runs"]) == 3 and cell["min_s"] <= cell["seconds"] <= cell["max_s"]
+    # 4 iterations timed per round, extrapolated to the 20 of the comparison.
+    g = timings["g"]["32"]
+    assert g["extrapolated"] and g["seconds"] == pytest.approx(5 * np.median(g["runs"]))
+    assert "~" in eval_lib._time_cell(g) and "(" in eval_lib._time_cell(timings["a"]["32"])
+
+
 def _run_cli(*args, **env_vars):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **env_vars)
     return subprocess.run(

@@ -16,7 +16,13 @@ from absl import logging
 from exchange_st.data import image_io
 from exchange_st.evaluation import metrics
 from exchange_st.evaluation.eval_config import UNTIMED_METHODS, EvalConfig
-from exchange_st.evaluation.eval_methods import build_methods, one_line, time_method
+from exchange_st.evaluation.eval_methods import (
+    build_methods,
+    one_line,
+    timed_run,
+    timing_summary,
+    warm_up,
+)
 from exchange_st.nn.vgg import VGGEncoder
 
 RESULTS_FILE = "results.json"
@@ -78,24 +84,44 @@ def select_pairs(num_content, num_style, pairs, seed):
 
 
 def run_timings(cfg: EvalConfig, methods, content_path, style_path):
-    """Table 2: `{method: {size: timing dict or {"error": ...}}}` on the first pair."""
+    """Table 2: `{method: {size: timing dict or {"error": ...}}}` on the first pair.
+
+    At each size every method is warmed up, then timed in `timing_runs`
+    interleaved rounds (each round runs every method once), so that a
+    drifting load on a shared machine hits them alike; a cell is the median
+    with its range (`eval_methods.timing_summary`).
+    """
     timed = [m for m in methods if m.status == "ok" and m.name not in UNTIMED_METHODS]
     timings = {m.name: {} for m in timed}
     for size in cfg.timing_sizes:
         content = tf.constant(image_io.load_square(content_path, size)[None])
         style = tf.constant(image_io.load_square(style_path, size)[None])
+        runs = {}
         for method in timed:
-            # Gatys' timed runs are long; one per size keeps Table 2 affordable.
-            runs = 1 if method.time_fn is not None else cfg.timing_runs
-            logging.info("Timing %s at %d x %d (%d run(s)).", method.name, size, size, runs)
             try:
-                timings[method.name][str(size)] = time_method(
-                    method, content, style, runs, cfg.gatys_iterations
-                )
+                warm_up(method, content, style)
+                runs[method.name] = (method, [], None)
             except Exception as e:  # noqa: BLE001 - e.g. out of memory at 1024.
-                timings[method.name][str(size)] = {"error": one_line(e)}
-                logging.error("Timing %s at %d failed: %s", method.name, size, one_line(e))
+                _timing_failed(timings, method, size, e)
+        for r in range(cfg.timing_runs):
+            logging.info("Timing at %d x %d: round %d/%d.", size, size, r + 1, cfg.timing_runs)
+            for name, (method, times, _) in list(runs.items()):
+                try:
+                    seconds, iterations = timed_run(method, content, style)
+                except Exception as e:  # noqa: BLE001
+                    _timing_failed(timings, method, size, e)
+                    del runs[name]
+                    continue
+                times.append(seconds)
+                runs[name] = (method, times, iterations)
+        for name, (_, times, iterations) in runs.items():
+            timings[name][str(size)] = timing_summary(times, iterations, cfg.gatys_iterations)
     return timings
+
+
+def _timing_failed(timings, method, size, error):
+    timings[method.name][str(size)] = {"error": one_line(error)}
+    logging.error("Timing %s at %d failed: %s", method.name, size, one_line(error))
 
 
 # ----------------------------------------------------------------------------
@@ -271,9 +297,10 @@ def format_tables(results: dict) -> str:
     if sizes:
         lines += [
             *([""] if lines else []),
-            f"Table 2. Running time in seconds (median of {cfg['timing_runs']} runs after "
-            f"warm-up; Gatys: 1 run of {cfg['gatys_timing_iterations']} iterations, "
-            f"~ = extrapolated to {cfg['gatys_iterations']}). Device: {results['device']}.",
+            f"Table 2. Running time in seconds: median (range) of {cfg['timing_runs']} "
+            f"interleaved rounds after a warm-up; Gatys: {cfg['gatys_timing_iterations']} "
+            f"iterations per round, ~ = extrapolated to {cfg['gatys_iterations']}. "
+            f"Device: {results['device']}.",
             "",
             "| Method | " + " | ".join(f"{s}x{s}" for s in sizes) + " |",
             "|---" * (len(sizes) + 1) + "|",
@@ -294,6 +321,7 @@ def _time_cell(timing):
         return "-"
     if "error" in timing:
         return "FAILED"
+    spread = f"{timing['min_s']:.3g}-{timing['max_s']:.3g}" if "min_s" in timing else ""
     if timing.get("extrapolated"):
-        return f"~{timing['seconds']:.3g} ({timing['seconds_per_iteration']:.3g}/it)"
-    return f"{timing['seconds']:.3g}"
+        return f"~{timing['seconds']:.3g} ({spread}; {timing['seconds_per_iteration']:.3g}/it)"
+    return f"{timing['seconds']:.3g} ({spread})" if spread else f"{timing['seconds']:.3g}"

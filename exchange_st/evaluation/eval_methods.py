@@ -174,38 +174,45 @@ def _gatys_functions(cfg: EvalConfig, encoder):
     return stylize, time_fn
 
 
-def time_method(method: Method, content, style, runs, full_iterations=None):
-    """Median wall time of `method` on one `[1, S, S, 3]` pair after a warm-up.
-
-    Feed-forward methods are timed as a whole. For an optimisation method
-    (`time_fn` given) the warm-up runs one iteration (it traces the step),
-    each timed run `gatys_timing_iterations`, and the time of
-    `full_iterations` is extrapolated linearly when more than were run.
-
-    Returns:
-      Dict with `seconds` (median, or the extrapolation), `runs` (each run's
-      seconds) and, for optimisation methods, `iterations_timed`,
-      `seconds_per_iteration` and `extrapolated`.
-    """
+def warm_up(method: Method, content, style) -> None:
+    """One untimed run of `method` (it traces the graphs); one iteration for optimisation."""
     if method.time_fn is None:
         method.stylize(content, style).numpy()
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            method.stylize(content, style).numpy()
-            times.append(time.perf_counter() - start)
-        return {"seconds": statistics.median(times), "runs": times}
-    method.time_fn(content, style, iterations=1)
-    times, iterations = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        iterations = method.time_fn(content, style)
-        times.append(time.perf_counter() - start)
+    else:
+        method.time_fn(content, style, iterations=1)
+
+
+def timed_run(method: Method, content, style) -> tuple[float, int | None]:
+    """`(seconds, iterations)` of one run: the whole stylization, or
+    `gatys_timing_iterations` optimisation steps (`iterations` None for feed-forward)."""
+    start = time.perf_counter()
+    if method.time_fn is None:
+        method.stylize(content, style).numpy()
+        return time.perf_counter() - start, None
+    iterations = method.time_fn(content, style)
+    return time.perf_counter() - start, iterations
+
+
+def timing_summary(times, iterations=None, full_iterations=None) -> dict:
+    """Table 2's cell of one method at one size from its per-round seconds.
+
+    Returns:
+      Dict with `seconds` (median; for an optimisation method the median
+      per iteration times `full_iterations` when more than were timed),
+      `min_s`, `max_s` and `runs` (each round's seconds) and, for
+      optimisation methods, `iterations_timed`, `seconds_per_iteration` and
+      `extrapolated`.
+    """
     median = statistics.median(times)
+    if iterations is None:
+        return {"seconds": median, "min_s": min(times), "max_s": max(times), "runs": times}
     per_iteration = median / iterations
     full = full_iterations or iterations
+    scale = full / iterations if full > iterations else 1.0
     return {
-        "seconds": per_iteration * full if full > iterations else median,
+        "seconds": median * scale,
+        "min_s": min(times) * scale,
+        "max_s": max(times) * scale,
         "runs": times,
         "iterations_timed": iterations,
         "seconds_per_iteration": per_iteration,
