@@ -2,7 +2,7 @@
 
 import os
 
-from tools import readme_walk
+from tools import readme_scratch, readme_walk
 
 
 def test_commands_are_split_into_steps_without_comments():
@@ -51,8 +51,8 @@ def test_placeholders_become_the_scratch_folders_files():
 def test_readme_walk(tmp_path):
     work = readme_walk.make_scratch(str(tmp_path))
     # The walk generates its own images and random VGG; it reads nothing outside tmp_path.
-    scratch_weights = os.path.join(os.path.dirname(work), readme_walk.SHARED, "weights")
-    assert os.path.isfile(os.path.join(scratch_weights, readme_walk.VGG_FILES[1]))
+    scratch_weights = os.path.join(os.path.dirname(work), readme_scratch.SHARED, "weights")
+    assert os.path.isfile(os.path.join(scratch_weights, readme_scratch.VGG_FILES[1]))
     lines = []
     outcomes = readme_walk.walk(work, log=lines.append)
     failed = [o for o in outcomes if o.status == "FAILED"]
