@@ -542,3 +542,10 @@ def test_release_check_scores_are_recorded_in_the_manifest_and_card(tiny_release
     assert "| chroma follow over 20 styles (slope, r) | 0.50, 0.90 |" in card
     assert card.startswith("---\n") and "# efanet:" in card
     release.load(str(path))  # still loads: every checksum holds
+    # Run folders under this user's home travel as ~/..., other paths as written.
+    home = os.path.expanduser("~")
+    moved = release.add_provenance(
+        path, {"run": os.path.join(home, "runs", "x"), "runs": ["/data/r", home + "2/y"]}
+    )["provenance"]
+    assert moved["run"] == os.path.join("~", "runs", "x")
+    assert moved["runs"] == ["/data/r", home + "2/y"]

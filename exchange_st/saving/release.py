@@ -209,7 +209,7 @@ def save(
         "vgg": _save_vgg(model.encoder, directory, vgg_file, copy_vgg),
         "shards": shards,
         "tensors": tensors,
-        "provenance": provenance or {},
+        "provenance": _portable(provenance or {}),
     }
     with open(os.path.join(directory, MANIFEST), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1)
@@ -220,6 +220,19 @@ def save(
     return manifest
 
 
+def _portable(value):
+    """`value` with the home directory of paths written as `~`: a release travels to other
+    machines, so its provenance names the run folders without this machine's user."""
+    home = os.path.expanduser("~")
+    if isinstance(value, dict):
+        return {k: _portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_portable(v) for v in value]
+    if isinstance(value, str) and home not in ("", "/") and value.startswith(home + os.sep):
+        return "~" + value[len(home) :]
+    return value
+
+
 def add_provenance(directory, facts: dict) -> dict:
     """Records `facts` (e.g. `tools/release_check.py`'s scores) in a release's manifest and card.
 
@@ -227,7 +240,7 @@ def add_provenance(directory, facts: dict) -> dict:
     Returns the updated manifest.
     """
     manifest = read_manifest(directory)
-    manifest["provenance"].update(facts)
+    manifest["provenance"].update(_portable(facts))
     path = os.path.join(os.fspath(directory), MANIFEST)
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
