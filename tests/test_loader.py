@@ -78,6 +78,9 @@ def test_a_saved_model_where_keras_is_needed_says_what_to_pass(sources):
         loader.load(sources[loader.SAVED_MODEL], what="export")
     with pytest.raises(ValueError, match="init_from=.* is a SavedModel; a run starts from"):
         warm_start.check(sources[loader.SAVED_MODEL])
+    # Where only a SavedModel will do, any other kind is refused by name.
+    with pytest.raises(ValueError, match=r"--saved_model=.* is a release, not a SavedModel"):
+        loader.load_saved_model(sources[loader.RELEASE])
 
 
 def test_another_class_is_refused_by_name(sources):

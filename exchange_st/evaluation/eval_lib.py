@@ -96,26 +96,29 @@ def run_timings(cfg: EvalConfig, methods, content_path, style_path):
     for size in cfg.timing_sizes:
         content = tf.constant(image_io.load_square(content_path, size)[None])
         style = tf.constant(image_io.load_square(style_path, size)[None])
-        runs = {}
+        live = []
         for method in timed:
             try:
                 warm_up(method, content, style)
-                runs[method.name] = (method, [], None)
+                live.append(method)
             except Exception as e:  # noqa: BLE001 - e.g. out of memory at 1024.
                 _timing_failed(timings, method, size, e)
+        times = {m.name: [] for m in live}
+        iterations = {}
         for r in range(cfg.timing_runs):
             logging.info("Timing at %d x %d: round %d/%d.", size, size, r + 1, cfg.timing_runs)
-            for name, (method, times, _) in list(runs.items()):
+            for method in list(live):
                 try:
-                    seconds, iterations = timed_run(method, content, style)
+                    seconds, iterations[method.name] = timed_run(method, content, style)
                 except Exception as e:  # noqa: BLE001
                     _timing_failed(timings, method, size, e)
-                    del runs[name]
+                    live.remove(method)
                     continue
-                times.append(seconds)
-                runs[name] = (method, times, iterations)
-        for name, (_, times, iterations) in runs.items():
-            timings[name][str(size)] = timing_summary(times, iterations, cfg.gatys_iterations)
+                times[method.name].append(seconds)
+        for method in live:
+            timings[method.name][str(size)] = timing_summary(
+                times[method.name], iterations[method.name], cfg.gatys_iterations
+            )
     return timings
 
 
@@ -277,22 +280,7 @@ def format_tables(results: dict) -> str:
     cfg = results["config"]
     lines = []
     if 1 in cfg.get("tables", (1, 2)):
-        lines += [
-            f"Table 1. Perceptual loss at {cfg['size']}x{cfg['size']} over "
-            f"{results['num_pairs']} pairs (mean ± std; lower is better).",
-            "",
-            "| Method | " + " | ".join(title for _, title in _TABLE1_COLUMNS) + " |",
-            "|---" * (len(_TABLE1_COLUMNS) + 1) + "|",
-        ]
-    for name, info in (results["methods"] if lines else {}).items():
-        if info["status"] != "ok":
-            cells = [f"FAILED: {info['error']}"] + [""] * (len(_TABLE1_COLUMNS) - 1)
-        else:
-            cells = [
-                f"{info['metrics'][key]['mean']:.4f} ± {info['metrics'][key]['std']:.4f}"
-                for key, _ in _TABLE1_COLUMNS
-            ]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines += _table1_lines(results)
     sizes = [str(s) for s in cfg["timing_sizes"]]
     if sizes:
         lines += [
@@ -314,6 +302,27 @@ def format_tables(results: dict) -> str:
                 cells = [_time_cell(results["timings"].get(name, {}).get(s)) for s in sizes]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _table1_lines(results: dict) -> list[str]:
+    cfg = results["config"]
+    lines = [
+        f"Table 1. Perceptual loss at {cfg['size']}x{cfg['size']} over "
+        f"{results['num_pairs']} pairs (mean ± std; lower is better).",
+        "",
+        "| Method | " + " | ".join(title for _, title in _TABLE1_COLUMNS) + " |",
+        "|---" * (len(_TABLE1_COLUMNS) + 1) + "|",
+    ]
+    for name, info in results["methods"].items():
+        if info["status"] != "ok":
+            cells = [f"FAILED: {info['error']}"] + [""] * (len(_TABLE1_COLUMNS) - 1)
+        else:
+            cells = [
+                f"{info['metrics'][key]['mean']:.4f} ± {info['metrics'][key]['std']:.4f}"
+                for key, _ in _TABLE1_COLUMNS
+            ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _time_cell(timing):

@@ -105,11 +105,7 @@ class _Models:
 
 
 def _saved_model_stylize(path):
-    loaded = loader.load(path, what="efanet_saved_model", saved_model_ok=True)
-    if not hasattr(loaded, "signatures"):
-        raise ValueError(
-            f"--efanet_saved_model={path} is a {type(loaded).__name__}, not a SavedModel."
-        )
+    loaded = loader.load_saved_model(path, "--efanet_saved_model")
     serve = loaded.signatures["serving_default"]
 
     def stylize(content, style):

@@ -50,9 +50,9 @@ class StylizeConfig:
         budget the tiled path).
       style_size: bound of the longer side of each style image; None: the
         content's `max_size`. 768 by default: the paper trains on styles
-        resized to a 512 px short side (~768 px long side), and on two pairs at
-        1024 px content a 768 px style matched the fed style's Gram statistics
-        best, in 10-16% less time than 1024 (docs/design.md, "Style size").
+        resized to a 512 px short side (~768 px long side), and on four pairs
+        (512 and 1024 px content) a 768 px style matched the fed style's Gram
+        statistics best, in 9-16% less time than 1024 (docs/design.md, "Style size").
       tile_size: 0: tile only content above the memory budget; N: tile
         content longer than N px with N-pixel tiles (see `Stylizer`).
       precision: `"float32"` or `"bfloat16"` (checkpoints and random_init).

@@ -84,7 +84,7 @@ class Stylizer:
     @classmethod
     def from_saved_model(cls, path, **kwargs):
         """The stylizer of the SavedModel at `path` (`loader.load`)."""
-        return cls(loader.load(path, what="SavedModel", saved_model_ok=True), **kwargs)
+        return cls(loader.load_saved_model(path), **kwargs)
 
     @classmethod
     def from_model(cls, model, **kwargs):
@@ -250,18 +250,15 @@ def load_stylizer(
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
-    if saved_model and loader.identify(saved_model).kind != loader.SAVED_MODEL:
-        raise ValueError(
-            f"--saved_model={saved_model} is a {loader.identify(saved_model).kind}, not a "
-            "SavedModel: pass it as --checkpoint_dir."
-        )
     policy = _POLICIES[precision]
-    if random_init:
+    if saved_model:
+        model = loader.load_saved_model(saved_model)
+    elif random_init:
         config = dict(model_config or {}, dtype=policy)
         model = checkpoints.untrained_model(family, vgg_weights, config)
     else:
         model = loader.load(
-            saved_model or checkpoint_dir,
+            checkpoint_dir,
             model_config,
             dtype=policy,
             instead="--checkpoint_dir or --saved_model (exchange-st-stylize)",

@@ -153,12 +153,10 @@ def load(
                 f"{path} is a SavedModel, but the {what} is needed as a Keras model: pass a "
                 "release, a training run folder or a .weights.h5 file."
             )
-        import tensorflow as tf  # SavedModels only.
-
-        logging.info("Loading SavedModel %s.", path)
-        return tf.saved_model.load(source.file)
+        return _load_saved_model(source.file)
     if source.kind == RELEASE:
         model = release.load(source.file, dtype=dtype)
+        _check_class(model, expect, source.file, what)
     elif source.kind == TF_CHECKPOINT:
         model = checkpoints.load_tf_checkpoint(source.file, fallback_config, what, expect, dtype)
     else:
@@ -169,8 +167,32 @@ def load(
         model.build()
         model.load_weights(source.file)
         logging.info("Loaded %s (%s).", source.file, type(model).__name__)
-    _check_class(model, expect, source.file, what)
     return model
+
+
+def load_saved_model(path, flag="--saved_model"):
+    """The SavedModel at `path` (a loaded `tf.Module`); any other kind is refused by name.
+
+    Args:
+      path: a SavedModel directory (or its `saved_model.pb`).
+      flag: how the caller's user passed it, for the error.
+
+    Raises:
+      NotAModel: nothing loadable there.
+      ValueError: another kind of model (e.g. a release: pass that where any
+        model is taken).
+    """
+    source = identify(path)
+    if source.kind != SAVED_MODEL:
+        raise ValueError(f"{flag}={path} is a {source.kind}, not a SavedModel.")
+    return _load_saved_model(source.file)
+
+
+def _load_saved_model(directory):
+    import tensorflow as tf  # SavedModels only.
+
+    logging.info("Loading SavedModel %s.", directory)
+    return tf.saved_model.load(directory)
 
 
 def _check_class(model, expect, path, what):
