@@ -111,8 +111,12 @@ def pad_to_multiple(images, multiple=ENCODER_STRIDE):
     image, so the covariance and the decoder see no artificial edge.
     """
     shape = keras.ops.shape(images)
-    pad_h = (-shape[1]) % multiple
-    pad_w = (-shape[2]) % multiple
+    # `(multiple - n % multiple) % multiple`, not `(-n) % multiple`: the same
+    # number, but only floor division gives it for a negative operand, and
+    # the ONNX converter maps FloorMod to a truncating remainder (the web
+    # model then cropped 61 rows to 56).
+    pad_h = (multiple - shape[1] % multiple) % multiple
+    pad_w = (multiple - shape[2] % multiple) % multiple
     return keras.ops.pad(images, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="reflect")
 
 
