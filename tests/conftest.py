@@ -12,8 +12,22 @@ from exchange_st import console
 # xdist worker, whose stderr pytest does not capture at import time.
 console.quiet_startup([])
 
+# Compile speed over run speed, for tests only: the suite builds hundreds of
+# graphs that each run a few steps at 32 px, where LLVM's optimisation (XLA,
+# in JAX runs and `jit_compile`) and Grappler's whole-graph rewrites cost
+# more than they save (~30% of a JAX smoke run, ~25% of a tiny `train()`;
+# docs/design.md, "The test suite's time"). Neither changes what a graph
+# computes. Subprocesses inherit the XLA flag through the environment; the
+# README walk's TensorFlow commands keep Grappler, as users run them.
+os.environ["XLA_FLAGS"] = " ".join(
+    filter(None, [os.environ.get("XLA_FLAGS"), "--xla_backend_optimization_level=0"])
+)
+
 import keras  # noqa: E402
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
 # A small exchange model: few codes, thin decoder, no residual blocks. The
 # VGG encoder keeps its real size (random weights), so every size rule holds.
@@ -70,8 +84,6 @@ def small_efanet(seed=0, spread=False, **overrides):
         comparison trivially true.
       **overrides: constructor arguments.
     """
-    import tensorflow as tf
-
     from exchange_st.nn.model import ExchangeStyleTransfer
 
     keras.utils.set_random_seed(seed)

@@ -230,7 +230,8 @@ def test_jax_weights_load_into_the_tensorflow_model_and_export(jax_run, tmp_path
 
 def test_data_parallel_over_two_devices_matches_one(jax_run, tmp_path):
     # Two host devices stand in for two GPUs: DataParallel shards the batch.
-    env = dict(_hide_tensorflow(tmp_path), XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = _hide_tensorflow(tmp_path)
+    env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
     model_dir = str(tmp_path / "run")
     log = _run(
         [
