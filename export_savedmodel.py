@@ -4,8 +4,10 @@ python export_savedmodel.py --export_dir=export/efanet     # the pretrained rele
 python export_savedmodel.py --checkpoint_dir=runs/efanet --export_dir=export/efanet
 python export_savedmodel.py --checkpoint_dir=runs/efanet/latest.weights.h5 --export_dir=...
 python export_savedmodel.py --random_init --export_dir=/tmp/demo --tflite
+python export_savedmodel.py --export_dir=export/efanet --web   # + export/efanet/web/, a browser page
 """
 
+import os
 import sys
 
 from exchange_st import console
@@ -47,6 +49,20 @@ flags.DEFINE_integer(
     "tflite_size",
     512,
     "Input side of the fixed-size TFLite model written when no any-size conversion runs.",
+)
+flags.DEFINE_boolean(
+    "web",
+    False,
+    "Also build a browser page in export_dir/web: the model as ONNX for ONNX Runtime Web "
+    "(checked against the SavedModel) and the page, with its JavaScript vendored from npm. "
+    "Serve it with `python -m http.server -d export_dir/web`. Needs the web extra and npm.",
+)
+flags.DEFINE_enum(
+    "web_weights",
+    "compact",
+    ["compact", "float32"],
+    "How the web model stores kernels: compact (int8 where they lie on the release's "
+    "grid, else float16) or float32.",
 )
 flags.DEFINE_multi_string(
     "model_config",
@@ -107,6 +123,24 @@ def main(argv):
             logging.error("No TFLite model could be written (reasons above).")
             return 1
         logging.info("TFLite: %s (%s)", result.tflite_path, result.tflite_variant)
+    if FLAGS.web:
+        return build_web_page(config, result.export_dir)
+    return 0
+
+
+def build_web_page(config, saved_model_dir):
+    from exchange_st.web import build, page
+
+    name = "EFANet, untrained" if config.random_init else build.describe(config.checkpoint_dir)
+    web_dir = os.path.join(config.export_dir, "web")
+    try:
+        built = build.build_web(saved_model_dir, web_dir, name, FLAGS.web_weights, logging.info)
+    except (ImportError, page.WebBuildError, build.WebCheckError) as e:
+        print(f"export_savedmodel.py: error: {e}", file=sys.stderr)
+        return 1
+    logging.info(
+        "Web page: %s (serve with: python -m http.server -d %s)", built.index_html, web_dir
+    )
     return 0
 
 

@@ -40,14 +40,30 @@ setuptools.setup(
         # runs them on two workers (setup.cfg), which halves the suite's wait.
         # imageio-ffmpeg (its wheel bundles ffmpeg) so that the mp4 path is tested too.
         # ai-edge-litert: the LiteRT runtime the TFLite export is checked in.
-        "test": ["pytest", "pytest-xdist", "jax", "imageio", "imageio-ffmpeg", "ai-edge-litert"],
+        # tf2onnx, onnx, onnxruntime: the browser page's model is converted and checked.
+        "test": [
+            "pytest",
+            "pytest-xdist",
+            "jax",
+            "imageio",
+            "imageio-ffmpeg",
+            "ai-edge-litert",
+            "tf2onnx",
+            "onnx",
+            "onnxruntime",
+        ],
         # mp4 reading/writing for `exchange-st-stylize --video`; without it
         # videos are read/written as PNG frame sequences.
         "video": ["imageio", "imageio-ffmpeg"],
         # LiteRT (formerly TFLite's runtime): `export_savedmodel.py --tflite` checks the
         # converted file in it before writing it, and users run the file with it.
         "litert": ["ai-edge-litert"],
+        # `export_savedmodel.py --web`: tf2onnx converts the SavedModel to ONNX for
+        # ONNX Runtime Web, onnxruntime checks the file against the SavedModel.
+        "web": ["tf2onnx", "onnx", "onnxruntime"],
     },
+    # The browser page's static files and its npm lockfile.
+    package_data={"exchange_st.web": ["static/*"]},
     entry_points={
         "console_scripts": [
             "exchange-st-stylize=exchange_st.inference.stylize:run",

@@ -18,6 +18,7 @@ LAYERS = {
     "data": 1,
     "baselines": 2,
     "saving": 3,
+    "web": 4,
     "inference": 4,
     "evaluation": 4,
     # The evaluation curve reports learning_report's scores while training.

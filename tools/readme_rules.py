@@ -70,6 +70,15 @@ RULES = (
     Rule(r"^python3 -m venv|^\. \.venv/bin/activate$|^pip install", skip="installs: CI's set-up"),
     Rule(r"python -m pytest", skip="the test suite, which runs this walk"),
     Rule(r"^tensorboard ", skip="a viewer that serves until stopped"),
+    Rule(r"^python -m http\.server ", skip="a server that serves until stopped"),
+    Rule(
+        r"^python export_savedmodel\.py .*--web",
+        covered="tests/test_web.py::test_the_export_writes_a_page_with_its_model_and_vendored_runtime",
+    ),
+    Rule(
+        r"bench\.web ",
+        covered="tests/test_web.py::test_bench_times_each_size_the_page_reports",
+    ),
     Rule(
         r"gpu_payload\.sh|gpu_sweep\.sh|gpu_bench\.sh",
         skip="for the CUDA machine (rehearsed on CPU: docs/gpu.md)",
