@@ -18,9 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import statistics
-import tempfile
 
 from absl import app, flags
 
@@ -47,16 +45,11 @@ def download_bytes(web_dir):
 
 def time_sizes(web_dir, content, style, sizes, rounds, log=print):
     """`{"load_s", "seconds": {size: [per round]}}` of the page on one (content, style) pair."""
-    with tempfile.TemporaryDirectory() as tmp:
-        # A copy, so the pair is served beside the page without writing into it.
-        site = os.path.join(tmp, "site")
-        shutil.copytree(web_dir, site)
-        names = []
-        for path, name in ((content, "bench_content"), (style, "bench_style")):
-            names.append(name + os.path.splitext(path)[1])
-            shutil.copy(path, os.path.join(site, names[-1]))
+    files = {"bench_content": content, "bench_style": style}
+    with browser.page_with_files(web_dir, files) as (site, names):
         with browser.serve(site) as base, browser.Chromium() as chromium:
-            tab = chromium.open(f"{base}/index.html?content={names[0]}&style={names[1]}")
+            query = f"content={names['bench_content']}&style={names['bench_style']}"
+            tab = chromium.open(f"{base}/index.html?{query}")
             tab.wait_for("document.body.dataset.state === 'ready'", timeout=600)
             load_s = tab.evaluate("performance.now() / 1000")
 

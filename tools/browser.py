@@ -68,6 +68,23 @@ def serve(folder):
         server.server_close()
 
 
+@contextlib.contextmanager
+def page_with_files(web_dir, files):
+    """A temporary copy of the page folder `web_dir` with `files` (`{stem: path}`) beside it.
+
+    Yields `(folder, {stem: file name})`; the page can then load the files by
+    relative URL, and `web_dir` itself is never written to.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = os.path.join(tmp, "site")
+        shutil.copytree(web_dir, folder)
+        names = {}
+        for stem, path in files.items():
+            names[stem] = stem + os.path.splitext(path)[1]
+            shutil.copy(path, os.path.join(folder, names[stem]))
+        yield folder, names
+
+
 class Chromium:
     """A headless Chromium process and its DevTools pipe."""
 

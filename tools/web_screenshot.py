@@ -12,8 +12,6 @@ The pair is copied beside a copy of the page, preset by URL with
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 
 from absl import app, flags
 
@@ -32,15 +30,10 @@ flags.mark_flags_as_required(["web_dir", "content", "style"])
 
 def main(argv):
     del argv
-    with tempfile.TemporaryDirectory() as tmp:
-        site = os.path.join(tmp, "site")
-        shutil.copytree(FLAGS.web_dir, site)
-        names = []
-        for path, name in ((FLAGS.content, "content"), (FLAGS.style, "style")):
-            names.append(name + os.path.splitext(path)[1])
-            shutil.copy(path, os.path.join(site, names[-1]))
+    files = {"content": FLAGS.content, "style": FLAGS.style}
+    with browser.page_with_files(FLAGS.web_dir, files) as (site, names):
         query = (
-            f"content={names[0]}&style={names[1]}&alpha={FLAGS.alpha}"
+            f"content={names['content']}&style={names['style']}&alpha={FLAGS.alpha}"
             f"&max_size={FLAGS.max_size}&autorun=1"
         )
         window = tuple(int(v) for v in FLAGS.window)
