@@ -43,6 +43,8 @@ def main(argv):
             status = tab.evaluate("document.getElementById('status').textContent")
             if not status.startswith("Done"):
                 raise browser.BrowserError(f"the page said: {status}")
+            # The Save link appears when the PNG is encoded, just after "Done".
+            tab.wait_for("document.getElementById('save').href.startsWith('blob:')", 60)
             png = tab.screenshot()
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     with open(FLAGS.output, "wb") as f:
