@@ -50,7 +50,7 @@ def time_sizes(web_dir, content, style, sizes, rounds, log=print):
         with browser.serve(site) as base, browser.Chromium() as chromium:
             query = f"content={names['bench_content']}&style={names['bench_style']}"
             tab = chromium.open(f"{base}/index.html?{query}")
-            tab.wait_for("document.body.dataset.state === 'ready'", timeout=600)
+            tab.wait_for(page.JS_READY, timeout=600)
             load_s = tab.evaluate("performance.now() / 1000")
 
             def run(size):
@@ -62,12 +62,8 @@ def time_sizes(web_dir, content, style, sizes, rounds, log=print):
                       document.getElementById('run').click();
                     }})()"""
                 )
-                tab.wait_for("['done', 'error'].includes(document.body.dataset.state)", 1800)
-                status = tab.evaluate("document.getElementById('status').textContent")
-                match = _SECONDS.search(status)
-                if not match:
-                    raise browser.BrowserError(f"the page said: {status}")
-                return float(match.group(1))
+                status = browser.stylized_status(tab, 1800)
+                return float(_SECONDS.search(status).group(1))
 
             run(min(sizes))
             seconds = {size: [] for size in sizes}

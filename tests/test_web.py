@@ -159,7 +159,7 @@ def in_chromium(exported):
     query = "content=content.png&style=style.png&alpha=0.7&max_size=64&autorun=1"
     with browser.serve(web) as base, browser.Chromium() as chromium:
         tab = chromium.open(f"{base}/index.html?{query}")
-        tab.wait_for("['done', 'error'].includes(document.body.dataset.state)", timeout=300)
+        tab.wait_for(page.JS_FINISHED, timeout=300)
         width, height, pixels = tab.evaluate(
             """(() => {
               const c = document.getElementById('result');
@@ -178,7 +178,7 @@ def in_chromium(exported):
             })"""
         )
         if facts["state"] == "done":
-            tab.wait_for("document.getElementById('save').href.startsWith('blob:')", timeout=30)
+            tab.wait_for(page.JS_SAVE_READY, timeout=30)
         screenshot = tab.screenshot()
     rgba = np.frombuffer(base64.b64decode(pixels), np.uint8).reshape(height, width, 4)
     return dict(facts, base=base, rgba=rgba, content=content, style=style, screenshot=screenshot)

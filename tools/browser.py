@@ -1,9 +1,9 @@
 """Headless Chromium, driven over the DevTools protocol on a pipe: no WebDriver, no npm.
 
-    with serve(folder) as base_url, Chromium() as browser:
-        page = browser.open(f"{base_url}/index.html?...")
-        state = page.wait_for("document.body.dataset.state === 'done'")
-        png = page.screenshot()
+    with serve(folder) as base_url, Chromium() as chromium:
+        tab = chromium.open(f"{base_url}/index.html?...")
+        tab.wait_for("document.body.dataset.state === 'done'")
+        png = tab.screenshot()
 
 Chromium is started with `--remote-debugging-pipe`: it reads protocol
 commands on fd 3 and writes replies on fd 4, NUL-separated JSON. `serve`
@@ -20,11 +20,14 @@ import http.server
 import itertools
 import json
 import os
+import select
 import shutil
 import subprocess
 import tempfile
 import threading
 import time
+
+from exchange_st.web import page as web_page
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "chrome")
 
@@ -47,6 +50,10 @@ def _move_above(fd, low):
 
 class BrowserError(RuntimeError):
     """Chromium failed, or a page did not reach the awaited state in time."""
+
+
+class ChromiumGone(BrowserError):
+    """Chromium exited or stopped answering: no later command can succeed."""
 
 
 @contextlib.contextmanager
@@ -83,6 +90,19 @@ def page_with_files(web_dir, files):
             names[stem] = stem + os.path.splitext(path)[1]
             shutil.copy(path, os.path.join(folder, names[stem]))
         yield folder, names
+
+
+def stylized_status(tab, timeout):
+    """Waits until the exchange_st page has finished stylizing; returns its status line.
+
+    Raises:
+      BrowserError: the page reported an error, or did not finish in `timeout` s.
+    """
+    tab.wait_for(web_page.JS_FINISHED, timeout)
+    status = tab.evaluate(web_page.JS_STATUS)
+    if not status.startswith("Done"):
+        raise BrowserError(f"the page said: {status}")
+    return status
 
 
 class Chromium:
@@ -153,17 +173,15 @@ class Chromium:
                 return reply.get("result", {})
 
     def _read(self, deadline):
-        import select
-
         while b"\0" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise BrowserError("Chromium did not answer in time")
+                raise ChromiumGone("Chromium did not answer in time")
             ready, _, _ = select.select([self._replies], [], [], left)
             if ready:
                 chunk = os.read(self._replies, 1 << 20)
                 if not chunk:
-                    raise BrowserError("Chromium closed its DevTools pipe (it exited)")
+                    raise ChromiumGone("Chromium closed its DevTools pipe (it exited)")
                 self._buffer += chunk
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
@@ -204,9 +222,13 @@ class Page:
         """Waits until the JavaScript `condition` is true; raises `BrowserError` after `timeout` s."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with contextlib.suppress(BrowserError):
+            try:
                 if self.evaluate(f"Boolean({condition})"):
                     return
+            except ChromiumGone:
+                raise
+            except BrowserError:
+                pass  # e.g. no document.body yet, or a context replaced by navigation
             time.sleep(poll)
         raise BrowserError(f"the page did not reach `{condition}` in {timeout:.0f} s")
 

@@ -15,6 +15,7 @@ import os
 
 from absl import app, flags
 
+from exchange_st.web import page
 from tools import browser
 
 FLAGS = flags.FLAGS
@@ -39,12 +40,9 @@ def main(argv):
         window = tuple(int(v) for v in FLAGS.window)
         with browser.serve(site) as base, browser.Chromium(window=window) as chromium:
             tab = chromium.open(f"{base}/index.html?{query}")
-            tab.wait_for("['done', 'error'].includes(document.body.dataset.state)", 1800)
-            status = tab.evaluate("document.getElementById('status').textContent")
-            if not status.startswith("Done"):
-                raise browser.BrowserError(f"the page said: {status}")
+            status = browser.stylized_status(tab, 1800)
             # The Save link appears when the PNG is encoded, just after "Done".
-            tab.wait_for("document.getElementById('save').href.startsWith('blob:')", 60)
+            tab.wait_for(page.JS_SAVE_READY, 60)
             png = tab.screenshot()
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     with open(FLAGS.output, "wb") as f:

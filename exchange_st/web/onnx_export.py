@@ -55,11 +55,12 @@ class OnnxResult:
     float32_elements: int = 0
 
 
-def convert(saved_model_dir, path, weights="compact") -> OnnxResult:
+def convert(saved_model, path, weights="compact") -> OnnxResult:
     """Writes the SavedModel's stylization (content, style, alpha -> stylized) as ONNX.
 
     Args:
-      saved_model_dir: a SavedModel of `export_saved_model`.
+      saved_model: a SavedModel of `export_saved_model`: its directory, or
+        the object `tf.saved_model.load` returned for it.
       path: the `.onnx` file to write.
       weights: "compact" (kernels on the release's int8 grid as int8, other
         large kernels as float16; `_store_compactly`) or "float32" (as traced).
@@ -76,7 +77,7 @@ def convert(saved_model_dir, path, weights="compact") -> OnnxResult:
     import tensorflow as tf
 
     # The loaded object owns the variables: it must outlive the tracing.
-    loaded = tf.saved_model.load(os.fspath(saved_model_dir))
+    loaded = _loaded(saved_model)
     serve = loaded.signatures["serving_default"]
     spec = [
         tf.TensorSpec([1, None, None, 3], tf.float32, name="content"),
@@ -99,6 +100,15 @@ def convert(saved_model_dir, path, weights="compact") -> OnnxResult:
     onnx.save(proto, os.fspath(path))
     result.bytes = os.path.getsize(path)
     return result
+
+
+def _loaded(saved_model):
+    """A loaded SavedModel, loading `saved_model` if it is a path (the full model takes seconds)."""
+    if hasattr(saved_model, "signatures"):
+        return saved_model
+    import tensorflow as tf
+
+    return tf.saved_model.load(os.fspath(saved_model))
 
 
 def _kernel_axis(proto):
@@ -160,12 +170,12 @@ def _store_compactly(proto, result):
     proto.graph.node.extend(nodes + existing)
 
 
-def check(onnx_path, saved_model_dir, pairs, alpha=1.0):
+def check(onnx_path, saved_model, pairs, alpha=1.0):
     """ONNX Runtime's outputs against the SavedModel's on `(content, style)` pairs.
 
     Args:
       onnx_path: a file of `convert`.
-      saved_model_dir: the SavedModel it was converted from.
+      saved_model: the SavedModel it was converted from (directory or loaded).
       pairs: float32 `[H, W, 3]` images in [0, 1].
       alpha: Eq. 8's trade-off.
 
@@ -175,7 +185,7 @@ def check(onnx_path, saved_model_dir, pairs, alpha=1.0):
     ort = _require("onnxruntime")
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(os.fspath(saved_model_dir))
+    loaded = _loaded(saved_model)
     serve = loaded.signatures["serving_default"]
     session = ort.InferenceSession(os.fspath(onnx_path), providers=["CPUExecutionProvider"])
     diffs = []

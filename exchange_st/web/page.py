@@ -20,6 +20,12 @@ PAGE_FILES = ("index.html", "app.js", "style.css")
 # ONNX Runtime Web's WebAssembly build: the loader, its module and the binary.
 VENDOR_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 VENDOR_PACKAGE = "onnxruntime-web"
+# The page's state as a driver reads it (tests/test_web.py, bench.web,
+# tools.web_screenshot): JavaScript expressions over app.js's document.
+JS_READY = "document.body.dataset.state === 'ready'"
+JS_FINISHED = "['done', 'error'].includes(document.body.dataset.state)"
+JS_STATUS = "document.getElementById('status').textContent"
+JS_SAVE_READY = "document.getElementById('save').href.startsWith('blob:')"
 MODEL_FILE = "model.onnx"
 INFO_FILE = "model.json"
 
